@@ -11,7 +11,9 @@ COMMANDS = {"train": "pets_core.bench.train", "plan": "pets_core.bench.plan"}
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python -m pets_core.bench {{{','.join(COMMANDS)}}} [options]", file=sys.stderr)
+        print(
+            f"usage: python -m pets_core.bench {{{','.join(COMMANDS)}}} [options]", file=sys.stderr
+        )
         return 2
     return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
 
