@@ -1,4 +1,4 @@
-"""PETS variants named as in the paper: MODEL-PROP-OPT, e.g. PE-TSinf-CEM (Chua et al. 2018, sec. 6).
+"""PETS variants named as in the paper: MODEL-PROP-OPT, e.g. PE-TSinf-CEM (Chua et al. 2018).
 
 The valid combinations are those the original's config enforces (spec sec. 3.5 and 4).
 """

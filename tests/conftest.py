@@ -5,8 +5,8 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco's GL context
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
