@@ -1,0 +1,219 @@
+"""Paper figures from the tidy table: Figure-3 best-so-far curves, Figure-4 ablation, raw returns.
+
+Functions take DataFrames (and the reference points from config/reference_curves.yaml) and return a
+``Figure``; the workflow scripts do the file I/O. Colours per variant are stable across figures and
+runs: a variant keeps its colour whichever subset of variants is plotted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from pets_core.variants import MODEL_TYPES, OPT_TYPES, PROP_TYPES
+
+COLUMN_WIDTH_IN = 3.25  # one column of a two-column paper
+TEXT_WIDTH_IN = 6.75  # full text width
+PANEL_HEIGHT_IN = 2.0
+N_BOOT = 1000
+BOOT_SEED = 0  # fixed: byte-stable figures
+
+ALL_VARIANTS = [f"{m}-{p}-{o}" for o, m, p in itertools.product(OPT_TYPES, MODEL_TYPES, PROP_TYPES)]
+X_LABELS = {"iteration": "Trials", "env_steps": "Environment steps"}
+
+
+@contextlib.contextmanager
+def paper_style() -> Iterator[None]:
+    """seaborn paper context, ticks style, embedded TrueType fonts, no top/right spines."""
+    rc = {
+        "pdf.fonttype": 42,  # embed TrueType, not Type 3
+        "ps.fonttype": 42,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "savefig.dpi": 200,
+        "svg.hashsalt": "pets",
+    }
+    with sns.axes_style("ticks"), sns.plotting_context("paper"), mpl.rc_context(rc):
+        yield
+
+
+def variant_palette(variants: Sequence[str], fixed: Mapping[str, str] | None = None) -> dict:
+    """variant -> colour; ``fixed`` (config ``figures.palette``) wins, others by canonical index."""
+    colours = list(plt.get_cmap("tab20").colors) + list(plt.get_cmap("tab20b").colors)
+    palette = {}
+    for variant in variants:
+        if fixed and variant in fixed:
+            palette[variant] = fixed[variant]
+        elif variant in ALL_VARIANTS:
+            palette[variant] = colours[ALL_VARIANTS.index(variant) % len(colours)]
+        else:
+            palette[variant] = "grey"
+    return palette
+
+
+def prop_palette() -> dict[str, tuple]:
+    """Propagation method -> colour (Figure 4 colours bars by propagation)."""
+    return dict(zip(PROP_TYPES, sns.color_palette("colorblind", len(PROP_TYPES)), strict=True))
+
+
+def best_so_far_figure(
+    tidy: pd.DataFrame,
+    *,
+    envs: Sequence[str],
+    variants: Sequence[str],
+    x: str = "iteration",
+    reference: Mapping[str, Sequence[Mapping]] | None = None,
+    palette: Mapping[str, str] | None = None,
+) -> plt.Figure:
+    """Figure 3: best-so-far return vs trials (or env steps), mean and 95% bootstrap CI over seeds.
+
+    ``reference``: env -> points {label, trials, env_steps, return} read off published curves,
+    drawn as black markers (one marker style per label).
+    """
+    data = tidy[tidy["variant"].isin(variants)]
+    present = [v for v in variants if v in set(data["variant"])]
+    palette = variant_palette(present, palette)
+    fig, axes = _panels(len(envs))
+    markers = itertools.cycle(["x", "+", "1", "*"])
+    marker_of: dict[str, str] = {}
+    for ax, env in zip(axes, envs, strict=True):
+        env_data = data[data["env"] == env]
+        if len(env_data):
+            sns.lineplot(
+                data=env_data,
+                x=x,
+                y="best_so_far",
+                hue="variant",
+                hue_order=[v for v in present if v in set(env_data["variant"])],
+                palette=palette,
+                errorbar=("ci", 95),
+                n_boot=N_BOOT,
+                seed=BOOT_SEED,
+                ax=ax,
+                legend=False,
+            )
+        for point in (reference or {}).get(env, []):
+            label = point["label"]
+            marker_of.setdefault(label, next(markers))
+            ax.plot(
+                point["trials" if x == "iteration" else "env_steps"],
+                point["return"],
+                linestyle="none",
+                marker=marker_of[label],
+                color="black",
+                markersize=5,
+            )
+        ax.set(title=env, xlabel=X_LABELS[x], ylabel="")
+    axes[0].set_ylabel("Best-so-far return")
+    handles = [mpl.lines.Line2D([], [], color=palette[v], label=v) for v in present]
+    handles += [
+        mpl.lines.Line2D([], [], color="black", marker=m, linestyle="none", label=label)
+        for label, m in marker_of.items()
+    ]
+    _legend(fig, handles)
+    return fig
+
+
+def raw_returns_figure(
+    tidy: pd.DataFrame,
+    *,
+    envs: Sequence[str],
+    variants: Sequence[str],
+    palette: Mapping[str, str] | None = None,
+) -> plt.Figure:
+    """Per-trial return (not best-so-far) vs trials: mean and 95% CI band, thin line per seed."""
+    data = tidy[tidy["variant"].isin(variants)]
+    present = [v for v in variants if v in set(data["variant"])]
+    palette = variant_palette(present, palette)
+    fig, axes = _panels(len(envs))
+    for ax, env in zip(axes, envs, strict=True):
+        for variant in present:
+            runs = data[(data["env"] == env) & (data["variant"] == variant)]
+            if not len(runs):
+                continue
+            for _, run in runs.groupby("seed"):
+                ax.plot(run["iteration"], run["return"], color=palette[variant], lw=0.4, alpha=0.35)
+            sns.lineplot(
+                data=runs,
+                x="iteration",
+                y="return",
+                color=palette[variant],
+                errorbar=("ci", 95),
+                n_boot=N_BOOT,
+                seed=BOOT_SEED,
+                ax=ax,
+            )
+        ax.set(title=env, xlabel=X_LABELS["iteration"], ylabel="")
+    axes[0].set_ylabel("Return of each trial")
+    _legend(fig, [mpl.lines.Line2D([], [], color=palette[v], label=v) for v in present])
+    return fig
+
+
+def ablation_figure(summary: pd.DataFrame, *, envs: Sequence[str], opt: str = "CEM") -> plt.Figure:
+    """Figure 4: final best-so-far per model (x) x propagation (bars), per env, with 95% CIs.
+
+    ``summary``: :func:`pets_core.analysis.stats.summarize_final` output (mean, ci_low, ci_high).
+    """
+    parts = summary["variant"].str.split("-", expand=True)
+    data = summary.assign(model=parts[0], prop=parts[1], opt=parts[2])
+    data = data[data["opt"] == opt]
+    colours = prop_palette()
+    props = [p for p in PROP_TYPES if p in set(data["prop"])]
+    width = 0.8 / max(len(props), 1)
+    fig, axes = _panels(len(envs))
+    for ax, env in zip(axes, envs, strict=True):
+        env_data = data[data["env"] == env]
+        models = [m for m in MODEL_TYPES if m in set(env_data["model"])]
+        for j, prop in enumerate(props):
+            cells = env_data[env_data["prop"] == prop].set_index("model")
+            xs, heights, errors = [], [], [[], []]
+            for i, model in enumerate(models):
+                if model not in cells.index:
+                    continue
+                row = cells.loc[model]
+                xs.append(i + (j - (len(props) - 1) / 2) * width)
+                heights.append(row["mean"])
+                low = row["mean"] - row["ci_low"] if np.isfinite(row["ci_low"]) else 0.0
+                high = row["ci_high"] - row["mean"] if np.isfinite(row["ci_high"]) else 0.0
+                errors[0].append(low)
+                errors[1].append(high)
+            ax.bar(
+                xs,
+                heights,
+                width=width,
+                color=colours[prop],
+                yerr=errors,
+                capsize=1.5,
+                error_kw={"lw": 0.6},
+            )
+        ax.set_xticks(range(len(models)), models)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.set(title=env, xlabel="Model", ylabel="")
+    axes[0].set_ylabel("Final best-so-far return")
+    _legend(fig, [mpl.patches.Patch(color=colours[p], label=p) for p in props])
+    return fig
+
+
+def _panels(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
+    fig, axes = plt.subplots(
+        1,
+        n,
+        figsize=(max(TEXT_WIDTH_IN * n / 4, COLUMN_WIDTH_IN), PANEL_HEIGHT_IN),
+        layout="constrained",
+        squeeze=False,
+    )
+    return fig, list(axes[0])
+
+
+def _legend(fig: plt.Figure, handles: list) -> None:
+    if handles:
+        fig.legend(
+            handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False
+        )
