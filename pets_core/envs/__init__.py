@@ -1,0 +1,60 @@
+"""The four PETS environments (spec sec. 1) as gymnasium MuJoCo envs, and their planner tasks.
+
+Importing this package registers pets/Cartpole-v0, pets/Reacher3D-v0, pets/Pusher-v0 and
+pets/HalfCheetah-v0: no TimeLimit (the experiment loop runs task_hor steps), never terminated.
+"""
+
+import gymnasium
+
+from pets_core.envs.tasks import TaskSpec, get_task
+
+ENV_NAMES = ("cartpole", "reacher", "pusher", "halfcheetah")
+
+ENV_IDS = {
+    "cartpole": "pets/Cartpole-v0",
+    "reacher": "pets/Reacher3D-v0",
+    "pusher": "pets/Pusher-v0",
+    "halfcheetah": "pets/HalfCheetah-v0",
+}
+_ENTRY_POINTS = {
+    "cartpole": "pets_core.envs.cartpole:CartpoleEnv",
+    "reacher": "pets_core.envs.reacher:Reacher3DEnv",
+    "pusher": "pets_core.envs.pusher:PusherEnv",
+    "halfcheetah": "pets_core.envs.halfcheetah:HalfCheetahEnv",
+}
+# every accepted spelling -> short name: short names, our ids, the original's ids
+_ALIASES = {name: name for name in ENV_NAMES} | {
+    env_id.lower(): name for name, env_id in ENV_IDS.items()
+}
+_ALIASES |= {
+    "mbrlcartpole-v0": "cartpole",
+    "mbrlreacher3d-v0": "reacher",
+    "mbrlpusher-v0": "pusher",
+    "mbrlhalfcheetah-v0": "halfcheetah",
+}
+
+
+def canonical_name(name: str) -> str:
+    """Short env name for a short name or gym id (case-insensitive); ValueError if unknown."""
+    try:
+        return _ALIASES[name.lower()]
+    except (KeyError, AttributeError):
+        valid = ", ".join([*ENV_NAMES, *ENV_IDS.values()])
+        raise ValueError(f"unknown env {name!r}; valid: {valid}") from None
+
+
+def make_env(name: str, **kwargs) -> gymnasium.Env:
+    """gymnasium.make() of a PETS env by short name or id; kwargs (render_mode, width, ...) pass on."""
+    return gymnasium.make(ENV_IDS[canonical_name(name)], **kwargs)
+
+
+def _register() -> None:
+    for name in ENV_NAMES:
+        if ENV_IDS[name] not in gymnasium.registry:
+            # no max_episode_steps: the original registers without a TimeLimit (spec sec. 0)
+            gymnasium.register(id=ENV_IDS[name], entry_point=_ENTRY_POINTS[name])
+
+
+_register()
+
+__all__ = ["ENV_IDS", "ENV_NAMES", "TaskSpec", "canonical_name", "get_task", "make_env"]
