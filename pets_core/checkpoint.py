@@ -1,0 +1,54 @@
+"""checkpoint.pt: everything needed to continue after the last complete iteration.
+
+Written atomically after every iteration (temp file + os.replace), so a kill at any moment leaves
+either the previous or the new checkpoint. numpy arrays are stored as tagged tensors so the file
+loads with ``torch.load(weights_only=True)`` (no arbitrary pickles).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pets_core.logs import atomic_path
+
+CHECKPOINT = "checkpoint.pt"
+_ND = "__ndarray__"
+
+
+def pack(obj: Any) -> Any:
+    """np.ndarray -> {"__ndarray__": tensor}, recursively through dicts, lists and tuples."""
+    if isinstance(obj, np.ndarray):
+        return {_ND: torch.from_numpy(np.ascontiguousarray(obj))}
+    if isinstance(obj, dict):
+        return {k: pack(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(pack(v) for v in obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def unpack(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {_ND}:
+            return obj[_ND].numpy()
+        return {k: unpack(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(unpack(v) for v in obj)
+    return obj
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
+    with atomic_path(Path(run_dir) / CHECKPOINT) as tmp:
+        torch.save(pack(state), tmp)
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    return unpack(torch.load(path, map_location="cpu", weights_only=True))

@@ -1,0 +1,95 @@
+"""Run-directory files written atomically (temp file in the same folder, then os.replace).
+
+``logs.mat`` holds exactly the original's keys and shapes (spec sec. 6.2), with n = logged episodes
+(initial random + nrollouts_per_iter per iteration), T = task_hor:
+
+* observations [n, T + 1, O] (includes the reset observation)
+* actions      [n, T, A]     (noise-free, as chosen by the controller)
+* rewards      [n, T]
+* returns      [1, iters * neval] (MPC episodes only, iteration-major)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import scipy.io
+
+LOGS_MAT = "logs.mat"
+PREDICTIONS_MAT = "predictions.mat"
+DONE_JSON = "done.json"
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success fsync it and rename it over ``path``.
+
+    Readers see either the old complete file or the new complete file, never a partial one.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_mat(path: Path, arrays: Mapping[str, Any]) -> None:
+    atomic_write(path, lambda f: scipy.io.savemat(f, dict(arrays)))
+
+
+def write_logs_mat(
+    run_dir: Path,
+    observations: Sequence[np.ndarray],
+    actions: Sequence[np.ndarray],
+    rewards: Sequence[np.ndarray],
+    returns: Sequence[float],
+) -> None:
+    """Overwrite logs.mat with every logged episode so far (original ``MBExperiment`` format)."""
+    write_mat(
+        Path(run_dir) / LOGS_MAT,
+        {
+            "observations": np.stack(observations),  # [n, T + 1, O]
+            "actions": np.stack(actions),  # [n, T, A]
+            "rewards": np.stack(rewards),  # [n, T]
+            "returns": np.asarray(returns, dtype=np.float64).reshape(1, -1),  # [1, iters * neval]
+        },
+    )
+
+
+def read_logs_mat(path: Path) -> dict[str, np.ndarray]:
+    data = scipy.io.loadmat(path)
+    return {k: data[k] for k in ("observations", "actions", "rewards", "returns")}
+
+
+def write_predictions_mat(iter_dir: Path, log: Mapping[str, np.ndarray]) -> None:
+    """train_iter<i>/predictions.mat: {means, vars} [calls, H + 1, O] or predictions [calls, H + 1, P, O]."""
+    if log:
+        Path(iter_dir).mkdir(parents=True, exist_ok=True)
+        write_mat(Path(iter_dir) / PREDICTIONS_MAT, log)
