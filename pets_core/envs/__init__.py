@@ -8,6 +8,8 @@ import gymnasium
 
 from pets_core.envs.tasks import TaskSpec, get_task
 
+RENDER_MODES = ("human", "rgb_array", "depth_array", "rgbd_tuple")
+
 ENV_NAMES = ("cartpole", "reacher", "pusher", "halfcheetah")
 
 ENV_IDS = {
@@ -44,8 +46,15 @@ def canonical_name(name: str) -> str:
 
 
 def make_env(name: str, **kwargs) -> gymnasium.Env:
-    """gymnasium.make() of a PETS env by short name or id; kwargs (render_mode, width, ...) pass on."""
-    return gymnasium.make(ENV_IDS[canonical_name(name)], **kwargs)
+    """gymnasium.make() a PETS env by short name or id; kwargs (render_mode, width...) pass on."""
+    env_id = ENV_IDS[canonical_name(name)]
+    render_mode = kwargs.get("render_mode")
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        # before gymnasium.make, which would only warn
+        raise ValueError(
+            f"unknown render_mode {render_mode!r}; valid: None, {', '.join(RENDER_MODES)}"
+        )
+    return gymnasium.make(env_id, **kwargs)
 
 
 def _register() -> None:

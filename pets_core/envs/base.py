@@ -8,10 +8,10 @@ import torch
 from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
+from pets_core.envs import RENDER_MODES
 from pets_core.envs.tasks import TaskSpec, get_task
 
 ASSETS = Path(__file__).parent / "assets"
-RENDER_MODES = ("human", "rgb_array", "depth_array", "rgbd_tuple")
 
 
 class PetsMujocoEnv(MujocoEnv):

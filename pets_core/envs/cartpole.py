@@ -1,5 +1,7 @@
 """Cartpole swing-up (spec sec. 1.1): obs [x, theta, x_dot, theta_dot], action (1,) in [-3, 3]."""
 
+from typing import Any, ClassVar
+
 import numpy as np
 
 from pets_core.envs.base import RENDER_MODES, PetsMujocoEnv
@@ -8,11 +10,12 @@ from pets_core.envs.base import RENDER_MODES, PetsMujocoEnv
 class CartpoleEnv(PetsMujocoEnv):
     """Swing the pole up from hanging down; reward exp(-|tip - (0, 0.6)|^2 / 0.36) - 0.01 a^2."""
 
-    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 25}  # dt = 2 x 0.02 s
+    # render_fps = 1 / dt, dt = 2 x 0.02 s
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 25}
     task_name = "cartpole"
     xml_file = "cartpole.xml"
     frame_skip_default = 2
-    default_camera_config = {
+    default_camera_config: ClassVar[dict[str, Any]] = {
         "distance": 4.0,
         "elevation": 0.0,
         "azimuth": 90.0,

@@ -1,5 +1,7 @@
 """HalfCheetah (spec sec. 1.4): obs (18) = [forward velocity, qpos[1:9], qvel[0:9]], action (6)."""
 
+from typing import Any, ClassVar
+
 import numpy as np
 
 from pets_core.envs.base import RENDER_MODES, PetsMujocoEnv
@@ -12,11 +14,12 @@ class HalfCheetahEnv(PetsMujocoEnv):
     (x_{t+1} - x_t) / dt, not qvel[0]; it is 0 right after reset.
     """
 
-    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 20}  # dt = 5 x 0.01 s
+    # render_fps = 1 / dt, dt = 5 x 0.01 s
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 20}
     task_name = "halfcheetah"
     xml_file = "half_cheetah.xml"
     frame_skip_default = 5
-    default_camera_config = {
+    default_camera_config: ClassVar[dict[str, Any]] = {
         "trackbodyid": 1,
         "distance": 4.0,
         "elevation": -20.0,

@@ -5,6 +5,8 @@ subtree centre of mass (`data.subtree_com`, what gym 0.9.4's `get_body_com` retu
 frame origin; action (7) in [-2, 2]. The reward scores the PRE-step state.
 """
 
+from typing import Any, ClassVar
+
 import mujoco
 import numpy as np
 
@@ -26,11 +28,12 @@ Measured sweep and proof: tests/test_envs.py::test_pusher_scripted_push_moves_ob
 class PusherEnv(PetsMujocoEnv):
     """Reward -1.25 |obj - goal|_1 - 0.5 |obj - tip|_1 - 0.1 |a|^2 on the pre-step state."""
 
-    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 25}  # dt = 4 x 0.01 s
+    # render_fps = 1 / dt, dt = 4 x 0.01 s
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 25}
     task_name = "pusher"
     xml_file = "pusher.xml"
     frame_skip_default = 4
-    default_camera_config = {
+    default_camera_config: ClassVar[dict[str, Any]] = {
         "distance": 2.2,
         "elevation": -45.0,
         "azimuth": 150.0,

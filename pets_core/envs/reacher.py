@@ -3,6 +3,8 @@
 obs (17) = [arm angles (7), goal (3) = qpos[7:10], arm velocities (7)]; action (7) in [-20, 20].
 """
 
+from typing import Any, ClassVar
+
 import numpy as np
 
 from pets_core.envs.base import RENDER_MODES, PetsMujocoEnv
@@ -11,11 +13,12 @@ from pets_core.envs.base import RENDER_MODES, PetsMujocoEnv
 class Reacher3DEnv(PetsMujocoEnv):
     """Reward -|EE(obs) - goal|^2 - 0.01 |a|^2 with the original's analytic end effector."""
 
-    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 50}  # dt = 2 x 0.01 s
+    # render_fps = 1 / dt, dt = 2 x 0.01 s
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 50}
     task_name = "reacher"
     xml_file = "reacher3d.xml"
     frame_skip_default = 2
-    default_camera_config = {
+    default_camera_config: ClassVar[dict[str, Any]] = {
         "distance": 2.5,
         "elevation": -30.0,
         "azimuth": 135.0,
