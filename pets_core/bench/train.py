@@ -1,0 +1,174 @@
+"""`python -m pets_core.bench train`: seconds per training epoch of the paper network (batch 32).
+
+Times one epoch (``ceil(N / 32)`` Adam steps of the whole E = 5 PE ensemble, each member on its own
+bootstrap rows) after a warm-up epoch, repeated ``--repeats`` times (median reported), on random
+data of the env's model dims. ``--autograd`` also times the plain autograd + torch.optim.Adam path
+(the same maths) for a before/after on the same machine. Last stdout line: one JSON object.
+
+Baseline (mbrl-lib 0.2.0 on this machine, from the issue): cartpole 0.79 / 3.86 s, halfcheetah
+0.22 / 1.15 s per epoch at N = 2,000 / 10,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from pets_core.models import ModelTrainer, make_model
+from pets_core.models.loss import training_loss
+
+ENV_DIMS = {"cartpole": (6, 4), "reacher": (24, 17), "pusher": (27, 20), "halfcheetah": (24, 18)}
+BASELINE_S_PER_EPOCH = {  # mbrl-lib 0.2.0, N -> s/epoch (issue 3)
+    "cartpole": {2000: 0.79, 10000: 3.86},
+    "halfcheetah": {2000: 0.22, 10000: 1.15},
+}
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "envs"
+ENSEMBLE_SIZE, BATCH_SIZE = 5, 32
+
+
+def env_network(env: str) -> dict:
+    cfg = yaml.safe_load((CONFIG_DIR / f"{env}.yaml").read_text())
+    init = cfg["ctrl_cfg"]["prop_cfg"]["model_init_cfg"]
+    return {
+        "hidden_dims": list(init["hidden_dims"]),
+        "weight_decays": list(init["weight_decays"]),
+        "learning_rate": float(init["learning_rate"]),
+    }
+
+
+def flops_per_step(in_dim: int, hidden: list[int], head: int, E: int, B: int) -> int:
+    """Forward 2BDD' per layer; backward twice that, minus the input-gradient of layer 0."""
+    dims = [in_dim, *hidden, head]
+    macs = sum(a * b for a, b in itertools.pairwise(dims))
+    return 2 * E * B * (3 * macs - dims[0] * dims[1])
+
+
+def _time_fast(trainer: ModelTrainer, x: torch.Tensor, y: torch.Tensor, idxs, repeats: int):
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    trainer._run_epoch(x, y, idxs, BATCH_SIZE)  # warm-up
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        trainer._run_epoch(x, y, idxs, BATCH_SIZE)
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _time_autograd(model, lr: float, x_raw: torch.Tensor, y: torch.Tensor, idxs, repeats: int):
+    """Plain path: model(x) -> training_loss -> backward -> torch.optim.Adam (same maths)."""
+    sync = torch.cuda.synchronize if x_raw.device.type == "cuda" else (lambda: None)
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    N = idxs.shape[1]
+    idxs = idxs.to(x_raw.device)
+
+    def epoch():
+        for b0 in range(0, N, BATCH_SIZE):
+            cols = idxs[:, b0 : b0 + BATCH_SIZE]
+            opt.zero_grad(set_to_none=True)
+            training_loss(model, x_raw[cols], y[cols]).backward()
+            opt.step()
+
+    epoch()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        epoch()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pets_core.bench train", description=__doc__)
+    parser.add_argument("--env", choices=sorted(ENV_DIMS), default="cartpole")
+    parser.add_argument("--n", default="2000,10000", help="comma-separated dataset sizes")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--repeats", type=int, default=5, help="timed epochs (median reported)")
+    parser.add_argument("--autograd", action="store_true", help="also time the autograd path")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda requested but CUDA is not available")
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    net = env_network(args.env)
+    in_dim, out_dim = ENV_DIMS[args.env]
+    rng = np.random.default_rng(args.seed)
+    flops = flops_per_step(in_dim, net["hidden_dims"], 2 * out_dim, ENSEMBLE_SIZE, BATCH_SIZE)
+
+    runs = []
+    for n in (int(s) for s in args.n.split(",")):
+        model = make_model(
+            "PE",
+            in_dim=in_dim,
+            out_dim=out_dim,
+            hidden_dims=net["hidden_dims"],
+            weight_decays=net["weight_decays"],
+            num_nets=ENSEMBLE_SIZE,
+            device=device,
+            seed=args.seed,
+        )
+        trainer = ModelTrainer(model, net["learning_rate"])
+        inputs = rng.standard_normal((n, in_dim)).astype(np.float32)
+        targets = rng.standard_normal((n, out_dim)).astype(np.float32)
+        model.normalizer.fit(inputs)
+        x_raw = torch.as_tensor(inputs, device=device)
+        x = model.normalizer(x_raw)
+        y = torch.as_tensor(targets, device=device)
+        idxs = torch.from_numpy(rng.integers(n, size=(ENSEMBLE_SIZE, n)))
+        steps = math.ceil(n / BATCH_SIZE)
+        with torch.no_grad():
+            times = _time_fast(trainer, x, y, idxs, args.repeats)
+        s_per_epoch = statistics.median(times)
+        run = {
+            "n": n,
+            "s_per_epoch": round(s_per_epoch, 5),
+            "s_per_epoch_min": round(min(times), 5),
+            "steps_per_s": round(steps / s_per_epoch, 1),
+            "gflop_per_s": round(flops * steps / s_per_epoch / 1e9, 1),
+        }
+        base = BASELINE_S_PER_EPOCH.get(args.env, {}).get(n)
+        run["baseline_s_per_epoch"] = base
+        run["speedup"] = round(base / s_per_epoch, 2) if base else None
+        if args.autograd:
+            ag = statistics.median(_time_autograd(model, net["learning_rate"], x_raw, y, idxs, 3))
+            run["autograd_s_per_epoch"] = round(ag, 5)
+            run["speedup_vs_autograd"] = round(ag / s_per_epoch, 2)
+        print(json.dumps({"env": args.env, **run}), flush=True)
+        runs.append(run)
+
+    num_params = sum(p.numel() for p in model.trainable_parameters())
+    summary: dict = {
+        "env": args.env,
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "threads": torch.get_num_threads(),
+        "ensemble_size": ENSEMBLE_SIZE,
+        "batch_size": BATCH_SIZE,
+        "num_params": num_params,
+        "flop_per_step": flops,
+        "adam_bytes_per_step": 28 * num_params,  # read p, g, m, v + write p, m, v (float32)
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "loadavg": os.getloadavg()[0],
+    }
+    keys = sorted({k for run in runs for k in run})
+    for key in keys:
+        values = [run.get(key) for run in runs]
+        summary[key] = values[0] if len(values) == 1 else values
+    print(json.dumps(summary))
+    return 0

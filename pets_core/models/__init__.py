@@ -1,0 +1,20 @@
+"""Dynamics models: the D / P / DE / PE ensemble, its training and its files (spec sec. 3)."""
+
+from pets_core.models.ensemble import MODEL_TYPES, EnsembleModel, ModelType, make_model
+from pets_core.models.io import export_original, load_model, load_original, save_model
+from pets_core.models.normalizer import Normalizer
+from pets_core.models.training import ModelTrainer, TrainStats
+
+__all__ = [
+    "MODEL_TYPES",
+    "EnsembleModel",
+    "ModelTrainer",
+    "ModelType",
+    "Normalizer",
+    "TrainStats",
+    "export_original",
+    "load_model",
+    "load_original",
+    "make_model",
+    "save_model",
+]

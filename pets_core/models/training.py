@@ -1,0 +1,211 @@
+"""One ``train()`` call of the original (spec sec. 3.3), on the fast hand-written gradient path.
+
+Per call: optional holdout (reporting only) -> normaliser re-fit -> bootstrap index matrix
+``(E, N)`` drawn with replacement (also for E = 1) -> ``epochs`` passes of consecutive column
+slices of ``batch_size`` (last one short), one Adam step each for all members at once, each member
+on its own rows -> after each epoch every member's index row is shuffled independently.
+Weights and Adam state persist across calls.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pets_core.models.adam import FlatAdam
+from pets_core.models.backprop import EnsembleGradient
+from pets_core.models.ensemble import EnsembleModel
+from pets_core.models.loss import gaussian_nll, half_mse, member_mse
+
+GATHER_COLUMNS = 8192  # bootstrap columns gathered per chunk: bounds memory at N = 300k
+
+
+@dataclass
+class TrainStats:
+    """Diagnostics of one ``train()`` call, as data (spec sec. 3.3 step 5).
+
+    ``train_nll`` is each member's training objective without regularisers on the first
+    ``max_logging`` of its shuffled bootstrap rows: the Gaussian NLL of sec. 3.2 for P / PE, the
+    deterministic loss mean((mu - y)^2) / 2 for D / DE. ``train_mse`` is mean((mu - y)^2) on the
+    same rows, ``holdout_mse`` the members' average MSE on the holdout rows (None without holdout).
+    """
+
+    train_nll: list[float] = field(default_factory=list)
+    train_mse: list[float] = field(default_factory=list)
+    holdout_mse: float | None = None
+    steps: int = 0
+    seconds: float = 0.0
+
+    def as_metrics(self) -> dict[str, float]:
+        metrics = {
+            "model/train_nll": float(np.mean(self.train_nll)) if self.train_nll else float("nan"),
+            "model/train_mse": float(np.mean(self.train_mse)) if self.train_mse else float("nan"),
+            "model/train_steps": float(self.steps),
+            "model/train_s": float(self.seconds),
+        }
+        if self.holdout_mse is not None:
+            metrics["model/holdout_mse"] = float(self.holdout_mse)
+        return metrics
+
+
+class ModelTrainer:
+    """Trains an ``EnsembleModel`` in place with TF-Adam; keeps the optimiser state across calls.
+
+    The trainer keeps the trainable parameters in one flat vector (so Adam is one fused kernel)
+    and copies them into the model at the end of each call (and from it at the start, so edits to
+    the model between calls are honoured).
+    """
+
+    def __init__(self, model: EnsembleModel, learning_rate: float) -> None:
+        self.model = model
+        params = model.trainable_parameters()
+        ref = params[0]
+        self._params = torch.cat([p.detach().reshape(-1) for p in params]).to(ref.device)
+        self._grads = torch.zeros_like(self._params)
+        self._adam = FlatAdam(self._params, learning_rate)
+        self._gradient = EnsembleGradient(model, self._params, self._grads)
+        self.total_steps = 0
+
+    @property
+    def learning_rate(self) -> float:
+        return self._adam.learning_rate
+
+    # ------------------------------------------------------------------ train
+
+    def train(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        *,
+        epochs: int = 5,
+        batch_size: int = 32,
+        holdout_ratio: float = 0.0,
+        max_logging: int = 5000,
+        rng: np.random.Generator,
+    ) -> TrainStats:
+        """Train on ``inputs (N, I)`` -> ``targets (N, T)`` (spec sec. 3.3); returns diagnostics."""
+        start = time.perf_counter()
+        model = self.model
+        inputs, targets = _check_data(inputs, targets, model.in_dim, model.out_dim)
+        if epochs < 0 or batch_size < 1 or not 0.0 <= holdout_ratio < 1.0:
+            raise ValueError(
+                f"need epochs >= 0, batch_size >= 1, 0 <= holdout_ratio < 1; got {epochs}, "
+                f"{batch_size}, {holdout_ratio}"
+            )
+        E, device = model.ensemble_size, self._params.device
+
+        # 1. holdout (the original permutes the rows even when it holds none out)
+        num_holdout = min(int(inputs.shape[0] * holdout_ratio), max_logging)
+        permutation = rng.permutation(inputs.shape[0])
+        hold_in, hold_targ = inputs[permutation[:num_holdout]], targets[permutation[:num_holdout]]
+        inputs, targets = inputs[permutation[num_holdout:]], targets[permutation[num_holdout:]]
+        N = inputs.shape[0]
+        if N == 0:
+            raise ValueError("no training rows left after the holdout split")
+
+        # 2. normaliser re-fit; normalise the data once (the same float32 ops the model applies)
+        model.normalizer.fit(inputs)
+        x_all = model.normalizer(torch.as_tensor(inputs, dtype=torch.float32, device=device))
+        y_all = torch.as_tensor(targets, dtype=torch.float32, device=device)
+
+        # 3. bootstrap: each member its own resample of size N, with replacement
+        idxs = rng.integers(N, size=(E, N))
+
+        self._load_from_model()
+        steps = 0
+        with torch.no_grad():
+            for _ in range(epochs):
+                steps += self._run_epoch(x_all, y_all, torch.from_numpy(idxs), batch_size)
+                idxs = rng.permuted(idxs, axis=1)  # 4. shuffle each member's row on its own
+            self._store_to_model()
+
+            # 5. diagnostics on the first max_logging shuffled rows of each member
+            log_idx = torch.from_numpy(idxs[:, :max_logging]).to(device)
+            stats = TrainStats(steps=steps)
+            nll, mse = self._member_losses(x_all[log_idx], y_all[log_idx])
+            stats.train_nll, stats.train_mse = nll.tolist(), mse.tolist()
+            if num_holdout > 0:
+                x_hold = torch.as_tensor(hold_in, dtype=torch.float32, device=device)
+                x_hold = model.normalizer(x_hold)
+                y_hold = torch.as_tensor(hold_targ, dtype=torch.float32, device=device)
+                _, hold_mse = self._member_losses(
+                    x_hold.expand(E, *x_hold.shape), y_hold.expand(E, *y_hold.shape)
+                )
+                stats.holdout_mse = float(hold_mse.mean())
+        self.total_steps += steps
+        stats.seconds = time.perf_counter() - start
+        return stats
+
+    def _run_epoch(self, x_all: Tensor, y_all: Tensor, idxs: Tensor, batch_size: int) -> int:
+        """One pass over the index matrix ``(E, N)``: consecutive column slices, one step each."""
+        N = idxs.shape[1]
+        chunk = max(batch_size, GATHER_COLUMNS // batch_size * batch_size)
+        steps = 0
+        for c0 in range(0, N, chunk):
+            cols = idxs[:, c0 : c0 + chunk].to(x_all.device, non_blocking=True)  # (E, C)
+            x_chunk, y_chunk = x_all[cols], y_all[cols]  # (E, C, I), (E, C, T)
+            for b0 in range(0, cols.shape[1], batch_size):
+                self._gradient(x_chunk[:, b0 : b0 + batch_size], y_chunk[:, b0 : b0 + batch_size])
+                self._adam.step(self._params, self._grads)
+                steps += 1
+        return steps
+
+    def _member_losses(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-member (objective without regularisers, MSE) on normalised ``x (E, M, I)``."""
+        mean, logvar = self.model.forward_normalized(x)
+        nll = half_mse(mean, y) if logvar is None else gaussian_nll(mean, logvar, y)
+        return nll.cpu(), member_mse(mean, y).cpu()
+
+    # ------------------------------------------------------------------ state
+
+    @torch.no_grad()
+    def _load_from_model(self) -> None:
+        torch.cat([p.reshape(-1) for p in self.model.trainable_parameters()], out=self._params)
+
+    @torch.no_grad()
+    def _store_to_model(self) -> None:
+        offset = 0
+        for p in self.model.trainable_parameters():
+            p.copy_(self._params[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+    def state_dict(self) -> dict:
+        """Model weights + normaliser + Adam state (for resume)."""
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "adam": self._adam.state_dict(),
+            "total_steps": self.total_steps,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self._adam.load_state_dict(state["adam"])
+        self.total_steps = int(state["total_steps"])
+        self._load_from_model()
+
+
+def _check_data(
+    inputs: np.ndarray, targets: np.ndarray, in_dim: int, out_dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    inputs, targets = np.asarray(inputs), np.asarray(targets)
+    if inputs.ndim != 2 or inputs.shape[1] != in_dim:
+        raise ValueError(f"inputs must have shape (N, {in_dim}), got {inputs.shape}")
+    if targets.ndim != 2 or targets.shape[1] != out_dim:
+        raise ValueError(f"targets must have shape (N, {out_dim}), got {targets.shape}")
+    if inputs.shape[0] != targets.shape[0]:
+        raise ValueError(f"inputs {inputs.shape} and targets {targets.shape} differ in rows")
+    if inputs.shape[0] == 0:
+        raise ValueError("no training data (N = 0)")
+    for name, arr in (("inputs", inputs), ("targets", targets)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            rows = np.unique(np.nonzero(bad)[0])
+            raise ValueError(
+                f"{name} contain {int(bad.sum())} NaN/inf entries (first rows "
+                f"{rows[:5].tolist()}); refusing to train on them"
+            )
+    return inputs, targets
