@@ -1,0 +1,144 @@
+"""The original's -ca / -o config semantics (spec sec. 6.3) on the frozen config tree."""
+
+import dataclasses
+
+import pytest
+
+from pets_core.config import (
+    CEMCfg,
+    ConfigError,
+    RandomCfg,
+    build,
+    flatten,
+    from_yaml,
+    load_config,
+    to_dict,
+    to_yaml,
+)
+
+
+def test_paper_defaults_per_env():
+    cfg = load_config("halfcheetah")
+    assert cfg.variant == "PE-TSinf-CEM"
+    assert cfg.exp_cfg.sim_cfg.task_hor == 1000
+    assert cfg.exp_cfg.exp_cfg.ntrain_iters == 300
+    assert cfg.ctrl_cfg.opt_cfg.plan_hor == 30
+    assert cfg.ctrl_cfg.opt_cfg.cfg == CEMCfg(popsize=500, num_elites=50)
+    assert cfg.ctrl_cfg.prop_cfg.npart == 20
+    assert cfg.ctrl_cfg.prop_cfg.model_init_cfg.num_nets == 5
+    assert cfg.ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims == (200, 200, 200, 200)
+    reacher = load_config("reacher")
+    assert reacher.ctrl_cfg.prop_cfg.model_init_cfg.learning_rate == 7.5e-4
+    assert reacher.exp_cfg.sim_cfg.task_hor == 150
+
+
+def test_ca_selects_optimiser_dict_like_the_original():
+    cfg = load_config("pusher", [("opt-type", "Random")])
+    assert cfg.ctrl_cfg.opt_cfg.mode == "Random"
+    assert cfg.ctrl_cfg.opt_cfg.cfg == RandomCfg(popsize=2500)
+    cfg = load_config("pusher", [("opt-type", "Random")], [("ctrl_cfg.opt_cfg.cfg.popsize", "7")])
+    assert cfg.ctrl_cfg.opt_cfg.cfg.popsize == 7
+    with pytest.raises(
+        ConfigError, match="'num_elites' is not in ctrl_cfg.opt_cfg.cfg; valid: popsize"
+    ):
+        load_config("pusher", [("opt-type", "Random")], [("ctrl_cfg.opt_cfg.cfg.num_elites", "3")])
+
+
+def test_ca_forced_leaves():
+    e = load_config("cartpole", [("model-type", "D"), ("prop-type", "E")])
+    assert (e.ctrl_cfg.prop_cfg.npart, e.ctrl_cfg.prop_cfg.model_init_cfg.num_nets) == (1, 1)
+    de = load_config("cartpole", [("model-type", "DE"), ("prop-type", "TS1")])
+    assert de.ctrl_cfg.prop_cfg.ign_var is True
+    pe = load_config("cartpole", [("model-type", "PE"), ("prop-type", "TS1")])
+    assert pe.ctrl_cfg.prop_cfg.ign_var is False
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "expected"),
+    [
+        ("exp_cfg.exp_cfg.ntrain_iters", "5", 5),
+        ("exp_cfg.sim_cfg.noise_std", "0.5", 0.5),
+        ("ctrl_cfg.opt_cfg.cfg.alpha", "0.25", 0.25),
+        ("ctrl_cfg.opt_cfg.cfg.var_update", "elite", "elite"),
+        ("ctrl_cfg.prop_cfg.model_init_cfg.model_dir", "some/dir", "some/dir"),
+        ("ctrl_cfg.log_cfg.log_traj_preds", "True", True),
+        ("ctrl_cfg.log_cfg.log_traj_preds", "1", True),  # the original's make_bool
+        ("ctrl_cfg.log_cfg.log_traj_preds", "False", False),
+        ("ctrl_cfg.log_cfg.log_traj_preds", "false", False),
+        ("ctrl_cfg.log_cfg.log_traj_preds", "", False),
+        ("ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims", "8,8,8", (8, 8, 8)),
+        ("ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims", "[16, 16, 16]", (16, 16, 16)),
+    ],
+)
+def test_overrides_are_typed(path, raw, expected):
+    value = load_config("cartpole", [], [(path, raw)])
+    for key in path.split("."):
+        value = getattr(value, key)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_overrides_apply_in_command_line_order():
+    o = [("ctrl_cfg.prop_cfg.npart", "10"), ("ctrl_cfg.prop_cfg.npart", "15")]
+    assert load_config("cartpole", [], o).ctrl_cfg.prop_cfg.npart == 15
+
+
+@pytest.mark.parametrize(
+    ("ca", "o", "message"),
+    [
+        ([], [("exp_cfg.nope.task_hor", "3")], "'nope' is not in exp_cfg; valid: sim_cfg, exp_cfg"),
+        ([], [("exp_cfg.sim_cfg.task_hr", "3")], "valid: task_hor, stochastic, noise_std"),
+        ([], [("ctrl_cfg.opt_cfg.cem.popsize", "3")], "'cem' is not in ctrl_cfg.opt_cfg"),
+        ([], [("ctrl_cfg.per.x", "3")], "ctrl_cfg.per is a leaf"),
+        ([], [("ctrl_cfg.prop_cfg", "3")], "is a section, not a leaf"),
+        ([], [("exp_cfg.sim_cfg.task_hor", "1.5")], "exp_cfg.sim_cfg.task_hor expects int"),
+        ([], [("ctrl_cfg.opt_cfg.cfg.alpha", "abc")], "expects float, got 'abc'"),
+        ([], [("seed", "3")], "read-only: it is set by --seed"),
+        ([], [("ctrl_cfg.prop_cfg.mode", "E")], "read-only: it is set by -ca prop-type"),
+        (
+            [("prop-type", "E"), ("model-type", "D")],
+            [("ctrl_cfg.prop_cfg.npart", "5")],
+            "npart is read-only: prop-type E uses exactly one particle",
+        ),
+        (
+            [("model-type", "DE"), ("prop-type", "TSinf")],
+            [("ctrl_cfg.prop_cfg.ign_var", "False")],
+            "ign_var is read-only",
+        ),
+        (
+            [("model-type", "P"), ("prop-type", "DS")],
+            [("ctrl_cfg.prop_cfg.model_init_cfg.num_nets", "3")],
+            "num_nets is read-only",
+        ),
+        ([], [("ctrl_cfg.prop_cfg.model_init_cfg.num_nets", "1")], "more than one net"),
+        ([], [("ctrl_cfg.prop_cfg.npart", "7")], "npart divisible by num_nets"),
+        ([], [("ctrl_cfg.opt_cfg.cfg.popsize", "8")], "num_elites must be in 1..popsize=8"),
+        ([], [("ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims", "8,8")], "weight_decays needs"),
+        ([], [("exp_cfg.sim_cfg.stochastic", "True")], "needs exp_cfg.sim_cfg.noise_std"),
+        ([("model-type", "XL")], [], "unknown -ca model-type 'XL'; valid: D, P, DE, PE"),
+        ([("opt-type", "cem")], [], "valid: CEM, Random"),
+        ([("model", "PE")], [], "unknown -ca key 'model'; valid: model-type, prop-type, opt-type"),
+        ([("model-type", "D")], [], "model-type D needs prop-type E"),
+        ([("model-type", "P"), ("prop-type", "TSinf")], [], "needs an ensemble"),
+    ],
+)
+def test_bad_input_is_refused_with_one_clear_message(ca, o, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        load_config("cartpole", ca, o)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_env_names_the_valid_ones():
+    with pytest.raises(ConfigError, match="unknown env 'hopper'; valid: cartpole, halfcheetah"):
+        load_config("hopper")
+
+
+def test_frozen_and_round_trips_through_yaml(tmp_path):
+    cfg = load_config("reacher", [("model-type", "DE"), ("prop-type", "DS")], seed=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 4  # type: ignore[misc]
+    (tmp_path / "config.yaml").write_text(to_yaml(cfg))
+    assert from_yaml(tmp_path / "config.yaml") == cfg
+    assert build(to_dict(cfg)) == cfg
+    flat = flatten(cfg)
+    assert flat["seed"] == 3 and flat["ctrl_cfg.opt_cfg.cfg.num_elites"] == 40
+    assert all(not isinstance(v, dict) for v in flat.values())
