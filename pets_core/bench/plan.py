@@ -1,0 +1,227 @@
+"""`python -m pets_core.bench plan --env ENV`: seconds per MPC action against the matmul limit.
+
+Builds the paper-size model (config/pets/default.yaml + config/envs/ENV.yaml: PE, E = 5,
+paper hidden layers) and the env's real task, plans from a real reset observation with CEM and the
+chosen propagation, and times whole ``MPC.act`` calls after a warm-up. In the same run it times the
+best fp32 batched matmul on the very layer shapes the planner multiplies ``(E, rows, in) x (E, in,
+out)``, two ways: ``torch.bmm`` (the "naive batched matmul" of the issue's baseline figures) and one
+oneDNN matmul per member; ``matmul_gflops`` is the faster of the two, so ``fraction_of_matmul`` =
+achieved model GFLOP/s over that best rate. The last stdout line is one JSON object.
+
+Baselines on this machine (mbrl-lib 0.2.0, paper-size, 2 CPU threads, fp32): cartpole 8.46 s per
+action, halfcheetah 3.78 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+BASELINE_S_PER_ACTION = {"cartpole": 8.46, "halfcheetah": 3.78}  # mbrl-lib 0.2.0, this machine
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (
+            _deep_merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
+    return out
+
+
+def paper_config(env: str) -> dict:
+    """The original's tree for ``env``: pets/default.yaml overlaid by envs/ENV.yaml."""
+    default = yaml.safe_load((CONFIG_DIR / "pets" / "default.yaml").read_text())
+    per_env = yaml.safe_load((CONFIG_DIR / "envs" / f"{env}.yaml").read_text())
+    return _deep_merge(default, per_env)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m pets_core.bench plan", description=__doc__)
+    p.add_argument("--env", required=True, choices=["cartpole", "halfcheetah", "reacher", "pusher"])
+    p.add_argument("--popsize", type=int, help="CEM population N (paper: per env)")
+    p.add_argument("--elites", type=int, help="CEM elites K (paper: popsize / 10)")
+    p.add_argument("--particles", type=int, help="P (paper: 20)")
+    p.add_argument("--horizon", type=int, help="H (paper: per env)")
+    p.add_argument("--iters", type=int, help="CEM iterations (paper: 5)")
+    p.add_argument("--num-nets", type=int, help="ensemble size E (paper: 5)")
+    p.add_argument("--prop", default="TSinf", choices=["E", "DS", "TS1", "TSinf", "MM"])
+    p.add_argument("--model", default="PE", choices=["D", "P", "DE", "PE"])
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    p.add_argument(
+        "--fast", default="auto", choices=["auto", "onednn", "bmm", "off"],
+        help="planner forward: fast layout (auto/onednn/bmm) or the model's predict (off)",
+    )  # fmt: skip
+    p.add_argument("--warmup", type=int, default=1, help="untimed actions first")
+    p.add_argument("--repeats", type=int, default=3, help="timed actions (median reported)")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def _layer_dims(model) -> list[tuple[int, int]]:
+    return [(int(w.shape[1]), int(w.shape[2])) for w in model.weights]
+
+
+def _best_seconds(fn, reps: int) -> float:
+    fn()  # warm-up (allocations, oneDNN primitive cache)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def matmul_rates(E: int, rows: int, dims: list[tuple[int, int]], device, reps: int = 5) -> dict:
+    """Best fp32 GFLOP/s over the planner's layer shapes ``(E, rows, in) x (E, in, out)``."""
+    flops = sum(2 * E * rows * d_in * d_out for d_in, d_out in dims)
+    gen = torch.Generator(device=device).manual_seed(0)
+    shapes = [
+        (torch.randn(E, rows, d_in, generator=gen, device=device),
+         torch.randn(E, d_in, d_out, generator=gen, device=device) / d_in**0.5,
+         torch.empty(E, rows, d_out, device=device))
+        for d_in, d_out in dims
+    ]  # fmt: skip
+
+    def bmm() -> None:
+        for x, w, out in shapes:
+            torch.bmm(x, w, out=out)
+        _sync(device)
+
+    rates = {"bmm": flops / sum(_best_seconds(bmm, reps) for _ in [0]) / 1e9}
+    if torch.device(device).type == "cpu" and hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        packed = [(x, [wi.T.contiguous() for wi in w]) for x, w, _ in shapes]
+
+        def onednn() -> None:
+            for x, w_t in packed:
+                for e in range(E):
+                    torch.ops.mkldnn._linear_pointwise(x[e], w_t[e], None, "none", [], "")
+
+        rates["onednn"] = flops / _best_seconds(onednn, reps) / 1e9
+    return rates
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv or [])
+    from pets_core.device import resolve_device
+    from pets_core.envs import make_env
+    from pets_core.envs.tasks import get_task
+    from pets_core.planning import MPC, CEMOptimizer, tile_bounds
+
+    try:
+        from pets_core.models import make_model
+    except ImportError:  # before the models package exports it
+        from pets_core.models.ensemble import make_model
+
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    cfg = paper_config(args.env)
+    ctrl, opt = cfg["ctrl_cfg"], cfg["ctrl_cfg"]["opt_cfg"]
+    mcfg = ctrl["prop_cfg"]["model_init_cfg"]
+    N = args.popsize or opt["cem"]["popsize"]
+    K = args.elites or max(1, N * opt["cem"]["num_elites"] // opt["cem"]["popsize"])
+    P = 1 if args.prop == "E" else (args.particles or ctrl["prop_cfg"]["npart"])
+    H = args.horizon or opt["plan_hor"]
+    iters = args.iters if args.iters is not None else opt["cem"]["max_iters"]
+    num_nets = args.num_nets or mcfg["num_nets"]
+
+    task = get_task(args.env)
+    model = make_model(
+        args.model, in_dim=task.in_dim, out_dim=task.out_dim, hidden_dims=mcfg["hidden_dims"],
+        weight_decays=mcfg["weight_decays"], num_nets=num_nets, device=device, seed=args.seed,
+    )  # fmt: skip
+    E = model.ensemble_size
+    env = make_env(args.env)
+    obs, _ = env.reset(seed=args.seed)
+    goal = getattr(env.unwrapped, "goal", None)
+    low, high = env.action_space.low, env.action_space.high
+    lower, upper = tile_bounds(low, high, H, device)
+    cem = CEMOptimizer(
+        popsize=N, num_elites=K, max_iters=iters, epsilon=opt["cem"]["epsilon"],
+        alpha=opt["cem"]["alpha"], lower=lower, upper=upper,
+    )  # fmt: skip
+    fast = False if args.fast == "off" else args.fast
+    mpc = MPC(
+        model=model, task=task, optimizer=cem, plan_hor=H, per=1, num_particles=P,
+        prop=args.prop, ign_var=False, action_low=low, action_high=high, device=device,
+        seed=args.seed, fast=fast,
+    )  # fmt: skip
+    mpc.model_trained = True
+    mpc.reset(goal)
+
+    rows = N * P // E if args.prop in ("TS1", "TSinf") else N * P
+    dims = _layer_dims(model)
+    rates = matmul_rates(E, rows, dims, device)
+    for _ in range(args.warmup):
+        mpc.act(obs)
+    seconds, iters_run = [], []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        mpc.act(obs)
+        seconds.append(time.perf_counter() - start)
+        iters_run.append(cem.num_iters)
+    for name, rate in matmul_rates(E, rows, dims, device).items():  # again: best of both
+        rates[name] = max(rates[name], rate)
+
+    s_per_action = float(np.median(seconds))
+    flops_per_step = sum(2 * E * rows * d_in * d_out for d_in, d_out in dims)
+    flops = flops_per_step * H * float(np.median(iters_run))
+    achieved = flops / s_per_action / 1e9
+    best_rate = max(rates.values())
+    baseline = BASELINE_S_PER_ACTION.get(args.env)
+    predictor = _predictor_name(model, task, fast)
+    result = {
+        "env": args.env,
+        "variant": f"{args.model}-{args.prop}-CEM",
+        "s_per_action": round(s_per_action, 4),
+        "s_per_action_all": [round(s, 4) for s in seconds],
+        "flops_per_action": flops,
+        "achieved_gflops": round(achieved, 1),
+        "matmul_gflops": round(best_rate, 1),
+        "fraction_of_matmul": round(achieved / best_rate, 3),
+        "bmm_gflops": round(rates["bmm"], 1),
+        "fraction_of_bmm": round(achieved / rates["bmm"], 3),
+        "onednn_gflops": round(rates["onednn"], 1) if "onednn" in rates else None,
+        "baseline_s_per_action": baseline,
+        "speedup_vs_baseline": round(baseline / s_per_action, 2) if baseline else None,
+        "popsize": N, "elites": K, "particles": P, "horizon": H, "iters": iters,
+        "iters_run": iters_run, "ensemble_size": E,
+        "predictor": predictor,
+        "device": str(device) if device.type != "cpu" else f"cpu ({platform.machine()})",
+        "threads": torch.get_num_threads(),
+        "dtype": "float32",
+        "loadavg": os.getloadavg(),
+        "torch": torch.__version__,
+    }  # fmt: skip
+    print(json.dumps(result))
+    return 0
+
+
+def _predictor_name(model, task, fast) -> str:
+    from pets_core.planning.forward import make_predictor
+
+    predictor = make_predictor(model, task.act_dim, fast)
+    return getattr(predictor, "backend", type(predictor).__name__)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

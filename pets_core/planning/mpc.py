@@ -1,0 +1,205 @@
+"""Receding-horizon control (spec sec. 5.1): plan H steps, execute ``per``, warm-start the mean.
+
+Shapes: H horizon, A action dim, O obs dim, P particles. numpy at the env boundary only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pets_core.planning.propagation import (
+    check_propagation,
+    predicted_costs,
+    predicted_particles,
+)
+
+
+def tile_bounds(
+    action_low: np.ndarray, action_high: np.ndarray, plan_hor: int, device: torch.device | str
+) -> tuple[Tensor, Tensor]:
+    """The optimiser's box: the env's action bounds tiled over the horizon, ``(H, A)`` each."""
+    if plan_hor < 1:
+        raise ValueError(f"plan_hor must be >= 1, got {plan_hor}")
+    low = torch.as_tensor(np.asarray(action_low), dtype=torch.float32, device=device)
+    high = torch.as_tensor(np.asarray(action_high), dtype=torch.float32, device=device)
+    return low.expand(plan_hor, -1).clone(), high.expand(plan_hor, -1).clone()
+
+
+class MPC:
+    """The PETS controller: uniform random actions until ``model_trained``, then optimised ones.
+
+    ``act`` re-plans every ``per`` steps from ``(prev_sol, init_var)``; ``prev_sol`` starts at the
+    action-box mid-point and becomes the solution shifted left by ``per`` actions with ``per``
+    rows of zeros appended; ``init_var = (high - low)^2 / 16`` is never carried over.
+    ``reset(goal)`` starts an episode (mid-point warm start, empty action buffer, new goal).
+    With ``log_traj_preds`` / ``log_particles`` every plan re-simulates the chosen sequence once
+    more and stores the particles' mean/variance (or all particles) of the H+1 predicted obs
+    (spec sec. 5.4); ``pop_prediction_log`` hands them over.
+    """
+
+    def __init__(
+        self,
+        *,
+        model,
+        task,
+        optimizer,
+        plan_hor: int,
+        per: int,
+        num_particles: int,
+        prop: str,
+        ign_var: bool,
+        action_low: np.ndarray,  # (A,)
+        action_high: np.ndarray,  # (A,)
+        device: torch.device | str,
+        seed: int,
+        log_traj_preds: bool = False,
+        log_particles: bool = False,
+        fast: bool | str = "auto",
+    ) -> None:
+        check_propagation(model, prop, num_particles)
+        if plan_hor < 1:
+            raise ValueError(f"plan_hor must be >= 1, got {plan_hor}")
+        if not 1 <= per <= plan_hor:
+            raise ValueError(f"per must be in [1, plan_hor={plan_hor}], got {per}")
+        action_low, action_high = np.asarray(action_low), np.asarray(action_high)
+        if action_low.shape != (task.act_dim,) or action_high.shape != (task.act_dim,):
+            raise ValueError(
+                f"action_low/high must have shape (A={task.act_dim},), got "
+                f"{action_low.shape} and {action_high.shape}"
+            )
+        lower = getattr(optimizer, "lower", None)
+        if lower is not None and tuple(lower.shape) != (plan_hor, task.act_dim):
+            raise ValueError(
+                f"optimizer bounds are {tuple(lower.shape)}, expected (plan_hor, A) = "
+                f"{(plan_hor, task.act_dim)}"
+            )
+        self.model, self.task, self.optimizer = model, task, optimizer
+        self.plan_hor, self.per, self.num_particles = plan_hor, per, num_particles
+        self.prop, self.ign_var, self.fast = prop, ign_var, fast
+        self.device = torch.device(device)
+        self.action_low, self.action_high = action_low, action_high
+        self.log_traj_preds, self.log_particles = log_traj_preds, log_particles
+        self.model_trained = False
+        """Set True by the runner after the first training; until then actions are random."""
+        self.rng = np.random.default_rng(seed)  # random actions before the first training
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        low, high = tile_bounds(action_low, action_high, plan_hor, self.device)  # (H, A)
+        self.mid = (low + high) / 2
+        self.init_var = (high - low).square() / 16
+        self._predictions: list[np.ndarray] = []
+        self._pred_means: list[np.ndarray] = []
+        self._pred_vars: list[np.ndarray] = []
+        self.reset(None)
+
+    def reset(self, goal: np.ndarray | None = None) -> None:
+        """Start an episode: mid-point warm start, no buffered actions, the env's current goal."""
+        self.prev_sol = self.mid.clone()  # (H, A)
+        self.action_buffer: list[np.ndarray] = []
+        self.goal = (
+            None
+            if goal is None
+            else torch.as_tensor(np.asarray(goal), dtype=torch.float32, device=self.device)
+        )
+        self.plan_seconds = 0.0
+        self.num_planned_actions = 0
+
+    @property
+    def seconds_per_action(self) -> float:
+        """Planning wall time per planned action since the last ``reset`` (nan before any)."""
+        if self.num_planned_actions == 0:
+            return float("nan")
+        return self.plan_seconds / self.num_planned_actions
+
+    def cost_fn(self, obs: Tensor):
+        """The optimiser's objective at ``obs (O,)``: ``(N, H, A)`` -> costs ``(N,)``."""
+        return lambda action_seqs: predicted_costs(
+            self.model,
+            self.task,
+            obs,
+            action_seqs,
+            prop=self.prop,
+            num_particles=self.num_particles,
+            goal=self.goal,
+            ign_var=self.ign_var,
+            generator=self.generator,
+            fast=self.fast,
+        )
+
+    def act(self, obs: np.ndarray, t: int = 0) -> np.ndarray:
+        """The action to execute at ``obs (O,)``; ``t`` (the env step) is informational."""
+        if not self.model_trained:
+            return self.rng.uniform(self.action_low, self.action_high)
+        if self.action_buffer:
+            return self.action_buffer.pop(0)
+        start = time.perf_counter()
+        obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)  # (O,)
+        solution = self.optimizer.optimize(
+            self.cost_fn(obs_t), self.prev_sol, self.init_var, self.generator
+        )  # (H, A)
+        zeros = torch.zeros_like(solution[: self.per])
+        self.prev_sol = torch.cat([solution[self.per :], zeros])
+        actions = solution[: self.per].cpu().numpy().astype(np.float64)  # the sync
+        self.plan_seconds += time.perf_counter() - start
+        self.num_planned_actions += self.per
+        if self.log_traj_preds or self.log_particles:
+            self._log_prediction(obs_t, solution)
+        self.action_buffer = list(actions[1:])
+        return actions[0]
+
+    def _log_prediction(self, obs: Tensor, solution: Tensor) -> None:
+        """A second, independent rollout of the chosen sequence (spec sec. 5.4, 7.1.11)."""
+        particles, _ = predicted_particles(
+            self.model,
+            self.task,
+            obs,
+            solution[None],
+            prop=self.prop,
+            num_particles=self.num_particles,
+            goal=self.goal,
+            ign_var=self.ign_var,
+            generator=self.generator,
+            fast=self.fast,
+        )
+        particles = particles[0].cpu().numpy()  # (H+1, P, O)
+        if self.log_particles:
+            self._predictions.append(particles)
+        else:
+            self._pred_means.append(particles.mean(axis=1))
+            self._pred_vars.append(particles.var(axis=1))  # population variance
+
+    def pop_prediction_log(self) -> dict[str, np.ndarray]:
+        """``{"predictions": (n, H+1, P, O)}`` or ``{"means", "vars": (n, H+1, O)}``; then clear."""
+        H1, O, P = self.plan_hor + 1, self.task.obs_dim, self.num_particles
+        if self.log_particles:
+            log = {"predictions": _stack(self._predictions, (0, H1, P, O))}
+        elif self.log_traj_preds:
+            log = {
+                "means": _stack(self._pred_means, (0, H1, O)),
+                "vars": _stack(self._pred_vars, (0, H1, O)),
+            }
+        else:
+            log = {}
+        self._predictions, self._pred_means, self._pred_vars = [], [], []
+        return log
+
+    def state_dict(self) -> dict[str, Any]:
+        """RNG states and the flag needed to resume between iterations."""
+        return {
+            "np_rng": self.rng.bit_generator.state,
+            "torch_generator": self.generator.get_state(),
+            "model_trained": self.model_trained,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["np_rng"]
+        self.generator.set_state(state["torch_generator"])
+        self.model_trained = bool(state["model_trained"])
+
+
+def _stack(arrays: list[np.ndarray], empty_shape: tuple[int, ...]) -> np.ndarray:
+    return np.stack(arrays) if arrays else np.zeros(empty_shape)
