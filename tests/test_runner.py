@@ -1,0 +1,280 @@
+"""The experiment runner end to end: every variant, every env, logs.mat shapes, the CLI's errors,
+determinism, stochastic actions, logging options and MLflow, with tiny overrides (spec sec. 6)."""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+import scipy.io
+
+from pets_core import mbexp
+from pets_core.config import load_config
+from pets_core.envs import get_task, make_env
+from pets_core.variants import MODEL_TYPES, OPT_TYPES, PROP_TYPES, Variant, VariantError
+
+VALID_VARIANTS = []
+for _m in MODEL_TYPES:
+    for _p in PROP_TYPES:
+        for _o in OPT_TYPES:
+            try:
+                VALID_VARIANTS.append(Variant(_m, _p, _o).name)
+            except VariantError:
+                pass
+
+TASK_HOR = 8
+
+
+def tiny_args(env: str, variant: str = "PE-TSinf-CEM", iters: int = 1) -> list[str]:
+    """-ca / -o for a run of a second or two: small nets, 8 candidates, horizon 3."""
+    model, prop, opt = variant.split("-")
+    layers = len(load_config(env).ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims)
+    argv = [
+        "-env",
+        env,
+        "-ca",
+        "model-type",
+        model,
+        "-ca",
+        "prop-type",
+        prop,
+        "-ca",
+        "opt-type",
+        opt,
+    ]
+    o = {
+        "exp_cfg.sim_cfg.task_hor": TASK_HOR,
+        "exp_cfg.exp_cfg.ntrain_iters": iters,
+        "ctrl_cfg.opt_cfg.plan_hor": 3,
+        "ctrl_cfg.opt_cfg.cfg.popsize": 8,
+        "ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims": ",".join(["8"] * layers),
+    }
+    if opt == "CEM":
+        o["ctrl_cfg.opt_cfg.cfg.num_elites"] = 2
+        o["ctrl_cfg.opt_cfg.cfg.max_iters"] = 2
+    if model in ("DE", "PE"):
+        o["ctrl_cfg.prop_cfg.model_init_cfg.num_nets"] = 2
+    if prop != "E":
+        o["ctrl_cfg.prop_cfg.npart"] = 4
+    for path, value in o.items():
+        argv += ["-o", path, str(value)]
+    return [*argv, "--mlflow-uri", "none", "--no-progress"]
+
+
+def run(run_dir, argv, *extra) -> int:
+    return mbexp.main([*argv, "--run-dir", str(run_dir), *extra])
+
+
+def logs(run_dir) -> dict[str, np.ndarray]:
+    data = scipy.io.loadmat(run_dir / "logs.mat")
+    return {k: data[k] for k in ("observations", "actions", "rewards", "returns")}
+
+
+def assert_original_shapes(run_dir, env: str, n: int, n_returns: int) -> None:
+    task = get_task(env)
+    data = logs(run_dir)
+    assert sorted(k for k in scipy.io.loadmat(run_dir / "logs.mat") if not k.startswith("__")) == [
+        "actions",
+        "observations",
+        "returns",
+        "rewards",
+    ]
+    assert data["observations"].shape == (n, TASK_HOR + 1, task.obs_dim)
+    assert data["actions"].shape == (n, TASK_HOR, task.act_dim)
+    assert data["rewards"].shape == (n, TASK_HOR)
+    assert data["returns"].shape == (1, n_returns)
+    assert np.isfinite(data["returns"]).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", VALID_VARIANTS)
+def test_every_variant_runs_one_iteration_on_cartpole(tmp_path, variant):
+    assert run(tmp_path / "run", tiny_args("cartpole", variant)) == 0
+    assert_original_shapes(tmp_path / "run", "cartpole", n=2, n_returns=1)
+    done = json.loads((tmp_path / "run" / "done.json").read_text())
+    assert (done["variant"], done["iterations"]) == (variant, 1)
+    assert {"model.pt", "model.mat", "model.nns", "config.txt", "config.yaml", "metrics.csv"} <= {
+        p.name for p in (tmp_path / "run").iterdir()
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", ["reacher", "pusher", "halfcheetah"])
+def test_pe_tsinf_cem_runs_on_each_env(tmp_path, env):
+    assert run(tmp_path / "run", tiny_args(env, iters=2)) == 0
+    assert_original_shapes(tmp_path / "run", env, n=3, n_returns=2)
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert rows[0].split(",") == list(mbexp_columns())
+    assert len(rows) == 3
+
+
+def mbexp_columns():
+    from pets_core.metrics import COLUMNS
+
+    return COLUMNS
+
+
+def test_same_seed_same_logs_other_seed_differs(tmp_path):
+    argv = tiny_args("cartpole", iters=2)
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        assert run(tmp_path / name, argv, "--seed", seed) == 0
+    a, b, c = (logs(tmp_path / n) for n in "abc")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(a["observations"], c["observations"])
+
+
+def test_neval_nrollouts_and_logging_options(tmp_path):
+    argv = tiny_args("cartpole", iters=2) + [
+        "-o", "exp_cfg.log_cfg.neval", "3",
+        "-o", "exp_cfg.exp_cfg.nrollouts_per_iter", "2",
+        "-o", "exp_cfg.exp_cfg.ninit_rollouts", "2",
+        "-o", "ctrl_cfg.log_cfg.save_all_models", "True",
+        "-o", "ctrl_cfg.log_cfg.log_traj_preds", "True",
+    ]  # fmt: skip
+    assert run(tmp_path / "run", argv) == 0
+    # logged: 2 initial + 2 per iteration; returns: 3 per iteration
+    assert_original_shapes(tmp_path / "run", "cartpole", n=2 + 2 * 2, n_returns=2 * 3)
+    for i in (1, 2):
+        it = tmp_path / "run" / f"train_iter{i}"
+        assert (it / "model.pt").exists() and (it / "model.mat").exists()
+        pred = scipy.io.loadmat(it / "predictions.mat")
+        # one planning call per step of the 3 episodes; H + 1 predicted observations each
+        assert pred["means"].shape == pred["vars"].shape == (3 * TASK_HOR, 3 + 1, 4)
+    steps = [line.split(",")[1] for line in (tmp_path / "run" / "metrics.csv").read_text().split()]
+    assert steps[1:] == [str(TASK_HOR * (2 + 3)), str(TASK_HOR * (2 + 6))]
+
+
+def test_stochastic_actions_are_executed_noisy_but_stored_noise_free(tmp_path):
+    def replay_matches(run_dir) -> bool:
+        data = logs(run_dir)
+        env = make_env("cartpole")
+        obs, _ = env.reset(seed=0)
+        np.testing.assert_array_equal(obs, data["observations"][0, 0])
+        for action in data["actions"][0]:
+            obs, *_ = env.step(action)
+        return np.allclose(obs, data["observations"][0, -1])
+
+    assert run(tmp_path / "plain", tiny_args("cartpole")) == 0
+    noisy = tiny_args("cartpole") + ["-o", "exp_cfg.sim_cfg.stochastic", "True"]
+    noisy += ["-o", "exp_cfg.sim_cfg.noise_std", "1.0"]
+    assert run(tmp_path / "noisy", noisy) == 0
+    assert replay_matches(tmp_path / "plain")
+    assert not replay_matches(tmp_path / "noisy")
+    assert np.abs(logs(tmp_path / "noisy")["actions"]).max() <= 3.0
+
+
+def test_completed_run_is_not_rerun(tmp_path, capsys):
+    argv = tiny_args("cartpole")
+    assert run(tmp_path / "run", argv) == 0
+    before = (tmp_path / "run" / "logs.mat").stat().st_mtime_ns
+    capsys.readouterr()
+    assert run(tmp_path / "run", argv) == 0
+    assert "already complete" in capsys.readouterr().out
+    assert (tmp_path / "run" / "logs.mat").stat().st_mtime_ns == before
+
+
+def test_resume_refuses_a_different_config(tmp_path, capsys):
+    argv = tiny_args("cartpole", iters=2)
+    assert run(tmp_path / "run", argv) == 0
+    (tmp_path / "run" / "done.json").unlink()  # pretend it was killed
+    capsys.readouterr()
+    assert run(tmp_path / "run", argv, "--seed", "9") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mbexp: error:") and "different config (seed: 0 != 9)" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "culprit"),
+    [
+        (["-env", "hopper"], "unknown env 'hopper'; valid: cartpole"),
+        (["-env", "cartpole", "-ca", "model", "PE"], "unknown -ca key 'model'; valid: model-type"),
+        (["-env", "cartpole", "-ca", "model-type", "XL"], "valid: D, P, DE, PE"),
+        (["-env", "cartpole", "-ca", "model-type", "D"], "model-type D needs prop-type E"),
+        (["-env", "cartpole", "-o", "exp_cfg.foo", "1"], "'foo' is not in exp_cfg; valid:"),
+        (["-env", "cartpole", "-o", "exp_cfg.sim_cfg.task_hor", "ten"], "expects int, got 'ten'"),
+        (["-env", "cartpole", "-o", "ctrl_cfg.prop_cfg.mode", "E"], "is read-only"),
+        (["-env", "cartpole", "-o", "exp_cfg.sim_cfg.task_hor"], "expected 2 arguments"),
+        (["-ca", "model-type", "PE"], "required: -env"),
+        (["-env", "cartpole", "--device", "tpu"], "unknown device 'tpu'; valid: auto, cpu, cuda"),
+        (["-env", "cartpole", "--threads", "0"], "--threads must be >= 1"),
+    ],
+)
+def test_bad_input_one_line_no_traceback_no_run_dir(tmp_path, capsys, argv, culprit):
+    logdir = tmp_path / "log"
+    assert mbexp.main([*argv, "-logdir", str(logdir), "--mlflow-uri", "none"]) == 2
+    out = capsys.readouterr()
+    assert out.err.count("\n") == 1 and out.err.startswith("mbexp: error:"), out.err
+    assert culprit in out.err and "Traceback" not in out.err
+    assert not logdir.exists()
+
+
+def test_unwritable_logdir_and_missing_cuda(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    bad = tmp_path / "a_file" / "log"
+    assert mbexp.main(["-env", "cartpole", "-logdir", str(bad), "--mlflow-uri", "none"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot create a run directory in {bad}" in err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert mbexp.main(["-env", "cartpole", "--device", "cuda", "-logdir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "no GPU is visible" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_timestamped_run_dirs_never_collide(tmp_path):
+    made = {mbexp.new_run_dir(tmp_path) for _ in range(3)}  # same second
+    assert len(made) == 3
+    stamp = time.strftime("%Y-%m-%d--")
+    assert all(p.name.startswith(stamp) for p in made)
+
+
+def test_default_run_dir_under_logdir(tmp_path):
+    assert mbexp.main([*tiny_args("cartpole"), "-logdir", str(tmp_path / "log")]) == 0
+    (run_dir,) = (tmp_path / "log").iterdir()
+    assert (run_dir / "done.json").exists() and (run_dir / "config.txt").exists()
+
+
+@pytest.mark.slow
+def test_mlflow_run_in_sqlite_store(tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = [a for a in tiny_args("cartpole", iters=2) if a not in ("--mlflow-uri", "none")]
+    assert run(tmp_path / "run", argv, "--mlflow-uri", uri, "--seed", "2") == 0
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    (r,) = client.search_runs([client.get_experiment_by_name("pets-cartpole").experiment_id])
+    assert r.info.status == "FINISHED" and r.info.run_name == "cartpole/PE-TSinf-CEM/seed2"
+    assert r.data.tags["run_dir"] == str((tmp_path / "run").resolve())
+    assert (r.data.tags["env"], r.data.tags["variant"], r.data.tags["seed"]) == (
+        "cartpole",
+        "PE-TSinf-CEM",
+        "2",
+    )
+    assert r.data.params["exp_cfg.sim_cfg.task_hor"] == str(TASK_HOR)
+    assert r.data.params["ctrl_cfg.opt_cfg.cfg.popsize"] == "8"
+    for key in ("return", "best_so_far", "train_loss", "plan_s_per_action", "env_steps"):
+        assert [m.step for m in client.get_metric_history(r.info.run_id, key)] == [1, 2], key
+    artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
+    assert {"logs.mat", "config.yaml", "config.txt", "model.pt", "metrics.csv"} <= artifacts
+    assert str(tmp_path) in r.info.artifact_uri  # beside the db, not in the CWD's ./mlruns
+
+
+def test_unreachable_store_does_not_fail_the_run(tmp_path, capsys):
+    argv = [a for a in tiny_args("cartpole") if a not in ("--mlflow-uri", "none")]
+    assert run(tmp_path / "run", argv, "--mlflow-uri", "http://127.0.0.1:9") == 0
+    out = capsys.readouterr().out
+    assert "MLflow tracking skipped: http://127.0.0.1:9 unreachable" in out
+    assert (tmp_path / "run" / "done.json").exists()
+    assert_original_shapes(tmp_path / "run", "cartpole", n=2, n_returns=1)
+
+
+def test_mlflow_env_var_is_the_default(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    argv = [a for a in tiny_args("cartpole") if a not in ("--mlflow-uri", "none")]
+    assert run(tmp_path / "run", argv) == 0
+    assert "tracking skipped: http://127.0.0.1:9" in capsys.readouterr().out
+    assert not os.path.exists(tmp_path / "results")
