@@ -45,14 +45,18 @@ def paper_style() -> Iterator[None]:
 
 
 def variant_palette(variants: Sequence[str], fixed: Mapping[str, str] | None = None) -> dict:
-    """variant -> colour; ``fixed`` (config ``figures.palette``) wins, others by canonical index."""
-    colours = list(plt.get_cmap("tab20").colors) + list(plt.get_cmap("tab20b").colors)
+    """variant -> colour; ``fixed`` (config ``figures.palette``) wins, others by canonical index.
+
+    The 40 possible variants get 40 saturated hues, spread so that neighbours in the canonical
+    order (which differ in one part of the name) do not get neighbouring hues.
+    """
+    hues = sns.husl_palette(len(ALL_VARIANTS), s=0.9, l=0.55)
     palette = {}
     for variant in variants:
         if fixed and variant in fixed:
             palette[variant] = fixed[variant]
         elif variant in ALL_VARIANTS:
-            palette[variant] = colours[ALL_VARIANTS.index(variant) % len(colours)]
+            palette[variant] = hues[(ALL_VARIANTS.index(variant) * 17) % len(hues)]
         else:
             palette[variant] = "grey"
     return palette
@@ -99,11 +103,16 @@ def best_so_far_figure(
                 ax=ax,
                 legend=False,
             )
+        x_max = env_data[x].max() if len(env_data) else np.inf
         for point in (reference or {}).get(env, []):
+            x_ref = point["trials" if x == "iteration" else "env_steps"]
+            if x_ref > x_max:  # keep the axis on the data: no marks beyond the last trial run
+                continue
             label = point["label"]
-            marker_of.setdefault(label, next(markers))
+            if label not in marker_of:
+                marker_of[label] = next(markers)
             ax.plot(
-                point["trials" if x == "iteration" else "env_steps"],
+                x_ref,
                 point["return"],
                 linestyle="none",
                 marker=marker_of[label],
@@ -217,3 +226,11 @@ def _legend(fig: plt.Figure, handles: list) -> None:
         fig.legend(
             handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False
         )
+
+
+def save_figure(figure: plt.Figure, paths: Sequence[str]) -> None:
+    """Save to every path (format from the suffix); PDFs without a creation date, so byte-stable."""
+    for path in paths:
+        metadata = {"CreationDate": None} if str(path).endswith(".pdf") else None
+        figure.savefig(path, bbox_inches="tight", metadata=metadata)
+    plt.close(figure)

@@ -1,0 +1,29 @@
+# PETS (Chua et al., NeurIPS 2018): paper matrix -> training jobs -> MLflow -> tables, figures, report.
+#   snakemake --cores 2 --configfile config/quick.yaml     # ~10 min CPU demo
+#   snakemake -n                                          # the paper matrix (config/config.yaml)
+#   snakemake --report results/report.html                # after a run
+# Contents: workflow/rules/{common,tracking,train,aggregate,figures}.smk
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+if not workflow.overwrite_configfiles:  # --configfile X replaces the paper matrix, not merges
+
+    configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/tracking.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

@@ -1,0 +1,83 @@
+# Tables -> paper figures (PDF for the paper, PNG for the report).
+
+
+localrules:
+    plot_best_so_far,
+    plot_ablation,
+    plot_raw_returns,
+
+
+rule plot_best_so_far:  # Figure 3 of the paper, with CIs and reference marks
+    input:
+        returns=rules.aggregate.output.returns,
+    output:
+        pdf="results/figures/best_so_far_{x}.pdf",
+        png=report(
+            "results/figures/best_so_far_{x}.png",
+            caption="../report/best_so_far.rst",
+            category="Figures",
+            labels={"figure": "best-so-far return", "x axis": "{x}"},
+        ),
+    log:
+        "results/logs/plot_best_so_far_{x}.log",
+    wildcard_constraints:
+        x="trials|steps",
+    conda:
+        "../../environment.yml"
+    params:
+        envs=ENVS,
+        variants=config["figures"]["best_so_far_variants"],
+        palette=config["figures"]["palette"],
+        reference_curves=config["figures"]["reference_curves"],
+    script:
+        "../scripts/plot_best_so_far.py"
+
+
+rule plot_ablation:  # Figure 4 of the paper: model x propagation
+    input:
+        summary=rules.summarize.output.csv,
+    output:
+        pdf="results/figures/ablation.pdf",
+        png=report(
+            "results/figures/ablation.png",
+            caption="../report/ablation.rst",
+            category="Figures",
+            labels={"figure": "ablation"},
+        ),
+    log:
+        "results/logs/plot_ablation.log",
+    conda:
+        "../../environment.yml"
+    params:
+        envs=ENVS,
+    script:
+        "../scripts/plot_ablation.py"
+
+
+rule plot_raw_returns:
+    input:
+        returns=rules.aggregate.output.returns,
+    output:
+        pdf="results/figures/raw_returns.pdf",
+        png=report(
+            "results/figures/raw_returns.png",
+            caption="../report/raw_returns.rst",
+            category="Figures",
+            labels={"figure": "per-trial return"},
+        ),
+    log:
+        "results/logs/plot_raw_returns.log",
+    conda:
+        "../../environment.yml"
+    params:
+        envs=ENVS,
+        variants=config["figures"]["best_so_far_variants"],
+        palette=config["figures"]["palette"],
+    script:
+        "../scripts/plot_raw_returns.py"
+
+
+rule figures:  # regenerate tables and figures only (with existing_runs: no training at all)
+    input:
+        rules.summarize.output,
+        expand("results/figures/{name}.{ext}", name=FIGURES, ext=["pdf", "png"]),

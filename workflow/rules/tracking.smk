@@ -1,0 +1,36 @@
+# MLflow is a live view of the run directories (the files are the source of truth).
+
+
+localrules:
+    init_mlflow,
+    ingest_mlflow,
+
+
+rule init_mlflow:  # every training job waits for this: first writers race on schema creation
+    output:
+        touch("results/mlflow.ready"),
+    log:
+        "results/logs/init_mlflow.log",
+    conda:
+        "../../environment.yml"
+    params:
+        tracking_uri=config["mlflow"]["tracking_uri"],
+        experiments=[f"pets-{env}" for env in ENVS],
+    script:
+        "../scripts/init_mlflow.py"
+
+
+rule ingest_mlflow:  # idempotent: adds or completes runs whose live logging was skipped
+    input:
+        done_markers(),
+    output:
+        touch("results/mlflow.ingested"),
+    log:
+        "results/logs/ingest_mlflow.log",
+    conda:
+        "../../environment.yml"
+    params:
+        tracking_uri=config["mlflow"]["tracking_uri"],
+    shell:
+        "MLFLOW_TRACKING_URI={params.tracking_uri:q} python -m pets_core.ingest results/runs"
+        " > {log:q} 2>&1"

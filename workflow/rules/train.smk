@@ -1,0 +1,33 @@
+# One job = one (env, variant, seed) = one runner invocation; `snakemake -p` prints a command
+# anyone can paste to reproduce that run. Only done.json is declared: the runner writes it last,
+# and checkpoint.pt / logs.mat are not outputs, so Snakemake never deletes them and a killed job
+# resumes from its checkpoint when the workflow runs again.
+
+
+rule train:
+    input:
+        ancient("results/mlflow.ready"),
+    output:
+        done="results/runs/{env}/{variant}/seed{seed}/done.json",
+    log:
+        "results/logs/train/{env}/{variant}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{env}/{variant}/seed{seed}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: config["train"]["threads"]
+    resources:
+        gpu=config["train"]["gpu"],  # token: `--resources gpu=4` = 4 concurrent runs per GPU
+        mem_mb=config["train"]["mem_mb"],
+        runtime=train_runtime,  # minutes
+    params:
+        run_dir=RUN_DIR,
+        variant=variant_args,
+        overrides=override_args,
+        device=config["device"],
+        tracking_uri=config["mlflow"]["tracking_uri"],
+    shell:
+        "python -m pets_core.mbexp -env {wildcards.env} {params.variant} {params.overrides}"
+        " --seed {wildcards.seed} --run-dir {params.run_dir:q} --device {params.device}"
+        " --threads {threads} --mlflow-uri {params.tracking_uri:q}"
+        " >> {log:q} 2>&1"
