@@ -268,6 +268,7 @@ def test_pusher_reset_noise_and_constant_goal():
     goal = env.goal.copy()
     env.reset(seed=1)
     np.testing.assert_array_equal(env.goal, goal)
+    np.testing.assert_array_equal(make_env("pusher").unwrapped.goal, goal)  # before any reset
 
 
 def test_pusher_reward_scores_the_pre_step_state():

@@ -56,6 +56,9 @@ class PusherEnv(PetsMujocoEnv):
             name: mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
             for name in ("tips_arm", "object", "goal")
         }
+        # the goal is known before the first reset, as the original's ac_goal_pos was
+        mujoco.mj_forward(self.model, self.data)
+        self.goal = self.subtree_com("goal")
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
         spec = mujoco.MjSpec.from_file(self.fullpath)
