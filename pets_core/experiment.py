@@ -89,6 +89,9 @@ def run_experiment(
     data = TrainingSet(task)
     state = RunState()
 
+    for stale in [*run_dir.glob(".*.tmp*"), *run_dir.glob("train_iter*/.*.tmp*")]:
+        # temp files of an atomic write that a kill interrupted
+        stale.unlink(missing_ok=True)
     ckpt = load_checkpoint(run_dir)
     if ckpt is not None:
         state = _restore(ckpt, trainer, mpc, env, train_rng, noise_rng, data)

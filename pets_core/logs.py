@@ -43,7 +43,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
     Readers see either the old complete file or the new complete file, never a partial one.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # keep the real extension last: writers such as imageio pick the format from it
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(fd)
     try:
         yield Path(tmp)
