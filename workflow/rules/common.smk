@@ -1,10 +1,10 @@
 # Config validation, the job matrix and input functions. Every error names the config key.
-import os
 import shlex
 
 import yaml
 from snakemake.utils import validate
 
+from pets_core.config import ConfigError, load_config, read_only_reason
 from pets_core.variants import VariantError, parse_variant
 
 
@@ -13,44 +13,24 @@ validate(config, schema="../schemas/config.schema.yaml")
 ENVS = list(config["envs"])
 
 
-def _check_variants():
-    """Invalid MODEL-PROP-OPT combinations (e.g. D-TS1-CEM) fail here, before any job starts."""
+def _check_matrix():
+    """Resolve every (env, variant) config as the runner will, so that an invalid combination,
+    an unknown or read-only -o path or a bad value fails here, before any job starts."""
     for group, spec in config["experiments"].items():
         for i, name in enumerate(spec["variants"]):
             try:
-                parse_variant(name)
+                variant = parse_variant(name)
             except VariantError as err:
                 raise ValueError(f"config experiments.{group}.variants[{i}]: {err}") from None
+            for env in ENVS:
+                try:
+                    load_config(env, _ca_pairs(variant), _override_pairs(env, variant))
+                except ConfigError as err:
+                    raise ValueError(
+                        f"config experiments.{group}.variants[{i}] ({name}) on env {env} "
+                        f"with overrides.all / overrides.{env}: {err}"
+                    ) from None
 
-
-def _override_leaves():
-    """Dotted paths of the runner's config tree (config/pets/default.yaml), for -o checks."""
-    with open(os.path.join(workflow.basedir, "config/pets/default.yaml")) as f:
-        tree = yaml.safe_load(f)
-
-    def walk(node, prefix):
-        for key, value in node.items():
-            if isinstance(value, dict):
-                yield from walk(value, f"{prefix}{key}.")
-            yield f"{prefix}{key}"
-
-    return set(walk(tree, ""))
-
-
-def _check_overrides():
-    leaves = _override_leaves()
-    for env, pairs in config["overrides"].items():
-        if env != "all" and env not in ENVS:
-            raise ValueError(f"config overrides.{env}: not one of envs {ENVS} (or 'all')")
-        for path in pairs or {}:
-            if path not in leaves:
-                raise ValueError(
-                    f"config overrides.{env}: {path!r} is not a path of config/pets/default.yaml"
-                )
-
-
-_check_variants()
-_check_overrides()
 
 # One job = one (env, variant, seed); the union over experiment groups (shared runs train once).
 JOBS = sorted(
@@ -87,21 +67,39 @@ def run_inputs(wildcards):
     return done_markers()
 
 
-def variant_args(wildcards):
-    """-ca flags of the runner for a variant name such as PE-TSinf-CEM."""
-    v = parse_variant(wildcards.variant)
-    return f"-ca model-type {v.model} -ca prop-type {v.prop} -ca opt-type {v.opt}"
+def _ca_pairs(variant):
+    return [("model-type", variant.model), ("prop-type", variant.prop), ("opt-type", variant.opt)]
 
 
-def override_args(wildcards):
-    """-o DOTTED.PATH VALUE pairs: overrides.all, then overrides.<env> (later wins)."""
+def _override_pairs(env, variant):
+    """(DOTTED.PATH, VALUE) pairs: overrides.all, then overrides.<env> (later wins).
+
+    Leaves the variant fixes itself (npart under E, num_nets for D / P, ign_var for DE-TS*) are
+    left out for that variant, so one override list serves the whole matrix.
+    """
     pairs = {**(config["overrides"].get("all") or {})}
-    pairs.update(config["overrides"].get(wildcards.env) or {})
-    return " ".join(f"-o {path} {shlex.quote(_yaml_value(v))}" for path, v in pairs.items())
+    pairs.update(config["overrides"].get(env) or {})
+    return [
+        (path, _yaml_value(value))
+        for path, value in pairs.items()
+        if read_only_reason(path, variant) is None
+    ]
 
 
 def _yaml_value(value):
+    """1e-3 -> '0.001', [200, 200] -> '[200, 200]', True -> 'true' (as -o expects them)."""
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
+
+
+def variant_args(wildcards):
+    """-ca flags of the runner for a variant name such as PE-TSinf-CEM."""
+    return " ".join(f"-ca {k} {v}" for k, v in _ca_pairs(parse_variant(wildcards.variant)))
+
+
+def override_args(wildcards):
+    """-o DOTTED.PATH VALUE flags for the job's env."""
+    pairs = _override_pairs(wildcards.env, parse_variant(wildcards.variant))
+    return " ".join(f"-o {p} {shlex.quote(v)}" for p, v in pairs)
 
 
 def train_runtime(wildcards):
@@ -109,7 +107,7 @@ def train_runtime(wildcards):
 
 
 def final_outputs():
-    """Targets of the default rule: tables and figures, plus the MLflow ingest check when training here."""
+    """Targets of the default rule: tables, figures and (when training here) the MLflow ingest."""
     outputs = [
         "results/tables/final_returns.md",
         "results/tables/final_returns.tex",
@@ -126,3 +124,6 @@ FIGURES = [
     "ablation",
     "raw_returns",
 ]
+
+
+_check_matrix()

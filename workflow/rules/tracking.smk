@@ -32,5 +32,4 @@ rule ingest_mlflow:  # idempotent: adds or completes runs whose live logging was
     params:
         tracking_uri=config["mlflow"]["tracking_uri"],
     shell:
-        "MLFLOW_TRACKING_URI={params.tracking_uri:q} python -m pets_core.ingest results/runs"
-        " > {log:q} 2>&1"
+        "python -m pets_core.ingest results/runs --mlflow-uri {params.tracking_uri:q} > {log:q} 2>&1"
