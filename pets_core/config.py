@@ -219,7 +219,8 @@ def _validate(cfg: PetsConfig) -> None:
         )
     if len(init.weight_decays) != len(init.hidden_dims) + 1:
         raise ConfigError(
-            f"model_init_cfg.weight_decays needs len(hidden_dims) + 1 = {len(init.hidden_dims) + 1} "
+            "model_init_cfg.weight_decays needs len(hidden_dims) + 1 = "
+            f"{len(init.hidden_dims) + 1} "
             f"values (one per layer), got {len(init.weight_decays)}"
         )
     if any(h <= 0 for h in init.hidden_dims) or not init.hidden_dims:
@@ -230,7 +231,8 @@ def _validate(cfg: PetsConfig) -> None:
         c = opt.cfg
         if not 0 < c.num_elites <= c.popsize:
             raise ConfigError(
-                f"ctrl_cfg.opt_cfg.cfg.num_elites must be in 1..popsize={c.popsize} (got {c.num_elites})"
+                "ctrl_cfg.opt_cfg.cfg.num_elites must be in "
+                f"1..popsize={c.popsize} (got {c.num_elites})"
             )
         if c.var_update not in ("blended", "elite"):
             raise ConfigError(

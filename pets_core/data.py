@@ -1,7 +1,8 @@
 """Episodes and the growing training set (spec sec. 2.4).
 
 Every logged episode (obs [T + 1, O], actions [T, A]) adds T rows:
-inputs [obs_preproc(o_0..o_{T-1}), a_0..a_{T-1}] -> [T, I] and targets targ_proc(o_t, o_{t+1}) -> [T, T_out].
+inputs [obs_preproc(o_0..o_{T-1}), a_0..a_{T-1}] -> [T, I] and
+targets targ_proc(o_t, o_{t+1}) -> [T, T_out].
 Rows are appended, never discarded; the model trains on all of them.
 """
 
@@ -34,7 +35,7 @@ class Episode:
 
 
 class TrainingSet:
-    """inputs [N, I] and targets [N, T_out] of every logged episode so far (float64, as the original)."""
+    """inputs [N, I] and targets [N, T_out] of all logged episodes (float64 as the original)."""
 
     def __init__(self, task) -> None:
         self.task = task

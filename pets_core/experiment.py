@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from pets_core import config as config_mod
 from pets_core.checkpoint import load_checkpoint, save_checkpoint
 from pets_core.config import CEMCfg, PetsConfig
 from pets_core.data import Episode, TrainingSet

@@ -83,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dirs = list(find_run_dirs(args.dirs))
     if not run_dirs:
         print(
-            f"ingest: no finished run directories (with {DONE_JSON}) under {', '.join(map(str, args.dirs))}"
+            f"ingest: no finished run directories (with {DONE_JSON}) under "
+            f"{', '.join(map(str, args.dirs))}"
         )
         return 0
     failed = 0

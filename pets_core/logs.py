@@ -102,7 +102,11 @@ def read_logs_mat(path: Path) -> dict[str, np.ndarray]:
 
 
 def write_predictions_mat(iter_dir: Path, log: Mapping[str, np.ndarray]) -> None:
-    """train_iter<i>/predictions.mat: {means, vars} [calls, H + 1, O] or predictions [calls, H + 1, P, O]."""
+    """train_iter<i>/predictions.mat (spec sec. 5.4).
+
+    {means, vars} [calls, H + 1, O] (log_traj_preds) or {predictions} [calls, H + 1, P, O]
+    (log_particles); nothing when neither is on.
+    """
     if log:
         Path(iter_dir).mkdir(parents=True, exist_ok=True)
         write_mat(Path(iter_dir) / PREDICTIONS_MAT, log)

@@ -21,7 +21,7 @@ COLUMNS = (
     "plan_s_per_action",
     "wall_s",
 )
-"""train_loss / holdout_mse describe the training that produced the model acting in this iteration."""
+"""train_loss / holdout_mse: of the training that produced the model acting in this iteration."""
 
 
 def write_metrics_csv(run_dir: Path, rows: Sequence[Mapping[str, float]]) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from pets_core import mbexp  # noqa: E402
+from pets_core import mbexp
 
 RENDER_OVERRIDES = (
     ("ctrl_cfg.prop_cfg.model_init_cfg.load_model", "True"),

@@ -138,7 +138,8 @@ class Tracker:
         if self.uri is not None:
             self.echo(
                 f"MLflow tracking skipped: {reason}. The run directory is complete without it; "
-                f"add it later with: python -m pets_core.ingest {self.run_dir} --mlflow-uri {self.uri}"
+                f"add it later with: python -m pets_core.ingest {self.run_dir} "
+                f"--mlflow-uri {self.uri}"
             )
         self.client = None
 

@@ -39,7 +39,7 @@ def test_ca_selects_optimiser_dict_like_the_original():
     cfg = load_config("pusher", [("opt-type", "Random")], [("ctrl_cfg.opt_cfg.cfg.popsize", "7")])
     assert cfg.ctrl_cfg.opt_cfg.cfg.popsize == 7
     with pytest.raises(
-        ConfigError, match="'num_elites' is not in ctrl_cfg.opt_cfg.cfg; valid: popsize"
+        ConfigError, match=r"'num_elites' is not in ctrl_cfg\.opt_cfg\.cfg; valid: popsize"
     ):
         load_config("pusher", [("opt-type", "Random")], [("ctrl_cfg.opt_cfg.cfg.num_elites", "3")])
 

@@ -126,7 +126,8 @@ def test_same_seed_same_logs_other_seed_differs(tmp_path):
 
 
 def test_neval_nrollouts_and_logging_options(tmp_path):
-    argv = tiny_args("cartpole", iters=2) + [
+    argv = [
+        *tiny_args("cartpole", iters=2),
         "-o", "exp_cfg.log_cfg.neval", "3",
         "-o", "exp_cfg.exp_cfg.nrollouts_per_iter", "2",
         "-o", "exp_cfg.exp_cfg.ninit_rollouts", "2",
@@ -157,7 +158,7 @@ def test_stochastic_actions_are_executed_noisy_but_stored_noise_free(tmp_path):
         return np.allclose(obs, data["observations"][0, -1])
 
     assert run(tmp_path / "plain", tiny_args("cartpole")) == 0
-    noisy = tiny_args("cartpole") + ["-o", "exp_cfg.sim_cfg.stochastic", "True"]
+    noisy = [*tiny_args("cartpole"), "-o", "exp_cfg.sim_cfg.stochastic", "True"]
     noisy += ["-o", "exp_cfg.sim_cfg.noise_std", "1.0"]
     assert run(tmp_path / "noisy", noisy) == 0
     assert replay_matches(tmp_path / "plain")

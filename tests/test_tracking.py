@@ -1,4 +1,4 @@
-"""MLflow tracking against a real sqlite store in tmp_path; unreachable stores; idempotent ingest."""
+"""MLflow tracking on a real sqlite store in tmp_path, unreachable stores, idempotent ingest."""
 
 import time
 
