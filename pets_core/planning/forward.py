@@ -10,12 +10,14 @@ separately:
 * ``ModelPredictor`` concatenates them and calls the contract's ``model.predict`` /
   ``model.predict_moments`` (any model, any device).
 * ``FastPredictor`` runs the model's own weights (``weights``/``biases`` ``(E, in, out)``,
-  ``normalizer``, ``max_logvar``/``min_logvar``) with a planning layout: layer 0 is split into
-  its obs rows and action rows, the action part ``a_t W_a + b_0`` is computed once per
-  (member, candidate, step) for the whole horizon instead of once per particle, and never
-  concatenated; on CPU every layer is one oneDNN matmul per member with the bias and the swish
-  fused in (measured ~2x torch.bmm's MKL path on this AVX-512 machine, see pets_core.bench.plan);
-  elsewhere one ``baddbmm`` over members with an in-place swish.
+  ``normalizer``, ``max_logvar``/``min_logvar``) in a planning layout: the actions are
+  normalised once per batch of candidates, each step writes ``[normalised obs features, a_t]``
+  into one input buffer, and on CPU every layer is one oneDNN matmul per member with the bias
+  and the swish fused into it (on this AVX-512 machine oneDNN's fp32 matmul runs ~2x
+  torch.bmm's MKL path on these shapes, see pets_core.bench.plan); elsewhere one ``baddbmm``
+  over members with an in-place swish. (Splitting layer 0 into obs and action rows, with the
+  action part precomputed per candidate, measured no faster: with the bias and swish fused into
+  the matmul, the split costs two extra passes over the layer-0 output.)
 
 Both return ``mean`` and ``std`` (``None`` when the variance is not needed), so propagation never
 knows which one it has.
@@ -87,9 +89,15 @@ def _onednn_available(device: torch.device) -> bool:
 
 
 class FastPredictor:
-    """The model's MLP in a planning layout (see the module docstring). Same maths as predict."""
+    """The model's MLP in a planning layout (see the module docstring). Same maths as predict.
 
-    def __init__(self, model, act_dim: int, backend: str = "auto") -> None:
+    ``dtype=torch.bfloat16`` runs the matmuls in bf16 (normalised inputs, weights and hidden
+    activations; the head's mean / log-variance maths stays float32): an opt-in speed mode.
+    """
+
+    def __init__(
+        self, model, act_dim: int, backend: str = "auto", dtype: torch.dtype = torch.float32
+    ) -> None:
         weights = [w.detach() for w in model.weights]  # (E, in, out)
         biases = [b.detach() for b in model.biases]  # (E, 1, out)
         device = weights[0].device
@@ -97,29 +105,27 @@ class FastPredictor:
             backend = "onednn" if _onednn_available(device) else "bmm"
         if backend not in ("onednn", "bmm"):
             raise ValueError(f"unknown backend {backend!r}; valid: auto, onednn, bmm")
-        self.backend = backend
+        self.backend, self.dtype = backend, dtype
         self.ensemble_size = int(model.ensemble_size)
         self.out_dim = int(model.out_dim)
         self.is_probabilistic = bool(model.is_probabilistic)
-        A = int(act_dim)
-        F_ = weights[0].shape[1] - A
-        in_mean, in_std = model.normalizer.mean.detach(), model.normalizer.std.detach()
-        self.obs_mean, self.obs_std = in_mean[:F_], in_std[:F_]  # (F,)
-        self.act_mean, self.act_std = in_mean[F_:], in_std[F_:]  # (A,)
-        self.w0_obs = weights[0][:, :F_]  # (E, F, D1)
-        self.w0_act, self.b0 = weights[0][:, F_:], biases[0]  # (E, A, D1), (E, 1, D1)
-        # later layers; onednn wants (out, in) per member, bmm (E, in, out)
-        self.layers = list(zip(weights[1:], biases[1:], strict=True))
-        if backend == "onednn":
-            self.w0_obs_t = [w.T.contiguous() for w in self.w0_obs]  # E x (D1, F)
-            self.layers_t = [
-                ([w.T.contiguous() for w in weight], [b[0].contiguous() for b in bias])
-                for weight, bias in self.layers
+        self.in_dim = int(weights[0].shape[1])
+        self.obs_in_dim = self.in_dim - int(act_dim)  # F
+        mean, std = model.normalizer.mean.detach(), model.normalizer.std.detach()
+        F_ = self.obs_in_dim
+        self.obs_mean, self.obs_std = mean[:F_], std[:F_]  # (F,)
+        self.act_mean, self.act_std = mean[F_:], std[F_:]  # (A,)
+        if backend == "onednn":  # per member (out, in) weights and (out,) biases
+            self.layers = [
+                ([w.T.contiguous().to(dtype) for w in weight], [b[0].to(dtype) for b in bias])
+                for weight, bias in zip(weights, biases, strict=True)
             ]
+        else:  # (E, in, out), (E, 1, out) as stored
+            self.layers = [(w.to(dtype), b.to(dtype)) for w, b in zip(weights, biases, strict=True)]
         if self.is_probabilistic:
             self.max_logvar = model.max_logvar.detach().view(-1)  # (T,)
             self.min_logvar = model.min_logvar.detach().view(-1)
-        self._act_terms: Tensor | None = None
+        self._actions: Tensor | None = None
 
     @classmethod
     def supports(cls, model) -> bool:
@@ -129,16 +135,19 @@ class FastPredictor:
         ) and (not model.is_probabilistic or hasattr(model, "max_logvar"))
 
     def prepare(self, action_seqs: Tensor) -> None:
-        action = (action_seqs - self.act_mean) / self.act_std  # (N, H, A)
-        # (E, H, N, D1): layer 0's action rows plus its bias, once per member, step, candidate
-        terms = torch.einsum("nha,ead->ehnd", action, self.w0_act) + self.b0[:, None]
-        self._act_terms = terms.contiguous()
+        # normalised once per batch of candidates, not once per particle and step
+        self._actions = ((action_seqs - self.act_mean) / self.act_std).to(self.dtype)  # (N, H, A)
 
-    def _normalise(self, obs_in: Tensor) -> Tensor:
-        return (obs_in - self.obs_mean) / self.obs_std
+    def _inputs(self, obs_in: Tensor, t: int) -> Tensor:
+        """Normalised ``[obs features, a_t]`` written into one buffer ``(.., N, R, I)``."""
+        x = torch.empty((*obs_in.shape[:-1], self.in_dim), dtype=self.dtype, device=obs_in.device)
+        x[..., : self.obs_in_dim] = (obs_in - self.obs_mean) / self.obs_std
+        x[..., self.obs_in_dim :] = self._actions[:, t, None]  # (N, 1, A) over the rows
+        return x
 
     def _head(self, out: Tensor, need_std: bool) -> tuple[Tensor, Tensor | None]:
         T = self.out_dim
+        out = out.float()
         mean = out[..., :T]
         if not need_std:
             return mean, None
@@ -148,49 +157,41 @@ class FastPredictor:
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
         return mean, logvar.mul_(0.5).exp_()
 
-    def _member_mlp(self, x: Tensor, e: int, t: int, N: int) -> Tensor:
-        """oneDNN path, member e on ``x (N R, F)`` -> raw head output ``(N R, out)``."""
-        mkldnn = torch.ops.mkldnn
-        h = mkldnn._linear_pointwise(x, self.w0_obs_t[e], None, "none", [], "")  # (N R, D1)
-        h.view(N, -1, h.shape[-1]).add_(self._act_terms[e, t][:, None])
-        F.silu(h, inplace=True)
-        last = len(self.layers_t) - 1
-        for i, (weight, bias) in enumerate(self.layers_t):
-            h = mkldnn._linear_pointwise(
-                h, weight[e], bias[e], "swish" if i < last else "none", [], ""
-            )
-        return h
-
-    def _batched_mlp(self, x: Tensor, t: int, N: int) -> Tensor:
-        """bmm path, ``x (E, N R, F)`` (may be expanded over E) -> raw ``(E, N R, out)``."""
-        E = self.ensemble_size
-        h = torch.bmm(x, self.w0_obs)  # (E, N R, D1)
-        h.view(E, N, -1, h.shape[-1]).add_(self._act_terms[:, t, :, None])
-        F.silu(h, inplace=True)
+    def _member_mlp(self, x: Tensor, e: int) -> Tensor:
+        """oneDNN path, member e on ``x (M, I)`` -> raw head output ``(M, out)``; every layer
+        is one matmul with its bias and swish fused in."""
         last = len(self.layers) - 1
         for i, (weight, bias) in enumerate(self.layers):
-            h = torch.baddbmm(bias, h, weight)
+            attr = "swish" if i < last else "none"
+            x = torch.ops.mkldnn._linear_pointwise(x, weight[e], bias[e], attr, [], "")
+        return x
+
+    def _batched_mlp(self, x: Tensor) -> Tensor:
+        """bmm path, ``x (E, M, I)`` (may be expanded over E) -> raw ``(E, M, out)``."""
+        last = len(self.layers) - 1
+        for i, (weight, bias) in enumerate(self.layers):
+            x = torch.baddbmm(bias, x, weight)
             if i < last:
-                F.silu(h, inplace=True)
-        return h
+                F.silu(x, inplace=True)
+        return x
 
     def members(self, obs_in: Tensor, t: int, need_std: bool) -> tuple[Tensor, Tensor | None]:
         E, N, R, _ = obs_in.shape
-        x = self._normalise(obs_in).view(E, N * R, -1)  # (E, N R, F)
+        x = self._inputs(obs_in, t).view(E, N * R, -1)  # (E, N R, I)
         if self.backend == "onednn":
-            out = torch.stack([self._member_mlp(x[e], e, t, N) for e in range(E)])
+            out = torch.stack([self._member_mlp(x[e], e) for e in range(E)])
         else:
-            out = self._batched_mlp(x, t, N)
+            out = self._batched_mlp(x)
         return self._head(out.view(E, N, R, -1), need_std)
 
     def moments(self, obs_in: Tensor, t: int, need_std: bool) -> tuple[Tensor, Tensor | None]:
         N, R, _ = obs_in.shape
         E = self.ensemble_size
-        x = self._normalise(obs_in).view(N * R, -1)  # (N R, F)
+        x = self._inputs(obs_in, t).view(N * R, -1)  # (N R, I), the same rows for all members
         if self.backend == "onednn":
-            out = torch.stack([self._member_mlp(x, e, t, N) for e in range(E)])
+            out = torch.stack([self._member_mlp(x, e) for e in range(E)])
         else:
-            out = self._batched_mlp(x.expand(E, *x.shape), t, N)
+            out = self._batched_mlp(x.expand(E, *x.shape))
         mean, std = self._head(out.view(E, N, R, -1), need_std=True)  # (E, N, R, T)
         return moment_match(mean, std, self.is_probabilistic, need_std)
 
@@ -209,10 +210,13 @@ def moment_match(
     return matched, var.sqrt_()
 
 
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def make_predictor(model, act_dim: int, fast: bool | str = "auto") -> Predictor:
+def make_predictor(
+    model, act_dim: int, fast: bool | str = "auto", precision: str = "fp32"
+) -> Predictor:
     """FastPredictor when the model exposes its weights (and ``fast`` allows), else the API.
 
     The fast layout is rebuilt only when a weight, bias or normaliser tensor has changed since
@@ -220,13 +224,18 @@ def make_predictor(model, act_dim: int, fast: bool | str = "auto") -> Predictor:
     """
     if fast not in (True, False, "auto", "onednn", "bmm"):
         raise ValueError(f"fast must be auto, True, False, onednn or bmm, got {fast!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if fast is False or (fast == "auto" and not FastPredictor.supports(model)):
+        if precision != "fp32":
+            raise ValueError(f"precision {precision} needs the fast planner forward")
         return ModelPredictor(model)
     backend = fast if fast in ("onednn", "bmm") else "auto"
     tensors = [*model.parameters(), *model.buffers()]
-    key = (backend, act_dim, tuple((id(x), x._version) for x in tensors))
+    key = (backend, precision, act_dim, tuple((id(x), x._version) for x in tensors))
     cached = _CACHE.get(model)
     if cached is None or cached[0] != key:
-        cached = (key, FastPredictor(model, act_dim, backend=backend))
+        predictor = FastPredictor(model, act_dim, backend=backend, dtype=PRECISIONS[precision])
+        cached = (key, predictor)
         _CACHE[model] = cached
     return cached[1]

@@ -60,6 +60,7 @@ class MPC:
         log_traj_preds: bool = False,
         log_particles: bool = False,
         fast: bool | str = "auto",
+        precision: str = "fp32",
     ) -> None:
         check_propagation(model, prop, num_particles)
         if plan_hor < 1:
@@ -80,7 +81,8 @@ class MPC:
             )
         self.model, self.task, self.optimizer = model, task, optimizer
         self.plan_hor, self.per, self.num_particles = plan_hor, per, num_particles
-        self.prop, self.ign_var, self.fast = prop, ign_var, fast
+        self.prop, self.ign_var = prop, ign_var
+        self.fast, self.precision = fast, precision  # how the model is called (planning.forward)
         self.device = torch.device(device)
         self.action_low, self.action_high = action_low, action_high
         self.log_traj_preds, self.log_particles = log_traj_preds, log_particles
@@ -128,6 +130,7 @@ class MPC:
             ign_var=self.ign_var,
             generator=self.generator,
             fast=self.fast,
+            precision=self.precision,
         )
 
     def act(self, obs: np.ndarray, t: int = 0) -> np.ndarray:
@@ -164,6 +167,7 @@ class MPC:
             ign_var=self.ign_var,
             generator=self.generator,
             fast=self.fast,
+            precision=self.precision,
         )
         particles = particles[0].cpu().numpy()  # (H+1, P, O)
         if self.log_particles:

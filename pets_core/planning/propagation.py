@@ -84,16 +84,19 @@ def predicted_costs(
     ign_var: bool,
     generator: torch.Generator,
     fast: bool | str = "auto",
+    precision: str = "fp32",
 ) -> Tensor:  # (N,)
     """Mean over P particles of the undiscounted predicted cost of each candidate (spec sec. 4).
 
     ``fast`` picks how the model is called (pets_core.planning.forward): ``"auto"`` uses the
     planning layout of the model's weights when it exposes them, ``False`` the contract's
     ``predict`` / ``predict_moments``; both give the same numbers up to float rounding.
+    ``precision="bf16"`` (opt-in, fast layout only) runs the model's matmuls in bfloat16.
     """
     costs, _ = _propagate(
-        model, task, obs, action_seqs, prop, num_particles, goal, ign_var, generator, fast, False
-    )
+        model, task, obs, action_seqs, prop, num_particles, goal, ign_var, generator,
+        (fast, precision), False,
+    )  # fmt: skip
     return costs
 
 
@@ -110,14 +113,16 @@ def predicted_particles(
     ign_var: bool,
     generator: torch.Generator,
     fast: bool | str = "auto",
+    precision: str = "fp32",
 ) -> tuple[Tensor, Tensor]:
     """The particles' predicted observations ``(N, H+1, P, O)`` (index 0 = obs) and costs ``(N,)``.
 
     Particle ``p`` here is particle ``p`` of the original's candidate-major layout.
     """
     costs, states = _propagate(
-        model, task, obs, action_seqs, prop, num_particles, goal, ign_var, generator, fast, True
-    )
+        model, task, obs, action_seqs, prop, num_particles, goal, ign_var, generator,
+        (fast, precision), True,
+    )  # fmt: skip
     return torch.stack(states, dim=1), costs
 
 
@@ -129,7 +134,7 @@ def _propagate(
     N, H, A = action_seqs.shape
     E = int(model.ensemble_size)
     use_var = _uses_variance(model, prop, ign_var)
-    predictor = make_predictor(model, A, fast)
+    predictor = make_predictor(model, A, *fast)
     predictor.prepare(action_seqs)
     if prop == "TSinf":
         state = obs.expand(E, N, P // E, -1)  # (E, N, P/E, O): particle p = e * P/E + j
