@@ -64,6 +64,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--fast", default="auto", choices=["auto", "onednn", "bmm", "off"],
         help="planner forward: fast layout (auto/onednn/bmm) or the model's predict (off)",
     )  # fmt: skip
+    p.add_argument(
+        "--precision", default="fp32", choices=["fp32", "bf16"],
+        help="bf16: opt-in bfloat16 matmuls; also times fp32 and reports agreement",
+    )  # fmt: skip
     p.add_argument("--warmup", type=int, default=1, help="untimed actions first")
     p.add_argument("--repeats", type=int, default=3, help="timed actions (median reported)")
     p.add_argument("--seed", type=int, default=0)
@@ -158,34 +162,53 @@ def main(argv: list[str] | None = None) -> int:
         alpha=opt["cem"]["alpha"], lower=lower, upper=upper,
     )  # fmt: skip
     fast = False if args.fast == "off" else args.fast
-    mpc = MPC(
-        model=model, task=task, optimizer=cem, plan_hor=H, per=1, num_particles=P,
-        prop=args.prop, ign_var=False, action_low=low, action_high=high, device=device,
-        seed=args.seed, fast=fast,
-    )  # fmt: skip
-    mpc.model_trained = True
-    mpc.reset(goal)
+
+    def make_mpc(precision: str) -> MPC:
+        mpc = MPC(
+            model=model, task=task, optimizer=cem, plan_hor=H, per=1, num_particles=P,
+            prop=args.prop, ign_var=False, action_low=low, action_high=high, device=device,
+            seed=args.seed, fast=fast, precision=precision,
+        )  # fmt: skip
+        mpc.model_trained = True
+        mpc.reset(goal)
+        return mpc
+
+    def time_actions(mpc: MPC) -> tuple[list[float], list[int], list[np.ndarray]]:
+        for _ in range(args.warmup):
+            mpc.act(obs)
+        seconds, iters_run, actions = [], [], []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            actions.append(mpc.act(obs))
+            seconds.append(time.perf_counter() - start)
+            iters_run.append(cem.num_iters)
+        return seconds, iters_run, actions
 
     rows = N * P // E if args.prop in ("TS1", "TSinf") else N * P
     dims = _layer_dims(model)
     rates = matmul_rates(E, rows, dims, device)
-    for _ in range(args.warmup):
-        mpc.act(obs)
-    seconds, iters_run = [], []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        mpc.act(obs)
-        seconds.append(time.perf_counter() - start)
-        iters_run.append(cem.num_iters)
+    seconds, iters_run, actions = time_actions(make_mpc(args.precision))
     for name, rate in matmul_rates(E, rows, dims, device).items():  # again: best of both
         rates[name] = max(rates[name], rate)
+    extra = {}
+    if args.precision != "fp32":
+        fp32_seconds, _, fp32_actions = time_actions(make_mpc("fp32"))
+        extra = _agreement(model, task, obs, goal, cem, args, P, fast, low, high, device)
+        extra["fp32_s_per_action"] = round(float(np.median(fp32_seconds)), 4)
+        extra["speedup_vs_fp32"] = round(extra["fp32_s_per_action"] / float(np.median(seconds)), 2)
+        diff = np.abs(np.stack(actions) - np.stack(fp32_actions)) / (high - low)
+        extra["action_diff_vs_fp32_max_frac_of_range"] = round(float(diff.max()), 4)
 
     s_per_action = float(np.median(seconds))
     flops_per_step = sum(2 * E * rows * d_in * d_out for d_in, d_out in dims)
     flops = flops_per_step * H * float(np.median(iters_run))
     achieved = flops / s_per_action / 1e9
     best_rate = max(rates.values())
-    baseline = BASELINE_S_PER_ACTION.get(args.env)
+    paper_size = (N, P, H, iters, E, args.model, args.prop) == (
+        opt["cem"]["popsize"], ctrl["prop_cfg"]["npart"], opt["plan_hor"],
+        opt["cem"]["max_iters"], mcfg["num_nets"], "PE", "TSinf",
+    )  # fmt: skip
+    baseline = BASELINE_S_PER_ACTION.get(args.env) if paper_size else None
     predictor = _predictor_name(model, task, fast)
     result = {
         "env": args.env,
@@ -199,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "bmm_gflops": round(rates["bmm"], 1),
         "fraction_of_bmm": round(achieved / rates["bmm"], 3),
         "onednn_gflops": round(rates["onednn"], 1) if "onednn" in rates else None,
+        "paper_size": paper_size,
         "baseline_s_per_action": baseline,
         "speedup_vs_baseline": round(baseline / s_per_action, 2) if baseline else None,
         "popsize": N, "elites": K, "particles": P, "horizon": H, "iters": iters,
@@ -206,12 +230,51 @@ def main(argv: list[str] | None = None) -> int:
         "predictor": predictor,
         "device": str(device) if device.type != "cpu" else f"cpu ({platform.machine()})",
         "threads": torch.get_num_threads(),
-        "dtype": "float32",
+        "precision": args.precision,
         "loadavg": os.getloadavg(),
         "torch": torch.__version__,
-    }  # fmt: skip
+    } | extra  # fmt: skip
     print(json.dumps(result))
     return 0
+
+
+def _agreement(model, task, obs, goal, cem, args, P, fast, low, high, device) -> dict:
+    """bf16 vs fp32 on the same candidates (CEM's first population from the mid-point): cost
+    rank correlation, elite-set overlap, and the fp32 regret of the bf16 plan's first action."""
+    from pets_core.planning import predicted_costs
+
+    obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
+    goal_t = None if goal is None else torch.as_tensor(goal, dtype=torch.float32, device=device)
+    mid = (cem.lower + cem.upper) / 2
+    var = (cem.upper - cem.lower).square() / 16
+    seqs = cem._sample(mid, var, torch.Generator(device=device).manual_seed(args.seed))
+    costs = {
+        precision: predicted_costs(
+            model,
+            task,
+            obs_t,
+            seqs,
+            prop=args.prop,
+            num_particles=P,
+            goal=goal_t,
+            ign_var=False,
+            generator=torch.Generator(device=device).manual_seed(1),
+            fast=fast,
+            precision=precision,
+        )
+        for precision in ("fp32", args.precision)
+    }
+    ranks = {k: v.argsort().argsort().double() for k, v in costs.items()}
+    rank_corr = torch.corrcoef(torch.stack(list(ranks.values())))[0, 1]
+    K = cem.num_elites
+    elites = [set(v.argsort()[:K].tolist()) for v in costs.values()]
+    return {
+        "cost_rank_corr_vs_fp32": round(float(rank_corr), 4),
+        "elite_overlap_vs_fp32": round(len(elites[0] & elites[1]) / K, 3),
+        "cost_max_rel_diff_vs_fp32": round(
+            float(((costs[args.precision] - costs["fp32"]).abs() / costs["fp32"].abs()).max()), 5
+        ),
+    }
 
 
 def _predictor_name(model, task, fast) -> str:
