@@ -26,6 +26,7 @@ import torch
 import yaml
 
 from pets_core.models import ModelTrainer, make_model
+from pets_core.models.backprop import with_ones_column
 from pets_core.models.loss import training_loss
 
 ENV_DIMS = {"cartpole": (6, 4), "reacher": (24, 17), "pusher": (27, 20), "halfcheetah": (24, 18)}
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = rng.standard_normal((n, out_dim)).astype(np.float32)
         model.normalizer.fit(inputs)
         x_raw = torch.as_tensor(inputs, device=device)
-        x = model.normalizer(x_raw)
+        x = with_ones_column(model.normalizer(x_raw))  # the trainer's input layout
         y = torch.as_tensor(targets, device=device)
         idxs = torch.from_numpy(rng.integers(n, size=(ENSEMBLE_SIZE, n)))
         steps = math.ceil(n / BATCH_SIZE)

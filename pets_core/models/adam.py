@@ -2,8 +2,9 @@
 
 TF's update is ``p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)`` ("epsilon hat").
 PyTorch's fused kernel computes ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps')``;
-the two are the same function when ``eps' = eps / sqrt(1 - b2^t)``, so one ``_fused_adam_`` call per
-step (a single pass over p, g, m, v) gives TF's maths on CPU and CUDA alike.
+the two are the same function when ``eps' = eps / sqrt(1 - b2^t)``, so the fused kernel (a single
+pass over p, g, m, v) gives TF's maths on CPU and CUDA alike. The L2 weight decay of the loss
+(gradient ``lambda W``) is added inside the same kernel, one call per distinct lambda.
 """
 
 from __future__ import annotations
@@ -17,36 +18,55 @@ BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8  # TF defaults (spec sec. 2.1)
 
 
 class FlatAdam:
-    """Adam moments shaped like the flat parameter vector, and the step count."""
+    """Adam over one flat vector; moments shaped like it; weight decay per group (L2 form).
 
-    def __init__(self, params: Tensor, learning_rate: float) -> None:
+    ``decay_groups`` lists ``(decay, [(start, stop), ...])``: the slices of the flat vector whose
+    gradient gets ``decay * param`` added (the gradient of ``decay/2 ||W||^2``) inside the kernel.
+    Slices not listed are not updated, so list every slice (decay 0 for biases and bounds).
+    """
+
+    def __init__(
+        self,
+        params: Tensor,
+        grads: Tensor,
+        learning_rate: float,
+        decay_groups: list[tuple[float, list[tuple[int, int]]]],
+    ) -> None:
         self.learning_rate = float(learning_rate)
         self.exp_avg = torch.zeros_like(params)
         self.exp_avg_sq = torch.zeros_like(params)
         self.step_count = 0
         # The fused kernel reads the step from a tensor (float32, on the params' device).
         self._step_tensor = torch.zeros((), dtype=torch.float32, device=params.device)
+        self._groups = []
+        for decay, slices in decay_groups:
+            lists = tuple(
+                [t[a:b] for a, b in slices] for t in (params, grads, self.exp_avg, self.exp_avg_sq)
+            )
+            self._groups.append((float(decay), *lists, [self._step_tensor] * len(slices)))
 
-    def step(self, params: Tensor, grads: Tensor) -> None:
-        """One in-place update of ``params`` from ``grads`` (no host sync)."""
+    def step(self) -> None:
+        """One in-place update of the params from the grads (no host sync)."""
         self.step_count += 1
         t = self.step_count
         self._step_tensor.fill_(t)
-        torch._fused_adam_(
-            [params],
-            [grads],
-            [self.exp_avg],
-            [self.exp_avg_sq],
-            [],
-            [self._step_tensor],
-            lr=self.learning_rate,
-            beta1=BETA1,
-            beta2=BETA2,
-            weight_decay=0.0,  # weight decay is in the loss (lambda/2 ||W||^2), not AdamW
-            eps=EPSILON / math.sqrt(1.0 - BETA2**t),
-            amsgrad=False,
-            maximize=False,
-        )
+        eps = EPSILON / math.sqrt(1.0 - BETA2**t)  # TF's epsilon-hat, see the module docstring
+        for decay, params, grads, exp_avg, exp_avg_sq, steps in self._groups:
+            torch._fused_adam_(
+                params,
+                grads,
+                exp_avg,
+                exp_avg_sq,
+                [],
+                steps,
+                lr=self.learning_rate,
+                beta1=BETA1,
+                beta2=BETA2,
+                weight_decay=decay,  # grad += decay * param (L2 in the loss, not AdamW)
+                eps=eps,
+                amsgrad=False,
+                maximize=False,
+            )
 
     def state_dict(self) -> dict[str, Tensor | int | float]:
         return {
@@ -71,7 +91,7 @@ class FlatAdam:
 def tf_adam_reference(
     params: Tensor, grads: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, t: int, lr: float
 ) -> None:
-    """TF's Adam written out op by op (the definition ``FlatAdam`` is tested against)."""
+    """TF's Adam written out op by op, on the full gradient (decay included by the caller)."""
     exp_avg.mul_(BETA1).add_(grads, alpha=1 - BETA1)
     exp_avg_sq.mul_(BETA2).add_(grads.square(), alpha=1 - BETA2)
     lr_t = lr * math.sqrt(1 - BETA2**t) / (1 - BETA1**t)

@@ -17,7 +17,14 @@ import torch
 from torch import Tensor
 
 from pets_core.models.adam import FlatAdam
-from pets_core.models.backprop import EnsembleGradient
+from pets_core.models.backprop import (
+    EnsembleGradient,
+    copy_flat_to_model,
+    copy_model_to_flat,
+    flat_size,
+    flat_views,
+    with_ones_column,
+)
 from pets_core.models.ensemble import EnsembleModel
 from pets_core.models.loss import gaussian_nll, half_mse, member_mse
 
@@ -55,19 +62,19 @@ class TrainStats:
 class ModelTrainer:
     """Trains an ``EnsembleModel`` in place with TF-Adam; keeps the optimiser state across calls.
 
-    The trainer keeps the trainable parameters in one flat vector (so Adam is one fused kernel)
-    and copies them into the model at the end of each call (and from it at the start, so edits to
-    the model between calls are honoured).
+    The trainer keeps the trainable parameters in one flat vector (layout in ``backprop.py``, so
+    Adam is a few fused kernels) and copies them into the model at the end of each call (and from
+    it at the start, so edits to the model between calls are honoured).
     """
 
     def __init__(self, model: EnsembleModel, learning_rate: float) -> None:
         self.model = model
-        params = model.trainable_parameters()
-        ref = params[0]
-        self._params = torch.cat([p.detach().reshape(-1) for p in params]).to(ref.device)
+        ref = model.weights[0]
+        self._params = torch.zeros(flat_size(model), dtype=ref.dtype, device=ref.device)
         self._grads = torch.zeros_like(self._params)
-        self._adam = FlatAdam(self._params, learning_rate)
+        self._adam = FlatAdam(self._params, self._grads, learning_rate, _decay_groups(model))
         self._gradient = EnsembleGradient(model, self._params, self._grads)
+        copy_model_to_flat(model, self._params)
         self.total_steps = 0
 
     @property
@@ -109,8 +116,9 @@ class ModelTrainer:
 
         # 2. normaliser re-fit; normalise the data once (the same float32 ops the model applies)
         model.normalizer.fit(inputs)
-        x_all = model.normalizer(torch.as_tensor(inputs, dtype=torch.float32, device=device))
-        y_all = torch.as_tensor(targets, dtype=torch.float32, device=device)
+        dtype = self._params.dtype
+        x_all = model.normalizer(torch.as_tensor(inputs, dtype=dtype, device=device))
+        y_all = torch.as_tensor(targets, dtype=dtype, device=device)
 
         # 3. bootstrap: each member its own resample of size N, with replacement
         idxs = rng.integers(N, size=(E, N))
@@ -118,20 +126,20 @@ class ModelTrainer:
         self._load_from_model()
         steps = 0
         with torch.no_grad():
+            x_aug = with_ones_column(x_all)  # (N, I + 1)
             for _ in range(epochs):
-                steps += self._run_epoch(x_all, y_all, torch.from_numpy(idxs), batch_size)
+                steps += self._run_epoch(x_aug, y_all, torch.from_numpy(idxs), batch_size)
                 idxs = rng.permuted(idxs, axis=1)  # 4. shuffle each member's row on its own
             self._store_to_model()
 
             # 5. diagnostics on the first max_logging shuffled rows of each member
-            log_idx = torch.from_numpy(idxs[:, :max_logging]).to(device)
+            log_idx = torch.from_numpy(idxs[:, :max_logging]).to(device)  # (E, min(N, 5000))
             stats = TrainStats(steps=steps)
             nll, mse = self._member_losses(x_all[log_idx], y_all[log_idx])
             stats.train_nll, stats.train_mse = nll.tolist(), mse.tolist()
             if num_holdout > 0:
-                x_hold = torch.as_tensor(hold_in, dtype=torch.float32, device=device)
-                x_hold = model.normalizer(x_hold)
-                y_hold = torch.as_tensor(hold_targ, dtype=torch.float32, device=device)
+                x_hold = model.normalizer(torch.as_tensor(hold_in, dtype=dtype, device=device))
+                y_hold = torch.as_tensor(hold_targ, dtype=dtype, device=device)
                 _, hold_mse = self._member_losses(
                     x_hold.expand(E, *x_hold.shape), y_hold.expand(E, *y_hold.shape)
                 )
@@ -140,17 +148,20 @@ class ModelTrainer:
         stats.seconds = time.perf_counter() - start
         return stats
 
-    def _run_epoch(self, x_all: Tensor, y_all: Tensor, idxs: Tensor, batch_size: int) -> int:
-        """One pass over the index matrix ``(E, N)``: consecutive column slices, one step each."""
+    def _run_epoch(self, x_aug: Tensor, y_all: Tensor, idxs: Tensor, batch_size: int) -> int:
+        """One pass over the index matrix ``(E, N)``: consecutive column slices, one step each.
+
+        ``x_aug (N, I + 1)``: normalised inputs with a trailing column of ones (the bias input).
+        """
         N = idxs.shape[1]
         chunk = max(batch_size, GATHER_COLUMNS // batch_size * batch_size)
         steps = 0
         for c0 in range(0, N, chunk):
-            cols = idxs[:, c0 : c0 + chunk].to(x_all.device, non_blocking=True)  # (E, C)
-            x_chunk, y_chunk = x_all[cols], y_all[cols]  # (E, C, I), (E, C, T)
+            cols = idxs[:, c0 : c0 + chunk].to(x_aug.device, non_blocking=True)  # (E, C)
+            x_chunk, y_chunk = x_aug[cols], y_all[cols]  # (E, C, I + 1), (E, C, T)
             for b0 in range(0, cols.shape[1], batch_size):
                 self._gradient(x_chunk[:, b0 : b0 + batch_size], y_chunk[:, b0 : b0 + batch_size])
-                self._adam.step(self._params, self._grads)
+                self._adam.step()
                 steps += 1
         return steps
 
@@ -162,16 +173,11 @@ class ModelTrainer:
 
     # ------------------------------------------------------------------ state
 
-    @torch.no_grad()
     def _load_from_model(self) -> None:
-        torch.cat([p.reshape(-1) for p in self.model.trainable_parameters()], out=self._params)
+        copy_model_to_flat(self.model, self._params)
 
-    @torch.no_grad()
     def _store_to_model(self) -> None:
-        offset = 0
-        for p in self.model.trainable_parameters():
-            p.copy_(self._params[offset : offset + p.numel()].view_as(p))
-            offset += p.numel()
+        copy_flat_to_model(self._params, self.model)
 
     def state_dict(self) -> dict:
         """Model weights + normaliser + Adam state (for resume)."""
@@ -186,6 +192,23 @@ class ModelTrainer:
         self._adam.load_state_dict(state["adam"])
         self.total_steps = int(state["total_steps"])
         self._load_from_model()
+
+
+def _decay_groups(model: EnsembleModel) -> list[tuple[float, list[tuple[int, int]]]]:
+    """Flat-vector slices per weight decay: each layer's weights with its lambda, the rest 0."""
+    flat = torch.arange(flat_size(model))  # positions, to read slice bounds off the views
+    views = flat_views(model, flat)
+    groups: list[tuple[float, list[tuple[int, int]]]] = []
+    undecayed = []
+    for decay, w_block, b_block in zip(
+        model.weight_decays, views.weight_blocks, views.bias_blocks, strict=True
+    ):
+        groups.append((decay, [(int(w_block[0]), int(w_block[-1]) + 1)]))
+        undecayed.append((int(b_block[0]), int(b_block[-1]) + 1))
+    if model.is_probabilistic:
+        undecayed.append((int(views.max_logvar[0, 0]), int(views.min_logvar[0, -1]) + 1))
+    groups.append((0.0, undecayed))
+    return groups
 
 
 def _check_data(
