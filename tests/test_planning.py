@@ -351,3 +351,71 @@ def test_fast_layout_matches_the_model_api(model_type, prop, P, backend):
     }
     # same draws, same maths; only float32 rounding order differs
     torch.testing.assert_close(costs[backend], costs[False], atol=1e-4, rtol=1e-5)
+
+
+def test_fast_layout_follows_weight_updates():
+    from pets_core.envs.tasks import get_task
+
+    task = get_task("cartpole")
+    model = _real_model("PE", task)
+    obs, seqs = torch.zeros(task.obs_dim), torch.rand(4, 3, task.act_dim)
+
+    def costs(fast):
+        return predicted_costs(
+            model,
+            task,
+            obs,
+            seqs,
+            prop="E",
+            num_particles=1,
+            goal=None,
+            ign_var=False,
+            generator=torch.Generator(),
+            fast=fast,
+        )
+
+    before = costs("auto")
+    with torch.no_grad():  # what training does: in-place updates of the same tensors
+        model.weights[-1].mul_(3.0)
+        model.normalizer.mean.add_(0.5)
+    after = costs("auto")
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, costs(False), atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_precision_is_close_to_fp32_and_needs_the_fast_layout():
+    from pets_core.envs.tasks import get_task
+
+    task = get_task("halfcheetah")
+    model = _real_model("PE", task)
+    obs, seqs = torch.zeros(task.obs_dim), torch.rand(64, 5, task.act_dim) * 2 - 1
+    costs = {
+        precision: predicted_costs(
+            model,
+            task,
+            obs,
+            seqs,
+            prop="TSinf",
+            num_particles=10,
+            goal=None,
+            ign_var=False,
+            generator=torch.Generator().manual_seed(0),
+            precision=precision,
+        )
+        for precision in ("fp32", "bf16")
+    }
+    # bf16 keeps 8 mantissa bits (~0.4% per rounding); costs are sums of O(1) terms
+    torch.testing.assert_close(costs["bf16"], costs["fp32"], rtol=0.05, atol=0.05)
+    with pytest.raises(ValueError, match="fast planner forward"):
+        predicted_costs(
+            FakeEnsemble(5, 2, 1, probabilistic=True),
+            fake_task(),
+            torch.zeros(1),
+            torch.zeros(2, 3, 1),
+            prop="TSinf",
+            num_particles=5,
+            goal=None,
+            ign_var=False,
+            generator=torch.Generator(),
+            precision="bf16",
+        )
