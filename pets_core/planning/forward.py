@@ -192,12 +192,12 @@ class FastPredictor:
             out = torch.stack([self._member_mlp(x, e) for e in range(E)])
         else:
             out = self._batched_mlp(x.expand(E, *x.shape))
-        mean, std = self._head(out.view(E, N, R, -1), need_std=True)  # (E, N, R, T)
+        mean, std = self._head(out.view(E, N, R, -1), need_std)  # (E, N, R, T)
         return moment_match(mean, std, self.is_probabilistic, need_std)
 
 
 def moment_match(
-    mean: Tensor, std: Tensor, is_probabilistic: bool, need_std: bool
+    mean: Tensor, std: Tensor | None, is_probabilistic: bool, need_std: bool
 ) -> tuple[Tensor, Tensor | None]:
     """Spec sec. 3.4 over the leading member axis: mean of means; mean of variances (P/PE)
     plus the population variance of the means."""

@@ -131,6 +131,7 @@ def _propagate(
 ) -> tuple[Tensor, list[Tensor]]:
     check_propagation(model, prop, P)
     _check_inputs(task, obs, action_seqs)
+    obs = obs.to(dtype=torch.float32, device=action_seqs.device)
     N, H, A = action_seqs.shape
     E = int(model.ensemble_size)
     use_var = _uses_variance(model, prop, ign_var)
