@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         "variant": f"{args.model}-{args.prop}-CEM",
         "s_per_action": round(s_per_action, 4),
         "s_per_action_all": [round(s, 4) for s in seconds],
+        "s_per_action_min": round(min(seconds), 4),
+        "fraction_of_matmul_at_min": round(flops / min(seconds) / 1e9 / max(rates.values()), 3),
         "flops_per_action": flops,
         "achieved_gflops": round(achieved, 1),
         "matmul_gflops": round(best_rate, 1),
