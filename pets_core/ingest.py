@@ -16,7 +16,7 @@ from pathlib import Path
 from pets_core import config as config_mod
 from pets_core import tracking
 from pets_core.logs import DONE_JSON
-from pets_core.metrics import read_metrics_csv
+from pets_core.metrics import METRICS_CSV, read_metrics_csv
 
 
 def find_run_dirs(roots: Sequence[Path]) -> Iterator[Path]:
@@ -33,7 +33,7 @@ def ingest_run(run_dir: Path, uri: str, experiment: str | None = None) -> tuple[
     """Add or complete one run directory's MLflow run; returns (run_id, what happened)."""
     run_dir = Path(run_dir)
     cfg = config_mod.from_yaml(run_dir / "config.yaml")
-    rows = read_metrics_csv(run_dir)
+    rows = read_metrics_csv(run_dir) if (run_dir / METRICS_CSV).exists() else []
     messages: list[str] = []
     tracker = tracking.Tracker(
         uri,
