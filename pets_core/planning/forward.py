@@ -26,11 +26,14 @@ knows which one it has.
 from __future__ import annotations
 
 import weakref
+from itertools import pairwise
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from pets_core.planning.lanes import num_lanes, run_chains
 
 
 class Predictor(Protocol):
@@ -166,6 +169,21 @@ class FastPredictor:
             x = torch.ops.mkldnn._linear_pointwise(x, weight[e], bias[e], attr, [], "")
         return x
 
+    def _onednn_members(self, xs: list[Tensor]) -> Tensor:
+        """Member e on ``xs[e] (M, I)`` -> ``(E, M, out)``, run as E x lanes independent chains
+        (a member's layers on a block of rows) on single-threaded CPU lanes (planning.lanes)."""
+        E, M = len(xs), xs[0].shape[0]
+        out_dim = self.layers[-1][0][0].shape[0]
+        out = torch.empty(E, M, out_dim, dtype=self.dtype, device=xs[0].device)
+        blocks = num_lanes() if M >= 64 else 1
+        bounds = [M * i // blocks for i in range(blocks + 1)]
+
+        def chain(e: int, lo: int, hi: int):
+            return lambda: out[e, lo:hi].copy_(self._member_mlp(xs[e][lo:hi], e))
+
+        run_chains([chain(e, lo, hi) for e in range(E) for lo, hi in pairwise(bounds) if hi > lo])
+        return out
+
     def _batched_mlp(self, x: Tensor) -> Tensor:
         """bmm path, ``x (E, M, I)`` (may be expanded over E) -> raw ``(E, M, out)``."""
         last = len(self.layers) - 1
@@ -179,7 +197,7 @@ class FastPredictor:
         E, N, R, _ = obs_in.shape
         x = self._inputs(obs_in, t).view(E, N * R, -1)  # (E, N R, I)
         if self.backend == "onednn":
-            out = torch.stack([self._member_mlp(x[e], e) for e in range(E)])
+            out = self._onednn_members([x[e] for e in range(E)])
         else:
             out = self._batched_mlp(x)
         return self._head(out.view(E, N, R, -1), need_std)
@@ -189,7 +207,7 @@ class FastPredictor:
         E = self.ensemble_size
         x = self._inputs(obs_in, t).view(N * R, -1)  # (N R, I), the same rows for all members
         if self.backend == "onednn":
-            out = torch.stack([self._member_mlp(x, e) for e in range(E)])
+            out = self._onednn_members([x] * E)
         else:
             out = self._batched_mlp(x.expand(E, *x.shape))
         mean, std = self._head(out.view(E, N, R, -1), need_std)  # (E, N, R, T)
