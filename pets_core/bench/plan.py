@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +89,12 @@ def _best_seconds(fn, reps: int) -> float:
     return best
 
 
-def matmul_rates(E: int, rows: int, dims: list[tuple[int, int]], device, reps: int = 5) -> dict:
-    """Best fp32 GFLOP/s over the planner's layer shapes ``(E, rows, in) x (E, in, out)``."""
+def matmul_rates(E: int, rows: int, dims: list[tuple[int, int]], device, reps: int = 3) -> dict:
+    """Best fp32 GFLOP/s over the planner's layer shapes ``(E, rows, in) x (E, in, out)``, three
+    ways: ``torch.bmm`` (one call per layer), oneDNN per member with one OpenMP team, and oneDNN
+    per member and row block on the single-threaded lanes the planner uses."""
+    from pets_core.planning.lanes import num_lanes, run_chains
+
     flops = sum(2 * E * rows * d_in * d_out for d_in, d_out in dims)
     gen = torch.Generator(device=device).manual_seed(0)
     shapes = [
@@ -104,16 +109,30 @@ def matmul_rates(E: int, rows: int, dims: list[tuple[int, int]], device, reps: i
             torch.bmm(x, w, out=out)
         _sync(device)
 
-    rates = {"bmm": flops / sum(_best_seconds(bmm, reps) for _ in [0]) / 1e9}
+    rates = {"bmm": flops / _best_seconds(bmm, reps) / 1e9}
     if torch.device(device).type == "cpu" and hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        linear = torch.ops.mkldnn._linear_pointwise
         packed = [(x, [wi.T.contiguous() for wi in w]) for x, w, _ in shapes]
 
         def onednn() -> None:
             for x, w_t in packed:
                 for e in range(E):
-                    torch.ops.mkldnn._linear_pointwise(x[e], w_t[e], None, "none", [], "")
+                    linear(x[e], w_t[e], None, "none", [], "")
+
+        blocks = num_lanes()
+        bounds = [rows * i // blocks for i in range(blocks + 1)]
+
+        def job(x, w_t, e, lo, hi):
+            return lambda: linear(x[e, lo:hi], w_t[e], None, "none", [], "")
+
+        def onednn_lanes() -> None:  # one join per layer (the planner joins once per step)
+            for x, w_t in packed:
+                run_chains(
+                    [job(x, w_t, e, lo, hi) for e in range(E) for lo, hi in pairwise(bounds)]
+                )
 
         rates["onednn"] = flops / _best_seconds(onednn, reps) / 1e9
+        rates["onednn_lanes"] = flops / _best_seconds(onednn_lanes, reps) / 1e9
     return rates
 
 
@@ -173,26 +192,29 @@ def main(argv: list[str] | None = None) -> int:
         mpc.reset(goal)
         return mpc
 
-    def time_actions(mpc: MPC) -> tuple[list[float], list[int], list[np.ndarray]]:
+    rows = N * P // E if args.prop in ("TS1", "TSinf") else N * P
+    dims = _layer_dims(model)
+
+    def time_actions(mpc: MPC):
+        """Each timed action sits between two matmul-rate measurements (same machine load)."""
         for _ in range(args.warmup):
             mpc.act(obs)
-        seconds, iters_run, actions = [], [], []
+        seconds, iters_run, actions, refs = [], [], [], []
+        before = matmul_rates(E, rows, dims, device)
         for _ in range(args.repeats):
             start = time.perf_counter()
             actions.append(mpc.act(obs))
             seconds.append(time.perf_counter() - start)
             iters_run.append(cem.num_iters)
-        return seconds, iters_run, actions
+            after = matmul_rates(E, rows, dims, device)
+            refs.append({k: max(before[k], after[k]) for k in before})
+            before = after
+        return seconds, iters_run, actions, refs
 
-    rows = N * P // E if args.prop in ("TS1", "TSinf") else N * P
-    dims = _layer_dims(model)
-    rates = matmul_rates(E, rows, dims, device)
-    seconds, iters_run, actions = time_actions(make_mpc(args.precision))
-    for name, rate in matmul_rates(E, rows, dims, device).items():  # again: best of both
-        rates[name] = max(rates[name], rate)
+    seconds, iters_run, actions, refs = time_actions(make_mpc(args.precision))
     extra = {}
     if args.precision != "fp32":
-        fp32_seconds, _, fp32_actions = time_actions(make_mpc("fp32"))
+        fp32_seconds, _, fp32_actions, _ = time_actions(make_mpc("fp32"))
         extra = _agreement(model, task, obs, goal, cem, args, P, fast, low, high, device)
         extra["fp32_s_per_action"] = round(float(np.median(fp32_seconds)), 4)
         extra["speedup_vs_fp32"] = round(extra["fp32_s_per_action"] / float(np.median(seconds)), 2)
@@ -202,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     s_per_action = float(np.median(seconds))
     flops_per_step = sum(2 * E * rows * d_in * d_out for d_in, d_out in dims)
     flops = flops_per_step * H * float(np.median(iters_run))
-    achieved = flops / s_per_action / 1e9
-    best_rate = max(rates.values())
+    achieved = [flops_per_step * H * i / s / 1e9 for i, s in zip(iters_run, seconds, strict=True)]
+    best = [max(ref.values()) for ref in refs]  # the best kernel next to each action
+    fraction = [a / b for a, b in zip(achieved, best, strict=True)]
+    fraction_bmm = [a / ref["bmm"] for a, ref in zip(achieved, refs, strict=True)]
+    kernels = {k: round(float(np.median([ref[k] for ref in refs])), 1) for k in refs[0]}
     paper_size = (N, P, H, iters, E, args.model, args.prop) == (
         opt["cem"]["popsize"], ctrl["prop_cfg"]["npart"], opt["plan_hor"],
         opt["cem"]["max_iters"], mcfg["num_nets"], "PE", "TSinf",
@@ -216,14 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         "s_per_action": round(s_per_action, 4),
         "s_per_action_all": [round(s, 4) for s in seconds],
         "s_per_action_min": round(min(seconds), 4),
-        "fraction_of_matmul_at_min": round(flops / min(seconds) / 1e9 / max(rates.values()), 3),
         "flops_per_action": flops,
-        "achieved_gflops": round(achieved, 1),
-        "matmul_gflops": round(best_rate, 1),
-        "fraction_of_matmul": round(achieved / best_rate, 3),
-        "bmm_gflops": round(rates["bmm"], 1),
-        "fraction_of_bmm": round(achieved / rates["bmm"], 3),
-        "onednn_gflops": round(rates["onednn"], 1) if "onednn" in rates else None,
+        "achieved_gflops": round(float(np.median(achieved)), 1),
+        "matmul_gflops": round(float(np.median(best)), 1),
+        "fraction_of_matmul": round(float(np.median(fraction)), 3),
+        "fraction_of_matmul_all": [round(f, 3) for f in fraction],
+        "fraction_of_bmm": round(float(np.median(fraction_bmm)), 3),
+        "matmul_gflops_by_kernel": kernels,
         "paper_size": paper_size,
         "baseline_s_per_action": baseline,
         "speedup_vs_baseline": round(baseline / s_per_action, 2) if baseline else None,
