@@ -59,13 +59,56 @@ def _time_fast(trainer: ModelTrainer, x: torch.Tensor, y: torch.Tensor, idxs, re
     sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
     trainer._run_epoch(x, y, idxs, BATCH_SIZE)  # warm-up
     sync()
-    times = []
+    times, cpu_times = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         trainer._run_epoch(x, y, idxs, BATCH_SIZE)
         sync()
         times.append(time.perf_counter() - t0)
-    return times
+        cpu_times.append(time.process_time() - c0)
+    return times, cpu_times
+
+
+def _time_floor(trainer: ModelTrainer, x: torch.Tensor, steps: int, repeats: int):
+    """The same step's matmuls alone (the FLOP floor), then its Adam kernels alone.
+
+    A physical-limit reference taken in the same process and moment as the epoch timing: no
+    implementation of the same maths can beat the GEMM time on this CPU unless its GEMMs are
+    faster, and Adam must touch every float of p, g, m and v once per step.
+    """
+    g, adam = trainer._gradient, trainer._adam
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    xb = x[:BATCH_SIZE].expand(ENSEMBLE_SIZE, BATCH_SIZE, x.shape[1]).contiguous()
+    buf = g._buffers_for(BATCH_SIZE)
+    z, h_aug, dh, dz, out = buf["z"], buf["h_aug"], buf["dh"], buf["dz"], buf["out"][0]
+    L = len(g.p.layers)
+
+    def matmuls():
+        layer_in = xb
+        for i in range(L - 1):
+            torch.bmm(layer_in, g.p.layers[i], out=z[i])
+            layer_in = h_aug[i]
+        torch.bmm(layer_in, g.p.layers[-1], out=out)
+        for i in range(L - 1, -1, -1):
+            layer_in = xb if i == 0 else h_aug[i - 1]
+            torch.bmm(layer_in.transpose(1, 2), dz[i], out=g.g.layers[i])
+            if i > 0:
+                torch.bmm(dz[i], g.p.weights[i].transpose(1, 2), out=dh[i - 1])
+
+    results = []
+    for fn in (matmuls, adam.step):
+        for _ in range(min(steps, 20)):  # warm-up
+            fn()
+        sync()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+        results.append(statistics.median(times))
+    return results
 
 
 def _time_autograd(model, lr: float, x_raw: torch.Tensor, y: torch.Tensor, idxs, repeats: int):
@@ -84,13 +127,14 @@ def _time_autograd(model, lr: float, x_raw: torch.Tensor, y: torch.Tensor, idxs,
 
     epoch()
     sync()
-    times = []
+    times, cpu_times = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         epoch()
         sync()
         times.append(time.perf_counter() - t0)
-    return times
+        cpu_times.append(time.process_time() - c0)
+    return times, cpu_times
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
         )
         trainer = ModelTrainer(model, net["learning_rate"])
+        num_params = sum(p.numel() for p in model.trainable_parameters())
         inputs = rng.standard_normal((n, in_dim)).astype(np.float32)
         targets = rng.standard_normal((n, out_dim)).astype(np.float32)
         model.normalizer.fit(inputs)
@@ -135,26 +180,38 @@ def main(argv: list[str] | None = None) -> int:
         idxs = torch.from_numpy(rng.integers(n, size=(ENSEMBLE_SIZE, n)))
         steps = math.ceil(n / BATCH_SIZE)
         with torch.no_grad():
-            times = _time_fast(trainer, x, y, idxs, args.repeats)
+            times, cpu_times = _time_fast(trainer, x, y, idxs, args.repeats)
         s_per_epoch = statistics.median(times)
         run = {
             "n": n,
             "s_per_epoch": round(s_per_epoch, 5),
             "s_per_epoch_min": round(min(times), 5),
+            # CPU seconds the process used per epoch: with --threads 1 on a shared machine this
+            # is what the wall time would be on an idle core (time slices lost to others excluded)
+            "cpu_s_per_epoch": round(statistics.median(cpu_times), 5),
             "steps_per_s": round(steps / s_per_epoch, 1),
             "gflop_per_s": round(flops * steps / s_per_epoch / 1e9, 1),
         }
+        with torch.no_grad():
+            gemm_s, adam_s = _time_floor(trainer, x, steps, args.repeats)
+        run["gemm_s_per_epoch"] = round(gemm_s, 5)
+        run["adam_s_per_epoch"] = round(adam_s, 5)
+        run["gemm_gflop_per_s"] = round(flops * steps / gemm_s / 1e9, 1)
+        run["adam_gb_per_s"] = round(28 * num_params * steps / adam_s / 1e9, 1)
+        run["overhead_s_per_epoch"] = round(s_per_epoch - gemm_s - adam_s, 5)
         base = BASELINE_S_PER_EPOCH.get(args.env, {}).get(n)
         run["baseline_s_per_epoch"] = base
         run["speedup"] = round(base / s_per_epoch, 2) if base else None
+        # the best any implementation of this maths could do here: GEMMs + Adam traffic only
+        run["speedup_bound"] = round(base / (gemm_s + adam_s), 2) if base else None
         if args.autograd:
-            ag = statistics.median(_time_autograd(model, net["learning_rate"], x_raw, y, idxs, 3))
-            run["autograd_s_per_epoch"] = round(ag, 5)
-            run["speedup_vs_autograd"] = round(ag / s_per_epoch, 2)
+            ag, ag_cpu = _time_autograd(model, net["learning_rate"], x_raw, y, idxs, 3)
+            run["autograd_s_per_epoch"] = round(statistics.median(ag), 5)
+            run["autograd_cpu_s_per_epoch"] = round(statistics.median(ag_cpu), 5)
+            run["speedup_vs_autograd"] = round(statistics.median(ag) / s_per_epoch, 2)
         print(json.dumps({"env": args.env, **run}), flush=True)
         runs.append(run)
 
-    num_params = sum(p.numel() for p in model.trainable_parameters())
     summary: dict = {
         "env": args.env,
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
