@@ -419,3 +419,33 @@ def test_bf16_precision_is_close_to_fp32_and_needs_the_fast_layout():
             generator=torch.Generator(),
             precision="bf16",
         )
+
+
+def test_cpu_lanes_give_the_same_costs(monkeypatch):
+    import pets_core.planning.forward as forward
+    from pets_core.envs.tasks import get_task
+
+    task = get_task("halfcheetah")
+    model = _real_model("PE", task)
+    obs, seqs = torch.zeros(task.obs_dim), torch.rand(30, 4, task.act_dim) * 2 - 1
+
+    def costs():
+        return predicted_costs(
+            model,
+            task,
+            obs,
+            seqs,
+            prop="TSinf",
+            num_particles=10,
+            goal=None,
+            ign_var=False,
+            generator=torch.Generator().manual_seed(0),
+            fast="onednn",
+        )
+
+    monkeypatch.setattr(forward, "num_lanes", lambda: 3)  # 3 row blocks per member
+    with_lanes = costs()
+    monkeypatch.setattr(forward, "num_lanes", lambda: 1)
+    monkeypatch.setattr("pets_core.planning.lanes.num_lanes", lambda: 1)
+    # bit-identical on this machine; a BLAS may pick another kernel for fewer rows elsewhere
+    torch.testing.assert_close(with_lanes, costs(), atol=1e-5, rtol=1e-6)

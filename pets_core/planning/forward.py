@@ -14,8 +14,9 @@ separately:
   normalised once per batch of candidates, each step writes ``[normalised obs features, a_t]``
   into one input buffer, and on CPU every layer is one oneDNN matmul per member with the bias
   and the swish fused into it (on this AVX-512 machine oneDNN's fp32 matmul runs ~2x
-  torch.bmm's MKL path on these shapes, see pets_core.bench.plan); elsewhere one ``baddbmm``
-  over members with an in-place swish. (Splitting layer 0 into obs and action rows, with the
+  torch.bmm's MKL path on these shapes, see pets_core.bench.plan), the members' chains running
+  on single-threaded CPU lanes (pets_core.planning.lanes); elsewhere one ``baddbmm`` over
+  members with an in-place swish. (Splitting layer 0 into obs and action rows, with the
   action part precomputed per candidate, measured no faster: with the bias and swish fused into
   the matmul, the split costs two extra passes over the layer-0 output.)
 

@@ -5,7 +5,8 @@ fork/join barrier per layer and member (25 per step for halfcheetah); on a share
 barrier waits whenever the partner thread is descheduled, and planning slowed down 5-10x under
 load. Here each of ``torch.get_num_threads()`` worker threads runs whole chains (a member's layers
 on a block of rows) single-threaded: no barriers inside a step, one join per step. The results
-are bit-identical to the single-team loop (row blocks of a matmul are independent). Torch ops
+equal the single-team loop's (row blocks of a matmul are independent; bit-identical with
+torch 2.13's oneDNN here). Torch ops
 release the GIL while they compute.
 
 ``omp_set_num_threads`` is a per-thread setting in libgomp, so setting it to 1 in a worker does
