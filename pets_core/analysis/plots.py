@@ -223,9 +223,8 @@ def _panels(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
 
 def _legend(fig: plt.Figure, handles: list) -> None:
     if handles:
-        fig.legend(
-            handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False
-        )
+        ncols = min(len(handles), 2 * len(fig.axes) if len(fig.axes) < 3 else 6)
+        fig.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False)
 
 
 def save_figure(figure: plt.Figure, paths: Sequence[str]) -> None:
