@@ -89,10 +89,10 @@ def test_ts1_assigns_a_balanced_random_permutation_per_candidate_per_step():
     counts = torch.stack([torch.bincount(m, minlength=E) for m in member.reshape(-1, P)])
     assert (counts == P // E).all()  # balanced: exactly P/E particles per member
     # exactly the original's draw: per step, rand(N, P).argsort gives position -> particle, and
-    # position i uses member i // (P/E)
-    gen = torch.Generator().manual_seed(seed)
+    # position i uses member i // (P/E) (all H steps' uniforms are drawn in one call)
+    perms = torch.rand(H, N, P, generator=torch.Generator().manual_seed(seed)).argsort(dim=-1)
     for t in range(H):
-        perm = torch.rand(N, P, generator=gen).argsort(dim=1)
+        perm = perms[t]
         expected = torch.empty(N, P, dtype=torch.long)
         expected.scatter_(1, perm, (torch.arange(P) // (P // E)).expand(N, -1))
         torch.testing.assert_close(member[:, t], expected)
@@ -422,30 +422,34 @@ def test_bf16_precision_is_close_to_fp32_and_needs_the_fast_layout():
 
 
 def test_cpu_lanes_give_the_same_costs(monkeypatch):
+    """Candidate blocks on lanes (and row blocks within a member) == one block on one thread."""
     import pets_core.planning.forward as forward
+    import pets_core.planning.propagation as propagation
     from pets_core.envs.tasks import get_task
 
     task = get_task("halfcheetah")
     model = _real_model("PE", task)
     obs, seqs = torch.zeros(task.obs_dim), torch.rand(30, 4, task.act_dim) * 2 - 1
 
-    def costs():
+    def costs(prop, P):
         return predicted_costs(
             model,
             task,
             obs,
             seqs,
-            prop="TSinf",
-            num_particles=10,
+            prop=prop,
+            num_particles=P,
             goal=None,
             ign_var=False,
             generator=torch.Generator().manual_seed(0),
             fast="onednn",
         )
 
-    monkeypatch.setattr(forward, "num_lanes", lambda: 3)  # 3 row blocks per member
-    with_lanes = costs()
+    props = [("TSinf", 10), ("TS1", 10), ("DS", 4), ("MM", 4)]
+    monkeypatch.setattr(propagation, "num_lanes", lambda: 3)  # 3 candidate blocks
+    with_lanes = [costs(prop, P) for prop, P in props]
+    monkeypatch.setattr(propagation, "num_lanes", lambda: 1)
     monkeypatch.setattr(forward, "num_lanes", lambda: 1)
-    monkeypatch.setattr("pets_core.planning.lanes.num_lanes", lambda: 1)
-    # bit-identical on this machine; a BLAS may pick another kernel for fewer rows elsewhere
-    torch.testing.assert_close(with_lanes, costs(), atol=1e-5, rtol=1e-6)
+    for (prop, P), expected in zip(props, with_lanes, strict=True):
+        # bit-identical on this machine; a BLAS may pick another kernel for fewer rows elsewhere
+        torch.testing.assert_close(costs(prop, P), expected, atol=1e-5, rtol=1e-6)

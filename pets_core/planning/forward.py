@@ -36,18 +36,27 @@ from torch import Tensor
 
 from pets_core.planning.lanes import num_lanes, run_chains
 
+ALL = slice(None)
+
 
 class Predictor(Protocol):
     ensemble_size: int
+    supports_lanes: bool
+    """True when ``members`` / ``moments`` may run concurrently on CPU lanes (planning.lanes)."""
 
     def prepare(self, action_seqs: Tensor) -> None:
         """Called once per batch of candidates ``(N, H, A)`` before stepping."""
 
-    def members(self, obs_in: Tensor, t: int, need_std: bool) -> tuple[Tensor, Tensor | None]:
-        """Member e on its rows: ``obs_in (E, N, R, F)`` -> ``mean, std (E, N, R, T)``."""
+    def members(
+        self, obs_in: Tensor, t: int, need_std: bool, cand: slice = ALL
+    ) -> tuple[Tensor, Tensor | None]:
+        """Member e on its rows: ``obs_in (E, N, R, F)`` -> ``mean, std (E, N, R, T)``, for step
+        ``t`` and the candidates ``cand`` of the prepared batch."""
         ...
 
-    def moments(self, obs_in: Tensor, t: int, need_std: bool) -> tuple[Tensor, Tensor | None]:
+    def moments(
+        self, obs_in: Tensor, t: int, need_std: bool, cand: slice = ALL
+    ) -> tuple[Tensor, Tensor | None]:
         """All members on the same rows, moment-matched: ``(N, R, F)`` -> ``(N, R, T)``."""
         ...
 
@@ -58,28 +67,33 @@ class ModelPredictor:
     def __init__(self, model) -> None:
         self.model = model
         self.ensemble_size = int(model.ensemble_size)
+        self.supports_lanes = False
         self._action_seqs: Tensor | None = None
 
     def prepare(self, action_seqs: Tensor) -> None:
         self._action_seqs = action_seqs
 
-    def _inputs(self, obs_in: Tensor, t: int) -> Tensor:
-        action = self._action_seqs[:, t]  # (N, A)
+    def _inputs(self, obs_in: Tensor, t: int, cand: slice) -> Tensor:
+        action = self._action_seqs[cand, t]  # (N, A)
         action = action.view(action.shape[0], 1, -1).expand(*obs_in.shape[-3:-1], -1)
         if obs_in.ndim == 4:
             action = action.expand(obs_in.shape[0], *action.shape)
         return torch.cat([obs_in, action], dim=-1)  # (.., N, R, I)
 
-    def members(self, obs_in: Tensor, t: int, need_std: bool) -> tuple[Tensor, Tensor | None]:
+    def members(
+        self, obs_in: Tensor, t: int, need_std: bool, cand: slice = ALL
+    ) -> tuple[Tensor, Tensor | None]:
         E, N, R, _ = obs_in.shape
-        x = self._inputs(obs_in, t).view(E, N * R, -1)  # (E, N R, I)
+        x = self._inputs(obs_in, t, cand).view(E, N * R, -1)  # (E, N R, I)
         mean, var = self.model.predict(x)
         std = var.sqrt().view(E, N, R, -1) if need_std else None
         return mean.view(E, N, R, -1), std
 
-    def moments(self, obs_in: Tensor, t: int, need_std: bool) -> tuple[Tensor, Tensor | None]:
+    def moments(
+        self, obs_in: Tensor, t: int, need_std: bool, cand: slice = ALL
+    ) -> tuple[Tensor, Tensor | None]:
         N, R, _ = obs_in.shape
-        mean, var = self.model.predict_moments(self._inputs(obs_in, t).view(N * R, -1))
+        mean, var = self.model.predict_moments(self._inputs(obs_in, t, cand).view(N * R, -1))
         std = var.sqrt().view(N, R, -1) if need_std else None
         return mean.view(N, R, -1), std
 
@@ -110,6 +124,7 @@ class FastPredictor:
         if backend not in ("onednn", "bmm"):
             raise ValueError(f"unknown backend {backend!r}; valid: auto, onednn, bmm")
         self.backend, self.dtype = backend, dtype
+        self.supports_lanes = backend == "onednn"
         self.ensemble_size = int(model.ensemble_size)
         self.out_dim = int(model.out_dim)
         self.is_probabilistic = bool(model.is_probabilistic)
@@ -142,11 +157,11 @@ class FastPredictor:
         # normalised once per batch of candidates, not once per particle and step
         self._actions = ((action_seqs - self.act_mean) / self.act_std).to(self.dtype)  # (N, H, A)
 
-    def _inputs(self, obs_in: Tensor, t: int) -> Tensor:
+    def _inputs(self, obs_in: Tensor, t: int, cand: slice) -> Tensor:
         """Normalised ``[obs features, a_t]`` written into one buffer ``(.., N, R, I)``."""
         x = torch.empty((*obs_in.shape[:-1], self.in_dim), dtype=self.dtype, device=obs_in.device)
         x[..., : self.obs_in_dim] = (obs_in - self.obs_mean) / self.obs_std
-        x[..., self.obs_in_dim :] = self._actions[:, t, None]  # (N, 1, A) over the rows
+        x[..., self.obs_in_dim :] = self._actions[cand, t, None]  # (N, 1, A) over the rows
         return x
 
     def _head(self, out: Tensor, need_std: bool) -> tuple[Tensor, Tensor | None]:
@@ -194,19 +209,23 @@ class FastPredictor:
                 F.silu(x, inplace=True)
         return x
 
-    def members(self, obs_in: Tensor, t: int, need_std: bool) -> tuple[Tensor, Tensor | None]:
+    def members(
+        self, obs_in: Tensor, t: int, need_std: bool, cand: slice = ALL
+    ) -> tuple[Tensor, Tensor | None]:
         E, N, R, _ = obs_in.shape
-        x = self._inputs(obs_in, t).view(E, N * R, -1)  # (E, N R, I)
+        x = self._inputs(obs_in, t, cand).view(E, N * R, -1)  # (E, N R, I)
         if self.backend == "onednn":
             out = self._onednn_members([x[e] for e in range(E)])
         else:
             out = self._batched_mlp(x)
         return self._head(out.view(E, N, R, -1), need_std)
 
-    def moments(self, obs_in: Tensor, t: int, need_std: bool) -> tuple[Tensor, Tensor | None]:
+    def moments(
+        self, obs_in: Tensor, t: int, need_std: bool, cand: slice = ALL
+    ) -> tuple[Tensor, Tensor | None]:
         N, R, _ = obs_in.shape
         E = self.ensemble_size
-        x = self._inputs(obs_in, t).view(N * R, -1)  # (N R, I), the same rows for all members
+        x = self._inputs(obs_in, t, cand).view(N * R, -1)  # (N R, I), the same rows for all members
         if self.backend == "onednn":
             out = self._onednn_members([x] * E)
         else:

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import torch
+
+_PREFIX = "pets-lane"
 
 
 @cache
@@ -49,18 +52,23 @@ def _pool(num_lanes: int) -> ThreadPoolExecutor | None:
     if omp is None:
         return None
     return ThreadPoolExecutor(
-        num_lanes, thread_name_prefix="pets-lane", initializer=omp.omp_set_num_threads,
+        num_lanes, thread_name_prefix=_PREFIX, initializer=omp.omp_set_num_threads,
         initargs=(1,),
     )  # fmt: skip
 
 
+def in_lane() -> bool:
+    return threading.current_thread().name.startswith(_PREFIX)
+
+
 def num_lanes() -> int:
-    """Lanes used by ``run_chains``: torch's intra-op thread count (1 = no workers)."""
-    return torch.get_num_threads()
+    """Lanes ``run_chains`` uses: torch's intra-op thread count (1 = no workers; 1 in a lane)."""
+    return 1 if in_lane() else torch.get_num_threads()
 
 
 def run_chains(jobs: Sequence[Callable[[], None]]) -> None:
-    """Run independent jobs (each writes its own output slice) on the lanes; wait for all."""
+    """Run independent jobs (each writes its own output) on the lanes; wait for all. Inside a
+    lane (nested) the jobs run inline."""
     lanes = num_lanes()
     pool = _pool(lanes) if lanes > 1 and len(jobs) > 1 else None
     if pool is None:

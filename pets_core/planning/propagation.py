@@ -25,11 +25,14 @@ host synchronisation.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from einops import rearrange
 from torch import Tensor
 
 from pets_core.planning.forward import make_predictor
+from pets_core.planning.lanes import num_lanes, run_chains
 from pets_core.variants import PROP_TYPES, Variant, VariantError, check_particles
 
 NAN_COST = 1e6
@@ -94,9 +97,18 @@ def predicted_costs(
     ``precision="bf16"`` (opt-in, fast layout only) runs the model's matmuls in bfloat16.
     """
     costs, _ = _propagate(
-        model, task, obs, action_seqs, prop, num_particles, goal, ign_var, generator,
-        (fast, precision), False,
-    )  # fmt: skip
+        model,
+        task,
+        obs,
+        action_seqs,
+        prop,
+        num_particles,
+        goal,
+        ign_var,
+        generator,
+        (fast, precision),
+        False,
+    )
     return costs
 
 
@@ -120,9 +132,18 @@ def predicted_particles(
     Particle ``p`` here is particle ``p`` of the original's candidate-major layout.
     """
     costs, states = _propagate(
-        model, task, obs, action_seqs, prop, num_particles, goal, ign_var, generator,
-        (fast, precision), True,
-    )  # fmt: skip
+        model,
+        task,
+        obs,
+        action_seqs,
+        prop,
+        num_particles,
+        goal,
+        ign_var,
+        generator,
+        (fast, precision),
+        True,
+    )
     return torch.stack(states, dim=1), costs
 
 
@@ -137,28 +158,71 @@ def _propagate(
     use_var = _uses_variance(model, prop, ign_var)
     predictor = make_predictor(model, A, *fast)
     predictor.prepare(action_seqs)
+    draws = _draw(prop, use_var, H, E, N, P, task.out_dim, generator, obs.device)
+    # candidates never interact: blocks of them roll out independently (on CPU lanes, each
+    # single-threaded, no barrier inside the horizon loop; see planning.lanes)
+    lanes = num_lanes() if predictor.supports_lanes and not record else 1
+    num_blocks = 2 * lanes if N >= 8 * lanes else min(lanes, N)
+    bounds = [N * i // num_blocks for i in range(num_blocks + 1)]
+    results: list = [None] * num_blocks
+
+    def block(i: int, cand: slice):
+        def job() -> None:
+            results[i] = _rollout(
+                predictor, task, obs, action_seqs, prop, P, goal, use_var, draws, cand, record
+            )
+
+        return job
+
+    run_chains([block(i, slice(lo, hi)) for i, (lo, hi) in enumerate(pairwise(bounds))])
+    costs = torch.cat([cost for cost, _ in results])
+    return costs, (results[0][1] if record else [])
+
+
+def _draw(prop, use_var, H, E, N, P, T, generator, device) -> dict[str, Tensor]:
+    """All of a call's randomness, drawn up front in a fixed order by the calling thread, so the
+    numbers do not depend on how candidates are split over lanes."""
+    draws = {}
+    if use_var:  # p = mean + std * eps per particle, step and output dim
+        shape = (H, E, N, P // E, T) if prop in ("TSinf", "TS1") else (H, N, P, T)
+        draws["eps"] = torch.randn(shape, generator=generator, device=device)
+    if prop == "TS1":  # perm[t, n, i]: the particle at position i (member i // (P/E))
+        draws["perm"] = torch.rand(H, N, P, generator=generator, device=device).argsort(dim=-1)
+    if prop == "MM":  # the fresh draws that replace each candidate's samples
+        draws["refit_eps"] = torch.randn(H, N, P, T, generator=generator, device=device)
+    return draws
+
+
+def _rollout(predictor, task, obs, action_seqs, prop, P, goal, use_var, draws, cand, record):
+    """Candidates ``cand``: mean particle cost ``(Nc,)`` and, if ``record``, the states."""
+    E, H = predictor.ensemble_size, action_seqs.shape[1]
+    Nc = cand.stop - cand.start
+    eps = draws.get("eps")
     if prop == "TSinf":
-        state = obs.expand(E, N, P // E, -1)  # (E, N, P/E, O): particle p = e * P/E + j
+        state = obs.expand(E, Nc, P // E, -1)  # (E, Nc, P/E, O): particle p = e * P/E + j
     else:
-        state = obs.expand(N, P, -1)  # (N, P, O)
-    states = [_canonical(state, N, P)] if record else []
-    cost = torch.zeros(state.shape[:-1], device=obs.device)  # (E, N, P/E) or (N, P)
+        state = obs.expand(Nc, P, -1)  # (Nc, P, O)
+    states = [_canonical(state, Nc, P)] if record else []
+    cost = torch.zeros(state.shape[:-1], device=obs.device)  # (E, Nc, P/E) or (Nc, P)
     for t in range(H):
         obs_in = task.obs_preproc(state)  # (.., F)
         if prop == "TSinf":
-            pred = _sample(*predictor.members(obs_in, t, use_var), generator)
+            mean, std = predictor.members(obs_in, t, use_var, cand)
+            pred = _sample(mean, std, None if eps is None else eps[t, :, cand])
         elif prop == "TS1":
-            pred = _ts1_step(predictor, obs_in, t, use_var, generator)
+            step_eps = None if eps is None else eps[t, :, cand]
+            pred = _ts1_step(predictor, obs_in, t, use_var, cand, draws["perm"][t, cand], step_eps)
         else:
-            pred = _sample(*predictor.moments(obs_in, t, use_var), generator)  # (N, P, T)
+            mean, std = predictor.moments(obs_in, t, use_var, cand)  # (Nc, P, T)
+            pred = _sample(mean, std, None if eps is None else eps[t, cand])
             if prop == "MM":
-                pred = _refit_particles(pred, generator)
+                pred = _refit_particles(pred, draws["refit_eps"][t, cand])
         state = task.obs_postproc(state, pred)
         cost += task.obs_cost(state, goal)
         if record:
-            states.append(_canonical(state, N, P))
-    cost = _canonical(cost[..., None], N, P)[..., 0]  # (N, P)
-    cost = cost + task.ac_cost(action_seqs).sum(dim=1)[:, None]  # same a_t for every particle
+            states.append(_canonical(state, Nc, P))
+    cost = _canonical(cost[..., None], Nc, P)[..., 0]  # (Nc, P)
+    cost = cost + task.ac_cost(action_seqs[cand]).sum(dim=1)[:, None]  # same a_t per particle
     cost = torch.where(torch.isnan(cost), torch.full_like(cost, NAN_COST), cost)
     return cost.mean(dim=1), states
 
@@ -170,28 +234,27 @@ def _canonical(x: Tensor, N: int, P: int) -> Tensor:
     return x.expand(N, P, -1)
 
 
-def _sample(mean: Tensor, std: Tensor | None, generator: torch.Generator) -> Tensor:
-    if std is None:
+def _sample(mean: Tensor, std: Tensor | None, eps: Tensor | None) -> Tensor:
+    """``mean + std * eps`` (the mean alone when the variance is not used)."""
+    if std is None or eps is None:
         return mean
-    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-    return noise.mul_(std).add_(mean)
+    return torch.addcmul(mean, std, eps)
 
 
-def _ts1_step(predictor, obs_in: Tensor, t: int, use_var: bool, generator) -> Tensor:
-    """One TS1 step, ``obs_in (N, P, F)`` -> ``(N, P, T)``: balanced random member per particle."""
-    N, P, _ = obs_in.shape
+def _ts1_step(predictor, obs_in, t, use_var, cand, perm, eps) -> Tensor:
+    """One TS1 step, ``obs_in (N, P, F)`` -> ``(N, P, T)``: position i of the permutation
+    ``perm (N, P)`` (its particle ``perm[n, i]``) uses member ``i // (P/E)``."""
     E = predictor.ensemble_size
-    # perm[n, i]: the particle at position i; position i uses member i // (P/E)
-    perm = torch.rand(N, P, generator=generator, device=obs_in.device).argsort(dim=1)  # (N, P)
     x = obs_in.gather(1, perm[..., None].expand(-1, -1, obs_in.shape[-1]))
     x = rearrange(x, "n (e r) f -> e n r f", e=E).contiguous()  # (E, N, P/E, F)
-    pred = _sample(*predictor.members(x, t, use_var), generator)
-    pred = rearrange(pred, "e n r d -> n (e r) d")  # (N, P, T) by position
+    mean, std = predictor.members(x, t, use_var, cand)
+    pred = rearrange(_sample(mean, std, eps), "e n r d -> n (e r) d")  # (N, P, T) by position
     return torch.empty_like(pred).scatter_(1, perm[..., None].expand_as(pred), pred)
 
 
-def _refit_particles(pred: Tensor, generator: torch.Generator) -> Tensor:
-    """MM: replace each candidate's P samples ``(N, P, T)`` by draws from their Gaussian."""
+def _refit_particles(pred: Tensor, eps: Tensor) -> Tensor:
+    """MM: replace each candidate's P samples ``(N, P, T)`` by ``mean + std * eps`` of their
+    per-dim mean and population std."""
     mean = pred.mean(dim=1, keepdim=True)  # (N, 1, T)
     std = pred.var(dim=1, unbiased=False, keepdim=True).sqrt_()
-    return _sample(mean.expand_as(pred), std.expand_as(pred), generator)
+    return torch.addcmul(mean, std, eps)
