@@ -19,8 +19,10 @@ and not for deterministic members under TS* (the original forces ``ign_var`` for
 with DE sample from the variance of the member means (spec sec. 3.4). A particle whose accumulated
 cost is NaN costs 1e6; a candidate's cost is the mean over its particles (undiscounted sum over H).
 
-All steps are batched on the model's device with one ``torch.Generator``; the horizon loop has no
-host synchronisation.
+All steps are batched on the model's device; a call's randomness (sampling noise, TS1
+permutations, MM re-draws) comes from one ``torch.Generator``, drawn up front in a fixed order, and
+the horizon loop has no host synchronisation. Candidates never interact, so on CPU blocks of them
+roll out concurrently on single-threaded lanes (pets_core.planning.lanes) with the same numbers.
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def predicted_costs(
         goal,
         ign_var,
         generator,
-        (fast, precision),
+        fast,
+        precision,
         False,
     )
     return costs
@@ -141,14 +144,15 @@ def predicted_particles(
         goal,
         ign_var,
         generator,
-        (fast, precision),
+        fast,
+        precision,
         True,
     )
     return torch.stack(states, dim=1), costs
 
 
 def _propagate(
-    model, task, obs, action_seqs, prop, P, goal, ign_var, generator, fast, record
+    model, task, obs, action_seqs, prop, P, goal, ign_var, generator, fast, precision, record
 ) -> tuple[Tensor, list[Tensor]]:
     check_propagation(model, prop, P)
     _check_inputs(task, obs, action_seqs)
@@ -156,7 +160,7 @@ def _propagate(
     N, H, A = action_seqs.shape
     E = int(model.ensemble_size)
     use_var = _uses_variance(model, prop, ign_var)
-    predictor = make_predictor(model, A, *fast)
+    predictor = make_predictor(model, A, fast, precision)
     predictor.prepare(action_seqs)
     draws = _draw(prop, use_var, H, E, N, P, task.out_dim, generator, obs.device)
     # candidates never interact: blocks of them roll out independently (on CPU lanes, each
