@@ -1,7 +1,9 @@
 # PETS (Chua et al., NeurIPS 2018): paper matrix -> training jobs -> MLflow -> tables, figures, report.
 #   snakemake --cores 2 --configfile config/quick.yaml     # ~10 min CPU demo
 #   snakemake -n                                          # the paper matrix (config/config.yaml)
-#   snakemake --report results/report.html                # after a run
+#   snakemake --report results/report.html                # after a run (same --configfile)
+#   snakemake figures --cores 2 --config existing_runs=DIR  # tables + figures from logs.mat only
+#   snakemake --workflow-profile workflow/profiles/slurm  # SLURM (or .../default: local GPU box)
 # Contents: workflow/rules/{common,tracking,train,aggregate,figures}.smk
 from snakemake.utils import min_version
 

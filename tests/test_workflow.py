@@ -80,7 +80,7 @@ def test_dry_run_commands_are_runner_invocations() -> None:
     assert result.returncode == 0, result.stderr
     assert job_counts(result.stdout)["train"] == len(expected_jobs(REPO / "config/test.yaml"))
     commands = [line for line in result.stdout.splitlines() if "pets_core.mbexp" in line]
-    assert len(commands) == 4
+    assert len(commands) == 8
     de = next(c for c in commands if "D-E-CEM/seed2" in c)
     assert "-ca model-type D -ca prop-type E -ca opt-type CEM" in de
     assert "--seed 2 --run-dir results/runs/cartpole/D-E-CEM/seed2" in de
@@ -89,15 +89,12 @@ def test_dry_run_commands_are_runner_invocations() -> None:
     assert "-o ctrl_cfg.prop_cfg.npart 5" in pets
 
 
-BAD_CONFIGS = {
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_ERRORS = {
     "unknown env": ({"envs": ["walker"]}, "'walker' is not one of"),
     "unknown variant": (
         {"experiments": {"x": {"variants": ["XX-E-CEM"], "seeds": [1]}}},
         "'XX-E-CEM' does not match",
-    ),
-    "invalid combination": (
-        {"experiments": {"x": {"variants": ["D-TS1-CEM"], "seeds": [1]}}},
-        "config experiments.x.variants[0]: model-type D needs prop-type E (got TS1)",
     ),
     "seed not positive": (
         {"experiments": {"x": {"variants": ["PE-E-CEM"], "seeds": [0]}}},
@@ -107,17 +104,49 @@ BAD_CONFIGS = {
         {"experiments": {"x": {"variants": ["PE-E-CEM"], "seeds": ["one"]}}},
         "'one' is not of type 'integer'",
     ),
+    "threads wrong type": ({"train": {"threads": "two"}}, "'two' is not of type 'integer'"),
+    "override for an unknown env": ({"overrides": {"walker": {}}}, "'walker' is not one of"),
+}
+
+
+def test_good_configs_pass_the_schema_with_defaults_filled() -> None:
+    from snakemake.utils import validate
+
+    for name in ("config", "quick", "test"):
+        config = yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text())
+        validate(config, str(SCHEMA))
+        assert config["mlflow"]["tracking_uri"] == "sqlite:///results/mlflow.db"
+        assert config["existing_runs"] is None
+
+
+@pytest.mark.parametrize("case", list(SCHEMA_ERRORS))
+def test_schema_rejects_bad_values_naming_them(case: str) -> None:
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    change, message = SCHEMA_ERRORS[case]
+    config = {**yaml.safe_load((REPO / "config/test.yaml").read_text()), **change}
+    with pytest.raises(WorkflowError) as info:
+        validate(config, str(SCHEMA))
+    assert message in str(info.value.args[0]) + "".join(map(str, info.value.args[1:]))
+
+
+WORKFLOW_ERRORS = {
+    "unknown env": ({"envs": ["walker"]}, "'walker' is not one of"),
+    "invalid combination": (
+        {"experiments": {"x": {"variants": ["D-TS1-CEM"], "seeds": [1]}}},
+        "config experiments.x.variants[0]: model-type D needs prop-type E (got TS1)",
+    ),
     "unknown override path": (
         {"overrides": {"cartpole": {"ctrl_cfg.opt_cfg.cfg.popsiz": 3}}},
         "overrides.cartpole: unknown -o path 'ctrl_cfg.opt_cfg.cfg.popsiz'",
     ),
-    "wrong type": ({"train": {"threads": "two"}}, "'two' is not of type 'integer'"),
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+@pytest.mark.parametrize("case", list(WORKFLOW_ERRORS))
 def test_bad_config_fails_before_any_job_naming_the_key(case: str, tmp_path: Path) -> None:
-    change, message = BAD_CONFIGS[case]
+    change, message = WORKFLOW_ERRORS[case]
     config = {**yaml.safe_load((REPO / "config/test.yaml").read_text()), **change}
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -126,3 +155,26 @@ def test_bad_config_fails_before_any_job_naming_the_key(case: str, tmp_path: Pat
     output = result.stdout + result.stderr
     assert message in output, output
     assert "Job stats" not in output
+
+
+def test_slurm_profile_maps_training_jobs_to_gpu_partition() -> None:
+    result = snakemake("-n", "--nolock", "--workflow-profile", "workflow/profiles/slurm")
+    assert result.returncode == 0, result.stderr
+    train = [line for line in result.stdout.splitlines() if "slurm_partition=gpu" in line]
+    assert len(train) == 320 and all("gpu=1" in line for line in train)
+
+
+def test_analysis_modules_import_no_torch_or_models() -> None:
+    """Figures must be regenerable without the learning stack: the analysis code reads files."""
+    import ast
+
+    for path in sorted((REPO / "pets_core" / "analysis").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                names.append(getattr(node, "module", None) or "")
+                for name in names:
+                    assert not name.startswith(
+                        ("torch", "pets_core.models", "pets_core.planning")
+                    ), f"{path.name} imports {name}"

@@ -22,9 +22,12 @@ FIGURES = ["best_so_far_trials", "best_so_far_steps", "ablation", "raw_returns"]
 
 @pytest.fixture(scope="module")
 def test_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """config/test.yaml (1 env, 2 variants x 2 seeds, 2 trials) run for real, plus its report."""
+    """config/test.yaml (1 env, 2 variants x 4 seeds, 2 trials) run for real, plus its report.
+
+    --cores 8: all 8 training jobs run (and write to the one MLflow store) at the same time.
+    """
     workdir = copy_workflow(tmp_path_factory.mktemp("e2e"))
-    result = snakemake("--configfile", "config/test.yaml", "--cores", "2", cwd=workdir)
+    result = snakemake("--configfile", "config/test.yaml", "--cores", "8", cwd=workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = snakemake(
         "--configfile", "config/test.yaml", "--report", "results/report.html", cwd=workdir
@@ -36,16 +39,15 @@ def test_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_job_wrote_a_complete_run_dir(test_run: Path) -> None:
     run_dirs = sorted((test_run / "results/runs/cartpole").glob("*/seed*"))
     assert [d.relative_to(test_run / "results/runs").as_posix() for d in run_dirs] == [
-        "cartpole/D-E-CEM/seed1",
-        "cartpole/D-E-CEM/seed2",
-        "cartpole/PE-TSinf-CEM/seed1",
-        "cartpole/PE-TSinf-CEM/seed2",
+        f"cartpole/{variant}/seed{seed}"
+        for variant in ("D-E-CEM", "PE-TSinf-CEM")
+        for seed in (1, 2, 3, 4)
     ]
     for run_dir in run_dirs:
         for name in ("done.json", "logs.mat", "metrics.csv", "config.yaml", "checkpoint.pt"):
             assert (run_dir / name).is_file(), run_dir / name
     benchmarks = sorted((test_run / "results/benchmarks/train").glob("*/*/seed*.tsv"))
-    assert len(benchmarks) == 4
+    assert len(benchmarks) == 8
 
 
 def test_tables_figures_and_report(test_run: Path) -> None:
@@ -53,13 +55,13 @@ def test_tables_figures_and_report(test_run: Path) -> None:
     assert list(tidy.columns) == [
         "env", "variant", "seed", "iteration", "env_steps", "return", "best_so_far"
     ]  # fmt: skip
-    assert len(tidy) == 2 * 2 * 2  # variants x seeds x iterations
+    assert len(tidy) == 2 * 4 * 2  # variants x seeds x iterations
     assert tidy["env_steps"].tolist()[:2] == [40, 60]  # 20-step trials after 1 random one
     summary = pd.read_csv(test_run / "results/tables/final_returns.csv")
     assert sorted(summary["variant"]) == ["D-E-CEM", "PE-TSinf-CEM"]
     assert (summary["wall_h_per_run"] > 0).all()
     assert (
-        "| cartpole | PE-TSinf-CEM | 2 |"
+        "| cartpole | PE-TSinf-CEM | 4 |"
         in (test_run / "results/tables/final_returns.md").read_text()
     )
     assert r"\begin{tabular}" in (test_run / "results/tables/final_returns.tex").read_text()
@@ -70,7 +72,10 @@ def test_tables_figures_and_report(test_run: Path) -> None:
     assert "best_so_far_trials.png" in report and "final_returns.csv" in report
 
 
-def test_mlflow_has_every_run_once_with_metrics_and_ingest_is_idempotent(test_run: Path) -> None:
+def test_mlflow_has_every_run_once_with_all_metrics_and_ingest_is_idempotent(
+    test_run: Path,
+) -> None:
+    """8 concurrent writers lost no metric; a second ingest adds no run."""
     import mlflow
 
     uri = f"sqlite:///{test_run}/results/mlflow.db"
@@ -81,11 +86,15 @@ def test_mlflow_has_every_run_once_with_metrics_and_ingest_is_idempotent(test_ru
         return client.search_runs([experiment.experiment_id])
 
     before = runs()
-    assert sorted(r.data.tags["variant"] + r.data.tags["seed"] for r in before) == [
-        "D-E-CEM1", "D-E-CEM2", "PE-TSinf-CEM1", "PE-TSinf-CEM2"
-    ]  # fmt: skip
+    assert sorted((r.data.tags["variant"], int(r.data.tags["seed"])) for r in before) == [
+        (variant, seed) for variant in ("D-E-CEM", "PE-TSinf-CEM") for seed in (1, 2, 3, 4)
+    ]
+    keys = set(before[0].data.metrics)
+    assert {"return", "best_so_far"} <= keys
     for run in before:
-        assert len(client.get_metric_history(run.info.run_id, "return")) == 2
+        assert set(run.data.metrics) == keys
+        for key in keys:  # one point per iteration, for every metric of every run
+            assert len(client.get_metric_history(run.info.run_id, key)) == 2, (run, key)
     again = subprocess.run(
         [sys.executable, "-m", "pets_core.ingest", "results/runs", "--mlflow-uri", uri],
         cwd=test_run,
@@ -133,7 +142,7 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path: Path) -> None
         (REPO / "config/test.yaml")
         .read_text()
         .replace("variants: [PE-TSinf-CEM, D-E-CEM]", "variants: [D-E-CEM]")
-        .replace("seeds: [1, 2]", "seeds: [1]")
+        .replace("seeds: [1, 2, 3, 4]", "seeds: [1]")
         .replace("ntrain_iters: 2", "ntrain_iters: 6")
     )
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}

@@ -63,7 +63,12 @@ def run_inputs(wildcards):
     if EXISTING_RUNS:
         from pets_core.analysis.aggregate import find_run_dirs
 
-        return [f"{d}/logs.mat" for d in find_run_dirs(EXISTING_RUNS)]
+        found = [f"{d}/logs.mat" for d in find_run_dirs(EXISTING_RUNS)]
+        if not found:
+            raise ValueError(
+                f"config existing_runs: no {{env}}/{{variant}}/seed{{N}}/logs.mat under {EXISTING_RUNS}"
+            )
+        return found
     return done_markers()
 
 
