@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = N * P // E if args.prop in ("TS1", "TSinf") else N * P
     dims = _layer_dims(model)
 
+    cpu_share: list[float] = []  # this process's CPU time / (wall x threads) per action
+
     def time_actions(mpc: MPC):
         """Each timed action sits between two matmul-rate measurements (same machine load)."""
         for _ in range(args.warmup):
@@ -202,9 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         seconds, iters_run, actions, refs = [], [], [], []
         before = matmul_rates(E, rows, dims, device)
         for _ in range(args.repeats):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             actions.append(mpc.act(obs))
             seconds.append(time.perf_counter() - start)
+            cpu_share.append((time.process_time() - cpu_start) / seconds[-1] / args.threads)
             iters_run.append(cem.num_iters)
             after = matmul_rates(E, rows, dims, device)
             refs.append({k: max(before[k], after[k]) for k in before})
@@ -247,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "fraction_of_matmul": round(float(np.median(fraction)), 3),
         "fraction_of_matmul_all": [round(f, 3) for f in fraction],
         "fraction_of_bmm": round(float(np.median(fraction_bmm)), 3),
+        "cpu_share_during_actions": [round(c, 2) for c in cpu_share[: args.repeats]],
         "matmul_gflops_by_kernel": kernels,
         "paper_size": paper_size,
         "baseline_s_per_action": baseline,
