@@ -69,6 +69,23 @@ def _time_fast(trainer: ModelTrainer, x: torch.Tensor, y: torch.Tensor, idxs, re
     return times, cpu_times
 
 
+def _step_times(trainer: ModelTrainer, x: torch.Tensor, y: torch.Tensor, idxs) -> np.ndarray:
+    """Wall time of every step of one epoch, timed one by one (CPU only: no device sync).
+
+    On a shared machine a single ~1 ms step often runs without being preempted, so a low
+    percentile of these times estimates the step time of an idle machine.
+    """
+    g, adam = trainer._gradient, trainer._adam
+    xs, ys = x[idxs], y[idxs]  # (E, N, I + 1), (E, N, T)
+    times = []
+    for b0 in range(0, idxs.shape[1], BATCH_SIZE):
+        t0 = time.perf_counter()
+        g(xs[:, b0 : b0 + BATCH_SIZE], ys[:, b0 : b0 + BATCH_SIZE])
+        adam.step()
+        times.append(time.perf_counter() - t0)
+    return np.asarray(times)
+
+
 def _time_floor(trainer: ModelTrainer, x: torch.Tensor, steps: int, repeats: int):
     """The same step's matmuls alone (the FLOP floor), then its Adam kernels alone.
 
@@ -192,6 +209,14 @@ def main(argv: list[str] | None = None) -> int:
             "steps_per_s": round(steps / s_per_epoch, 1),
             "gflop_per_s": round(flops * steps / s_per_epoch / 1e9, 1),
         }
+        if device.type == "cpu":
+            with torch.no_grad():
+                per_step = np.concatenate([_step_times(trainer, x, y, idxs) for _ in range(2)])
+            # full-size steps only (the short last batch would bias the low percentiles)
+            full = per_step.reshape(2, -1)[:, : n // BATCH_SIZE].ravel()
+            run["step_ms_p10"] = round(float(np.percentile(full, 10)) * 1e3, 4)
+            run["step_ms_median"] = round(float(np.median(full)) * 1e3, 4)
+            run["s_per_epoch_from_p10_step"] = round(float(np.percentile(full, 10)) * steps, 5)
         with torch.no_grad():
             gemm_s, adam_s = _time_floor(trainer, x, steps, args.repeats)
         run["gemm_s_per_epoch"] = round(gemm_s, 5)
