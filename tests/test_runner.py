@@ -88,10 +88,11 @@ def assert_original_shapes(run_dir, env: str, n: int, n_returns: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("env", ["cartpole", "reacher", "pusher", "halfcheetah"])
 @pytest.mark.parametrize("variant", VALID_VARIANTS)
-def test_every_variant_runs_one_iteration_on_cartpole(tmp_path, variant):
-    assert run(tmp_path / "run", tiny_args("cartpole", variant)) == 0
-    assert_original_shapes(tmp_path / "run", "cartpole", n=2, n_returns=1)
+def test_every_variant_runs_one_iteration_on_every_env(tmp_path, env, variant):
+    assert run(tmp_path / "run", tiny_args(env, variant)) == 0
+    assert_original_shapes(tmp_path / "run", env, n=2, n_returns=1)
     done = json.loads((tmp_path / "run" / "done.json").read_text())
     assert (done["variant"], done["iterations"]) == (variant, 1)
     assert {"model.pt", "model.mat", "model.nns", "config.txt", "config.yaml", "metrics.csv"} <= {
