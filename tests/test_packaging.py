@@ -54,3 +54,14 @@ def test_ruff_lint_is_clean():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_pets_core_and_analysis_does_not_load_torch():
+    # the workflow's table and figure jobs import pets_core.analysis: no 2 s torch import there
+    code = (
+        "import sys, gymnasium, pets_core, pets_core.analysis.aggregate, pets_core.analysis.plots\n"
+        "assert 'pets/Cartpole-v0' in gymnasium.registry\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

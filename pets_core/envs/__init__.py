@@ -6,8 +6,6 @@ pets/HalfCheetah-v0: no TimeLimit (the experiment loop runs task_hor steps), nev
 
 import gymnasium
 
-from pets_core.envs.tasks import TaskSpec, get_task
-
 RENDER_MODES = ("human", "rgb_array", "depth_array", "rgbd_tuple")
 
 ENV_NAMES = ("cartpole", "reacher", "pusher", "halfcheetah")
@@ -65,5 +63,16 @@ def _register() -> None:
 
 
 _register()
+
+
+def __getattr__(name: str):
+    # tasks.py needs torch; importing it lazily keeps `import pets_core` (and the torch-free
+    # analysis jobs of the workflow) from paying torch's ~2 s import
+    if name in ("TaskSpec", "get_task"):
+        from pets_core.envs import tasks
+
+        return getattr(tasks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ENV_IDS", "ENV_NAMES", "TaskSpec", "canonical_name", "get_task", "make_env"]
