@@ -120,10 +120,12 @@ class MPC:
     def cost_fn(self, obs: Tensor):
         """The optimiser's objective at ``obs (O,)``: ``(N, H, A)`` -> costs ``(N,)``."""
         return lambda action_seqs: predicted_costs(
-            self.model,
-            self.task,
-            obs,
-            action_seqs,
+            self.model, self.task, obs, action_seqs, **self._rollout_kwargs()
+        )
+
+    def _rollout_kwargs(self) -> dict:
+        """How this controller propagates particles; shared by planning and prediction logging."""
+        return dict(
             prop=self.prop,
             num_particles=self.num_particles,
             goal=self.goal,
@@ -157,17 +159,7 @@ class MPC:
     def _log_prediction(self, obs: Tensor, solution: Tensor) -> None:
         """A second, independent rollout of the chosen sequence (spec sec. 5.4, 7.1.11)."""
         particles, _ = predicted_particles(
-            self.model,
-            self.task,
-            obs,
-            solution[None],
-            prop=self.prop,
-            num_particles=self.num_particles,
-            goal=self.goal,
-            ign_var=self.ign_var,
-            generator=self.generator,
-            fast=self.fast,
-            precision=self.precision,
+            self.model, self.task, obs, solution[None], **self._rollout_kwargs()
         )
         particles = particles[0].cpu().numpy()  # (H+1, P, O)
         if self.log_particles:
