@@ -405,3 +405,43 @@ def test_pusher_scripted_push_moves_object_toward_goal(push_steps):
     before, after, _ = _scripted_push(PusherEnv(), push_steps=push_steps)
     assert before == pytest.approx(0.287, abs=0.01)
     assert after < before - 0.2
+
+
+def _original_reacher_end_effector(q: np.ndarray) -> np.ndarray:
+    """The original's `get_ee_pos` (spec sec. 1.2), written independently in plain numpy."""
+    t1, t2, t3, t4, t5, t6 = q[:6]
+    rot_axis = np.array([np.cos(t2) * np.cos(t1), np.cos(t2) * np.sin(t1), -np.sin(t2)])
+    rot_perp_axis = np.array([-np.sin(t1), np.cos(t1), 0.0])
+    cur_end = np.array(
+        [
+            0.1 * np.cos(t1) + 0.4 * np.cos(t1) * np.cos(t2),
+            0.1 * np.sin(t1) + 0.4 * np.sin(t1) * np.cos(t2) - 0.188,
+            -0.4 * np.sin(t2),
+        ]
+    )
+    for length, hinge, roll in [(0.321, t4, t3), (0.16828, t6, t5)]:
+        perp_all_axis = np.cross(rot_axis, rot_perp_axis)
+        x = np.cos(hinge) * rot_axis
+        y = np.sin(hinge) * np.sin(roll) * rot_perp_axis
+        z = -np.sin(hinge) * np.cos(roll) * perp_all_axis
+        new_rot_axis = x + y + z
+        new_rot_perp_axis = np.cross(new_rot_axis, rot_axis)
+        if np.linalg.norm(new_rot_perp_axis) > 1e-30:
+            new_rot_perp_axis /= np.linalg.norm(new_rot_perp_axis)
+        else:
+            new_rot_perp_axis = rot_perp_axis
+        cur_end = cur_end + length * new_rot_axis
+        rot_axis, rot_perp_axis = new_rot_axis, new_rot_perp_axis
+    return cur_end
+
+
+@pytest.mark.parametrize("elbow", [0.0, -1e-4, 1e-4, -1.0])
+@pytest.mark.parametrize("wrist", [0.0, -0.7])
+def test_reacher_end_effector_equals_the_original_formula_at_and_around_straight_joints(elbow, wrist):
+    # at exactly 0 the original keeps the old perpendicular (its cross product is exactly 0);
+    # a fused multiply-add cross product returns ~1e-17 there and moved the EE by up to 0.34 m
+    rng = np.random.default_rng(11)
+    for q in [np.array([0.3, 0.4, 0.5, elbow, 0.2, wrist, 0.1]), *rng.uniform(-1, 1, (20, 7))]:
+        q[3], q[5] = elbow, wrist
+        end = reacher3d_end_effector(torch.from_numpy(q)).numpy()
+        np.testing.assert_allclose(end, _original_reacher_end_effector(q), rtol=0, atol=1e-12)

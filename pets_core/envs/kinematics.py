@@ -42,16 +42,28 @@ def reacher3d_end_effector(obs: Tensor) -> Tensor:
     )
     for length, hinge, roll in ((0.321, q4, q3), (0.16828, q6, q5)):
         hinge, roll = hinge[..., None], roll[..., None]
-        normal = torch.linalg.cross(axis, perp, dim=-1)
+        normal = _cross(axis, perp)
         new_axis = (
             torch.cos(hinge) * axis
             + torch.sin(hinge) * torch.sin(roll) * perp
             - torch.sin(hinge) * torch.cos(roll) * normal
         )
-        new_perp = torch.linalg.cross(new_axis, axis, dim=-1)
-        # the original keeps the old perpendicular when the hinge is exactly straight
+        new_perp = _cross(new_axis, axis)
+        # the original keeps the old perpendicular when the hinge is exactly straight: then
+        # new_axis == axis bit for bit and the plain products below cancel to exactly 0
         is_degenerate = torch.linalg.vector_norm(new_perp, dim=-1, keepdim=True) < 1e-30
         new_perp = torch.where(is_degenerate, perp, new_perp)
         new_perp = new_perp / torch.linalg.vector_norm(new_perp, dim=-1, keepdim=True)
         axis, perp, end = new_axis, new_perp, end + length * new_axis
     return end
+
+
+def _cross(a: Tensor, b: Tensor) -> Tensor:
+    """a x b over the last dim (3), as numpy computes it: products then differences, no FMA.
+
+    ``torch.linalg.cross`` fuses multiply-add, so ``cross(a, a)`` is ~1e-17 instead of 0 and the
+    original's degenerate-hinge fallback above (``norm < 1e-30``) would never fire.
+    """
+    a1, a2, a3 = a.unbind(-1)
+    b1, b2, b3 = b.unbind(-1)
+    return torch.stack([a2 * b3 - a3 * b2, a3 * b1 - a1 * b3, a1 * b2 - a2 * b1], dim=-1)
