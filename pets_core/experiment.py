@@ -30,6 +30,7 @@ from pets_core.data import Episode, TrainingSet
 from pets_core.device import global_rng_state, seed_everything, set_global_rng_state
 from pets_core.logs import DONE_JSON, atomic_path, write_json, write_logs_mat, write_predictions_mat
 from pets_core.metrics import write_metrics_csv
+from pets_core.seeding import RunSeeds
 from pets_core.tracking import Tracker
 
 MODEL_PT = "model.pt"
@@ -74,10 +75,10 @@ def run_experiment(
     run_dir = Path(run_dir)
     sim, loop, elog = cfg.exp_cfg.sim_cfg, cfg.exp_cfg.exp_cfg, cfg.exp_cfg.log_cfg
     t_session = time.perf_counter()
-    seed_everything(cfg.seed)
-    seeds = np.random.SeedSequence(cfg.seed).spawn(2)
-    train_rng = np.random.default_rng(seeds[0])  # bootstraps / holdout / shuffles
-    noise_rng = np.random.default_rng(seeds[1])  # sim_cfg.stochastic action noise
+    seeds = RunSeeds.from_seed(cfg.seed)  # independent streams; MPC and model derive theirs too
+    seed_everything(seeds.fallback)
+    train_rng = np.random.default_rng(seeds.train)  # bootstraps / holdout / shuffles
+    noise_rng = np.random.default_rng(seeds.noise)  # sim_cfg.stochastic action noise
 
     if elog.nrecord > 0:
         os.environ.setdefault("MUJOCO_GL", "egl")  # headless; read when the renderer is made
@@ -101,7 +102,7 @@ def run_experiment(
         mpc.model_trained = state.model_trained
         t0 = time.perf_counter()
         for _ in range(loop.ninit_rollouts):
-            episode, _ = _run_episode(env, mpc, sim, noise_rng, state, record=False, seed=cfg.seed)
+            episode, _ = _run_episode(env, mpc, sim, noise_rng, state, record=False, seed=seeds.env)
             state.episodes.append(episode)
             data.append(episode)
         mpc.pop_prediction_log()  # random actions: nothing planned
@@ -126,7 +127,7 @@ def run_experiment(
         episodes = []
         for j in range(max(elog.nrecord, elog.neval, loop.nrollouts_per_iter)):
             episode, frames = _run_episode(
-                env, mpc, sim, noise_rng, state, record=j < elog.nrecord, seed=cfg.seed
+                env, mpc, sim, noise_rng, state, record=j < elog.nrecord, seed=seeds.env
             )
             episodes.append(episode)
             if frames:

@@ -437,7 +437,7 @@ def _original_reacher_end_effector(q: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("elbow", [0.0, -1e-4, 1e-4, -1.0])
 @pytest.mark.parametrize("wrist", [0.0, -0.7])
-def test_reacher_end_effector_equals_the_original_formula_at_and_around_straight_joints(elbow, wrist):
+def test_reacher_end_effector_equals_the_original_formula_at_straight_joints(elbow, wrist):
     # at exactly 0 the original keeps the old perpendicular (its cross product is exactly 0);
     # a fused multiply-add cross product returns ~1e-17 there and moved the EE by up to 0.34 m
     rng = np.random.default_rng(11)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pets_core.models.normalizer import Normalizer
+from pets_core.seeding import RunSeeds
 
 ModelType = Literal["D", "P", "DE", "PE"]
 MODEL_TYPES: tuple[str, ...] = ("D", "P", "DE", "PE")
@@ -217,5 +218,5 @@ def make_model(
         max_logvar_init=max_logvar_init,
         min_logvar_init=min_logvar_init,
     )
-    model.reset_parameters(torch.Generator().manual_seed(seed))
+    model.reset_parameters(torch.Generator().manual_seed(RunSeeds.from_seed(seed).model_init))
     return model.to(device)

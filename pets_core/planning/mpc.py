@@ -17,6 +17,7 @@ from pets_core.planning.propagation import (
     predicted_costs,
     predicted_particles,
 )
+from pets_core.seeding import RunSeeds
 
 
 def tile_bounds(
@@ -88,8 +89,9 @@ class MPC:
         self.log_traj_preds, self.log_particles = log_traj_preds, log_particles
         self.model_trained = False
         """Set True by the runner after the first training; until then actions are random."""
-        self.rng = np.random.default_rng(seed)  # random actions before the first training
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        seeds = RunSeeds.from_seed(seed)  # the run's streams, not the raw seed (pets_core.seeding)
+        self.rng = np.random.default_rng(seeds.actions)  # random actions before the first training
+        self.generator = torch.Generator(device=self.device).manual_seed(seeds.planner)
         low, high = tile_bounds(action_low, action_high, plan_hor, self.device)  # (H, A)
         self.mid = (low + high) / 2
         self.init_var = (high - low).square() / 16
