@@ -19,12 +19,16 @@ import json
 import os
 import platform
 import time
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+
+from pets_core.bench.cli import Parser, UsageError, choice_list, int_at_least, run
+from pets_core.planning.propagation import check_propagation
 
 BASELINE_S_PER_ACTION = {"cartpole": 8.46, "halfcheetah": 3.78}  # mbrl-lib 0.2.0, this machine
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -48,30 +52,43 @@ def paper_config(env: str) -> dict:
     return _deep_merge(default, per_env)
 
 
+ENVS = ("cartpole", "halfcheetah", "reacher", "pusher")
+PRECISION_CHOICES = ("fp32", "tf32", "bf16")
+PROG = "python -m pets_core.bench plan"
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m pets_core.bench plan", description=__doc__)
-    p.add_argument("--env", required=True, choices=["cartpole", "halfcheetah", "reacher", "pusher"])
-    p.add_argument("--popsize", type=int, help="CEM population N (paper: per env)")
-    p.add_argument("--elites", type=int, help="CEM elites K (paper: popsize / 10)")
-    p.add_argument("--particles", type=int, help="P (paper: 20)")
-    p.add_argument("--horizon", type=int, help="H (paper: per env)")
-    p.add_argument("--iters", type=int, help="CEM iterations (paper: 5)")
-    p.add_argument("--num-nets", type=int, help="ensemble size E (paper: 5)")
+    pos, nonneg = int_at_least(1), int_at_least(0)
+    p = Parser(prog=PROG, description=__doc__)
+    p.add_argument("--env", required=True, choices=ENVS)
+    p.add_argument("--popsize", type=pos, help="CEM population N (paper: per env)")
+    p.add_argument("--elites", type=pos, help="CEM elites K <= N (paper: popsize / 10)")
+    p.add_argument("--particles", type=pos, help="P, a multiple of E under TS* (paper: 20)")
+    p.add_argument("--horizon", type=pos, help="H (paper: per env)")
+    p.add_argument("--iters", type=pos, help="CEM iterations (paper: 5)")
+    p.add_argument("--num-nets", type=pos, help="ensemble size E (paper: 5)")
     p.add_argument("--prop", default="TSinf", choices=["E", "DS", "TS1", "TSinf", "MM"])
     p.add_argument("--model", default="PE", choices=["D", "P", "DE", "PE"])
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    p.add_argument("--threads", type=pos, default=torch.get_num_threads())
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument(
         "--fast", default="auto", choices=["auto", "onednn", "bmm", "off"],
         help="planner forward: fast layout (auto/onednn/bmm) or the model's predict (off)",
     )  # fmt: skip
     p.add_argument(
-        "--precision", default="fp32", choices=["fp32", "bf16"],
-        help="bf16: opt-in bfloat16 matmuls; also times fp32 and reports agreement",
+        "--precision", default=["fp32"], type=choice_list(PRECISION_CHOICES),
+        help="comma-separated, from fp32, tf32 (fp32 storage, TF32 matmuls where the device has "
+        "them), bf16 (opt-in bfloat16 matmuls); the first is reported at the top level; any "
+        "other than fp32 also times fp32 and reports agreement",
     )  # fmt: skip
-    p.add_argument("--warmup", type=int, default=1, help="untimed actions first")
-    p.add_argument("--repeats", type=int, default=3, help="timed actions (median reported)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--graph", default="off", choices=["off", "on"],
+        help="on: replay the horizon rollout as a captured graph (CUDA graph on CUDA; see "
+        "pets_core.planning.graphs)",
+    )  # fmt: skip
+    p.add_argument("--warmup", type=nonneg, default=1, help="untimed actions first")
+    p.add_argument("--repeats", type=pos, default=3, help="timed actions (median reported)")
+    p.add_argument("--seed", type=nonneg, default=0)
     return p.parse_args(argv)
 
 
@@ -141,29 +158,76 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
+@contextmanager
+def matmul_precision(precision: str):
+    """``tf32``: float32 matmuls at torch's "high" precision (TF32 tensor cores on CUDA; on a CPU
+    without them the same fp32 kernels); anything else at "highest" (plain fp32)."""
+    old = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(old)
+
+
+def storage_precision(precision: str) -> str:
+    """The planner's ``precision`` argument for a bench precision (tf32 stores fp32)."""
+    return "bf16" if precision == "bf16" else "fp32"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv or [])
-    from pets_core.device import resolve_device
+    return run(PROG, lambda: _main(argv or []))
+
+
+def _main(argv: list[str]) -> int:
+    args = _parse(argv)
+    from pets_core.device import DeviceError, resolve_device
     from pets_core.envs import make_env
     from pets_core.envs.tasks import get_task
     from pets_core.planning import MPC, CEMOptimizer, tile_bounds
+    from pets_core.variants import VariantError
 
     try:
         from pets_core.models import make_model
     except ImportError:  # before the models package exports it
         from pets_core.models.ensemble import make_model
 
+    try:
+        device = resolve_device(args.device)
+    except DeviceError as err:
+        raise UsageError(f"argument --device: {err}") from None
+    if args.graph == "on" and args.fast == "off":
+        raise UsageError("argument --graph: on needs the fast planner forward (--fast auto|bmm)")
     torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
     cfg = paper_config(args.env)
     ctrl, opt = cfg["ctrl_cfg"], cfg["ctrl_cfg"]["opt_cfg"]
     mcfg = ctrl["prop_cfg"]["model_init_cfg"]
-    N = args.popsize or opt["cem"]["popsize"]
-    K = args.elites or max(1, N * opt["cem"]["num_elites"] // opt["cem"]["popsize"])
-    P = 1 if args.prop == "E" else (args.particles or ctrl["prop_cfg"]["npart"])
-    H = args.horizon or opt["plan_hor"]
-    iters = args.iters if args.iters is not None else opt["cem"]["max_iters"]
-    num_nets = args.num_nets or mcfg["num_nets"]
+
+    def given(value, default):
+        return default if value is None else value
+
+    N = given(args.popsize, opt["cem"]["popsize"])
+    K = given(args.elites, max(1, N * opt["cem"]["num_elites"] // opt["cem"]["popsize"]))
+    if K > N:
+        raise UsageError(f"argument --elites: must be <= the population N = {N}, got {K}")
+    num_nets = given(args.num_nets, mcfg["num_nets"])
+    if args.model in ("D", "P"):
+        num_nets = 1
+    if args.prop == "E":
+        if args.particles not in (None, 1):
+            raise UsageError(
+                f"argument --particles: --prop E uses 1 particle, got {args.particles}"
+            )
+        P = 1
+    else:
+        P = given(args.particles, ctrl["prop_cfg"]["npart"])
+    if args.prop in ("TS1", "TSinf") and P % num_nets:
+        raise UsageError(
+            f"argument --particles: --prop {args.prop} needs a multiple of the ensemble size "
+            f"E = {num_nets}, got {P}"
+        )
+    H = given(args.horizon, opt["plan_hor"])
+    iters = given(args.iters, opt["cem"]["max_iters"])
 
     task = get_task(args.env)
     model = make_model(
@@ -171,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         weight_decays=mcfg["weight_decays"], num_nets=num_nets, device=device, seed=args.seed,
     )  # fmt: skip
     E = model.ensemble_size
+    try:
+        check_propagation(model, args.prop, P)
+    except VariantError as err:
+        raise UsageError(str(err)) from None
     env = make_env(args.env)
     obs, _ = env.reset(seed=args.seed)
     goal = getattr(env.unwrapped, "goal", None)
@@ -181,12 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         alpha=opt["cem"]["alpha"], lower=lower, upper=upper,
     )  # fmt: skip
     fast = False if args.fast == "off" else args.fast
+    graph = args.graph == "on"
 
     def make_mpc(precision: str) -> MPC:
         mpc = MPC(
             model=model, task=task, optimizer=cem, plan_hor=H, per=1, num_particles=P,
             prop=args.prop, ign_var=False, action_low=low, action_high=high, device=device,
-            seed=args.seed, fast=fast, precision=precision,
+            seed=args.seed, fast=fast, precision=storage_precision(precision), graph=graph,
         )  # fmt: skip
         mpc.model_trained = True
         mpc.reset(goal)
@@ -197,32 +266,46 @@ def main(argv: list[str] | None = None) -> int:
 
     cpu_share: list[float] = []  # this process's CPU time / (wall x threads) per action
 
-    def time_actions(mpc: MPC):
+    def time_actions(precision: str):
         """Each timed action sits between two matmul-rate measurements (same machine load)."""
-        for _ in range(args.warmup):
-            mpc.act(obs)
-        seconds, iters_run, actions, refs = [], [], [], []
-        before = matmul_rates(E, rows, dims, device)
-        for _ in range(args.repeats):
-            start, cpu_start = time.perf_counter(), time.process_time()
-            actions.append(mpc.act(obs))
-            seconds.append(time.perf_counter() - start)
-            cpu_share.append((time.process_time() - cpu_start) / seconds[-1] / args.threads)
-            iters_run.append(cem.num_iters)
-            after = matmul_rates(E, rows, dims, device)
-            refs.append({k: max(before[k], after[k]) for k in before})
-            before = after
+        with matmul_precision(precision):
+            mpc = make_mpc(precision)
+            for _ in range(args.warmup):
+                mpc.act(obs)
+            seconds, iters_run, actions, refs = [], [], [], []
+            before = matmul_rates(E, rows, dims, device)
+            for _ in range(args.repeats):
+                start, cpu_start = time.perf_counter(), time.process_time()
+                actions.append(mpc.act(obs))
+                seconds.append(time.perf_counter() - start)
+                cpu_share.append((time.process_time() - cpu_start) / seconds[-1] / args.threads)
+                iters_run.append(cem.num_iters)
+                after = matmul_rates(E, rows, dims, device)
+                refs.append({k: max(before[k], after[k]) for k in before})
+                before = after
         return seconds, iters_run, actions, refs
 
-    seconds, iters_run, actions, refs = time_actions(make_mpc(args.precision))
+    timed = {p: time_actions(p) for p in dict.fromkeys([*args.precision, "fp32"])}
+    by_precision = {}
+    for precision, (p_seconds, _, p_actions, _) in timed.items():
+        entry = {"s_per_action": round(float(np.median(p_seconds)), 4)}
+        if precision != "fp32":
+            fp32_seconds, _, fp32_actions, _ = timed["fp32"]
+            entry |= _agreement(
+                model, task, obs, goal, cem, args, P, fast, device, precision
+            )  # fmt: skip
+            entry["speedup_vs_fp32"] = round(
+                float(np.median(fp32_seconds)) / float(np.median(p_seconds)), 2
+            )
+            diff = np.abs(np.stack(p_actions) - np.stack(fp32_actions)) / (high - low)
+            entry["action_diff_vs_fp32_max_frac_of_range"] = round(float(diff.max()), 4)
+        by_precision[precision] = entry
+    primary = args.precision[0]
+    seconds, iters_run, _, refs = timed[primary]
     extra = {}
-    if args.precision != "fp32":
-        fp32_seconds, _, fp32_actions, _ = time_actions(make_mpc("fp32"))
-        extra = _agreement(model, task, obs, goal, cem, args, P, fast, low, high, device)
-        extra["fp32_s_per_action"] = round(float(np.median(fp32_seconds)), 4)
-        extra["speedup_vs_fp32"] = round(extra["fp32_s_per_action"] / float(np.median(seconds)), 2)
-        diff = np.abs(np.stack(actions) - np.stack(fp32_actions)) / (high - low)
-        extra["action_diff_vs_fp32_max_frac_of_range"] = round(float(diff.max()), 4)
+    if primary != "fp32":
+        extra = {k: v for k, v in by_precision[primary].items() if k != "s_per_action"}
+        extra["fp32_s_per_action"] = by_precision["fp32"]["s_per_action"]
 
     s_per_action = float(np.median(seconds))
     flops_per_step = sum(2 * E * rows * d_in * d_out for d_in, d_out in dims)
@@ -258,9 +341,11 @@ def main(argv: list[str] | None = None) -> int:
         "popsize": N, "elites": K, "particles": P, "horizon": H, "iters": iters,
         "iters_run": iters_run, "ensemble_size": E,
         "predictor": predictor,
-        "device": str(device) if device.type != "cpu" else f"cpu ({platform.machine()})",
+        "graph": graph,
+        "device": _device_name(device),
         "threads": torch.get_num_threads(),
-        "precision": args.precision,
+        "precision": primary,
+        "precisions": by_precision,
         "loadavg": os.getloadavg(),
         "torch": torch.__version__,
     } | extra  # fmt: skip
@@ -268,9 +353,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _agreement(model, task, obs, goal, cem, args, P, fast, low, high, device) -> dict:
-    """bf16 vs fp32 on the same candidates (CEM's first population from the mid-point): cost
-    rank correlation, elite-set overlap, and the fp32 regret of the bf16 plan's first action."""
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.machine()})"
+
+
+def _agreement(model, task, obs, goal, cem, args, P, fast, device, precision) -> dict:
+    """``precision`` vs fp32 on the same candidates (CEM's first population from the mid-point):
+    cost rank correlation, elite-set overlap and the largest relative cost difference."""
     from pets_core.planning import predicted_costs
 
     obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
@@ -278,22 +369,22 @@ def _agreement(model, task, obs, goal, cem, args, P, fast, low, high, device) ->
     mid = (cem.lower + cem.upper) / 2
     var = (cem.upper - cem.lower).square() / 16
     seqs = cem._sample(mid, var, torch.Generator(device=device).manual_seed(args.seed))
-    costs = {
-        precision: predicted_costs(
-            model,
-            task,
-            obs_t,
-            seqs,
-            prop=args.prop,
-            num_particles=P,
-            goal=goal_t,
-            ign_var=False,
-            generator=torch.Generator(device=device).manual_seed(1),
-            fast=fast,
-            precision=precision,
-        )
-        for precision in ("fp32", args.precision)
-    }
+    costs = {}
+    for name in ("fp32", precision):
+        with matmul_precision(name):
+            costs[name] = predicted_costs(
+                model,
+                task,
+                obs_t,
+                seqs,
+                prop=args.prop,
+                num_particles=P,
+                goal=goal_t,
+                ign_var=False,
+                generator=torch.Generator(device=device).manual_seed(1),
+                fast=fast,
+                precision=storage_precision(name),
+            )
     ranks = {k: v.argsort().argsort().double() for k, v in costs.items()}
     rank_corr = torch.corrcoef(torch.stack(list(ranks.values())))[0, 1]
     K = cem.num_elites
@@ -302,7 +393,7 @@ def _agreement(model, task, obs, goal, cem, args, P, fast, low, high, device) ->
         "cost_rank_corr_vs_fp32": round(float(rank_corr), 4),
         "elite_overlap_vs_fp32": round(len(elites[0] & elites[1]) / K, 3),
         "cost_max_rel_diff_vs_fp32": round(
-            float(((costs[args.precision] - costs["fp32"]).abs() / costs["fp32"].abs()).max()), 5
+            float(((costs[precision] - costs["fp32"]).abs() / costs["fp32"].abs()).max()), 5
         ),
     }
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import yaml
 
+from pets_core.bench.cli import Parser, UsageError, int_at_least, int_list, run
 from pets_core.models import ModelTrainer, make_model
 from pets_core.models.backprop import with_ones_column
 from pets_core.models.loss import training_loss
@@ -154,19 +155,34 @@ def _time_autograd(model, lr: float, x_raw: torch.Tensor, y: torch.Tensor, idxs,
     return times, cpu_times
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pets_core.bench train", description=__doc__)
-    parser.add_argument("--env", choices=sorted(ENV_DIMS), default="cartpole")
-    parser.add_argument("--n", default="2000,10000", help="comma-separated dataset sizes")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--repeats", type=int, default=5, help="timed epochs (median reported)")
-    parser.add_argument("--autograd", action="store_true", help="also time the autograd path")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+PROG = "python -m pets_core.bench train"
 
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = Parser(prog=PROG, description=__doc__)
+    parser.add_argument("--env", choices=sorted(ENV_DIMS), default="cartpole")
+    parser.add_argument(
+        "--n", default=[2000, 10000], type=int_list(1), help="comma-separated dataset sizes"
+    )
+    parser.add_argument("--threads", type=int_at_least(1), default=2)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument(
+        "--repeats", type=int_at_least(1), default=5, help="timed epochs (median reported)"
+    )
+    parser.add_argument("--autograd", action="store_true", help="also time the autograd path")
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
+    args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda requested but CUDA is not available")
+        raise UsageError("argument --device: cuda requested but no GPU is visible; valid: cpu")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(PROG, lambda: _main(argv or []))
+
+
+def _main(argv: list[str]) -> int:
+    args = _parse(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     net = env_network(args.env)
@@ -175,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     flops = flops_per_step(in_dim, net["hidden_dims"], 2 * out_dim, ENSEMBLE_SIZE, BATCH_SIZE)
 
     runs = []
-    for n in (int(s) for s in args.n.split(",")):
+    for n in args.n:
         model = make_model(
             "PE",
             in_dim=in_dim,

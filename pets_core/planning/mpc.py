@@ -62,6 +62,7 @@ class MPC:
         log_particles: bool = False,
         fast: bool | str = "auto",
         precision: str = "fp32",
+        graph: bool = False,
     ) -> None:
         check_propagation(model, prop, num_particles)
         if plan_hor < 1:
@@ -84,6 +85,7 @@ class MPC:
         self.plan_hor, self.per, self.num_particles = plan_hor, per, num_particles
         self.prop, self.ign_var = prop, ign_var
         self.fast, self.precision = fast, precision  # how the model is called (planning.forward)
+        self.graph = graph  # plan through a captured rollout (planning.graphs); off by default
         self.device = torch.device(device)
         self.action_low, self.action_high = action_low, action_high
         self.log_traj_preds, self.log_particles = log_traj_preds, log_particles
@@ -122,7 +124,7 @@ class MPC:
     def cost_fn(self, obs: Tensor):
         """The optimiser's objective at ``obs (O,)``: ``(N, H, A)`` -> costs ``(N,)``."""
         return lambda action_seqs: predicted_costs(
-            self.model, self.task, obs, action_seqs, **self._rollout_kwargs()
+            self.model, self.task, obs, action_seqs, **self._rollout_kwargs(), graph=self.graph
         )
 
     def _rollout_kwargs(self) -> dict:

@@ -1,0 +1,173 @@
+"""The captured-rollout path (pets_core.planning.graphs) against the eager planner.
+
+On CPU ``graph=True`` runs the very static-buffer function that CUDA captures (fixed buffers,
+inputs copied in, the same draws), so these tests check everything but the capture itself: the
+costs, the random stream consumed, re-use across calls, and re-building after the weights change.
+The ``gpu`` cases (skipped without CUDA) check the captured graph's replay against the eager path
+on the same device and against the CPU path.
+"""
+
+import numpy as np
+import pytest
+import torch
+from conftest import DEVICES
+
+from pets_core.envs.tasks import get_task
+from pets_core.models.ensemble import make_model
+from pets_core.planning import MPC, CEMOptimizer, predicted_costs, tile_bounds
+from pets_core.planning.graphs import _CACHE
+
+
+def _model(model_type, task, device="cpu", seed=0):
+    model = make_model(
+        model_type,
+        in_dim=task.in_dim,
+        out_dim=task.out_dim,
+        hidden_dims=[32, 32],
+        weight_decays=[0.0, 0.0, 0.0],
+        num_nets=1 if model_type in ("D", "P") else 5,
+        device=device,
+        seed=seed,
+    )
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # a fitted-looking normaliser, so the fast path must apply it
+        model.normalizer.mean.copy_(torch.randn(task.in_dim, generator=gen))
+        model.normalizer.std.copy_(torch.rand(task.in_dim, generator=gen) + 0.5)
+    return model
+
+
+def _costs(model, task, obs, seqs, prop, P, graph, gen, fast="auto", goal=None):
+    return predicted_costs(
+        model,
+        task,
+        obs,
+        seqs,
+        prop=prop,
+        num_particles=P,
+        goal=goal,
+        ign_var=False,
+        generator=gen,
+        fast=fast,
+        graph=graph,
+    )
+
+
+def _inputs(task, N=6, H=5, device="cpu"):
+    obs = 0.1 * torch.randn(task.obs_dim, generator=torch.Generator().manual_seed(1))
+    seqs = torch.rand(N, H, task.act_dim, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    return obs.to(device), seqs.to(device)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "prop", "P"),
+    [("PE", "TSinf", 20), ("PE", "TS1", 10), ("PE", "DS", 10), ("PE", "MM", 10), ("DE", "E", 1)],
+)
+@pytest.mark.parametrize("fast", ["auto", "bmm"])
+def test_static_rollout_equals_the_eager_planner(model_type, prop, P, fast):
+    task = get_task("halfcheetah")
+    model = _model(model_type, task)
+    obs, seqs = _inputs(task, N=40)  # N >= 8 lanes: the eager path splits candidates in blocks
+    gens = [torch.Generator().manual_seed(7) for _ in range(2)]
+    eager = _costs(model, task, obs, seqs, prop, P, False, gens[0], fast)
+    graphed = _costs(model, task, obs, seqs, prop, P, True, gens[1], fast)
+    torch.testing.assert_close(graphed, eager, rtol=1e-6, atol=1e-6)
+    # both consumed the same random numbers: the streams are at the same place afterwards
+    assert torch.equal(gens[0].get_state(), gens[1].get_state())
+
+
+def test_static_rollout_is_reused_and_sees_new_inputs_each_call():
+    task = get_task("reacher")  # a goal: the static goal buffer must follow the caller's
+    model = _model("PE", task)
+    obs, seqs = _inputs(task)
+    goals = [torch.tensor([0.1, -0.2, 0.3]), torch.tensor([-0.3, 0.0, 0.2])]
+    gen_e, gen_g = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    first = None
+    for i, goal in enumerate(goals * 2):
+        o, s = obs + 0.01 * i, seqs.flip(0) if i % 2 else seqs
+        eager = _costs(model, task, o, s, "TSinf", 10, False, gen_e, goal=goal)
+        graphed = _costs(model, task, o, s, "TSinf", 10, True, gen_g, goal=goal)
+        torch.testing.assert_close(graphed, eager, rtol=1e-6, atol=1e-6)
+        if first is None:
+            first = _CACHE[model][1]
+        assert _CACHE[model][1] is first  # one static rollout for all four calls
+    assert not first.captured  # nothing to capture on CPU
+
+
+def test_static_rollout_is_rebuilt_after_training_and_for_new_shapes():
+    task = get_task("cartpole")
+    model = _model("PE", task)
+    obs, seqs = _inputs(task)
+    _costs(model, task, obs, seqs, "TSinf", 10, True, torch.Generator().manual_seed(0))
+    before = _CACHE[model][1]
+    with torch.no_grad():  # what a train() step does to the weights
+        model.weights[0].add_(0.05)
+    eager = _costs(model, task, obs, seqs, "TSinf", 10, False, torch.Generator().manual_seed(0))
+    graphed = _costs(model, task, obs, seqs, "TSinf", 10, True, torch.Generator().manual_seed(0))
+    assert _CACHE[model][1] is not before
+    torch.testing.assert_close(graphed, eager, rtol=1e-6, atol=1e-6)
+    rebuilt = _CACHE[model][1]
+    _costs(model, task, obs, seqs[:3], "TSinf", 10, True, torch.Generator().manual_seed(0))
+    assert _CACHE[model][1] is not rebuilt  # another N: another static shape
+
+
+def test_graph_needs_the_fast_layout():
+    task = get_task("cartpole")
+    model = _model("PE", task)
+    obs, seqs = _inputs(task)
+    with pytest.raises(ValueError, match="fast planner forward"):
+        _costs(model, task, obs, seqs, "TSinf", 10, True, torch.Generator(), fast=False)
+
+
+def _mpc(model, task, graph, device="cpu", H=6):
+    low, high = -np.ones(task.act_dim), np.ones(task.act_dim)
+    lower, upper = tile_bounds(low, high, H, device)
+    cem = CEMOptimizer(
+        popsize=30, num_elites=5, max_iters=3, epsilon=1e-3, alpha=0.1, lower=lower, upper=upper
+    )
+    mpc = MPC(
+        model=model, task=task, optimizer=cem, plan_hor=H, per=1, num_particles=10,
+        prop="TSinf", ign_var=False, action_low=low, action_high=high, device=device, seed=4,
+        graph=graph,
+    )  # fmt: skip
+    mpc.model_trained = True
+    return mpc
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mpc_with_graph_plans_the_same_actions(device):
+    task = get_task("cartpole")
+    model = _model("PE", task, device=device)
+    obs = np.array([0.0, 0.1, -0.05, 0.02])
+    eager, graphed = _mpc(model, task, False, device), _mpc(model, task, True, device)
+    for step in range(4):  # warm-started CEM: each plan builds on the last
+        a_e, a_g = eager.act(obs + 0.01 * step), graphed.act(obs + 0.01 * step)
+        np.testing.assert_allclose(a_g, a_e, rtol=1e-5, atol=1e-6)
+    assert _CACHE[model][1].captured == (device == "cuda")
+
+
+@pytest.mark.gpu
+def test_cuda_graph_equals_the_cpu_planner():
+    task = get_task("halfcheetah")
+    cpu_model = _model("PE", task)
+    cuda_model = _model("PE", task, device="cuda")
+    cuda_model.load_state_dict(cpu_model.state_dict())
+    obs, seqs = _inputs(task, N=40)
+    draws_gen = torch.Generator(device="cuda").manual_seed(5)
+    graphed = _costs(cuda_model, task, obs.cuda(), seqs.cuda(), "TSinf", 20, True, draws_gen)
+    eager = _costs(
+        cuda_model, task, obs.cuda(), seqs.cuda(), "TSinf", 20, False,
+        torch.Generator(device="cuda").manual_seed(5),
+    )  # fmt: skip
+    assert _CACHE[cuda_model][1].captured
+    torch.testing.assert_close(graphed, eager, rtol=1e-6, atol=1e-6)  # same kernels replayed
+    # the CPU planner on the same model: float tolerance (different kernels); the eps draws
+    # differ between devices, so compare the mean (no sampling) path
+    cpu = predicted_costs(
+        cpu_model, task, obs, seqs, prop="TSinf", num_particles=20, goal=None, ign_var=True,
+        generator=torch.Generator(), graph=True,
+    )  # fmt: skip
+    gpu = predicted_costs(
+        cuda_model, task, obs.cuda(), seqs.cuda(), prop="TSinf", num_particles=20, goal=None,
+        ign_var=True, generator=torch.Generator(device="cuda"), graph=True,
+    )  # fmt: skip
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-4)
