@@ -1,11 +1,15 @@
-"""`python -m pets_core.bench {train,plan} [options]`: dispatch to the benchmark modules."""
+"""`python -m pets_core.bench {train,plan,gpu} [options]`: dispatch to the benchmark modules."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-COMMANDS = {"train": "pets_core.bench.train", "plan": "pets_core.bench.plan"}
+COMMANDS = {
+    "train": "pets_core.bench.train",
+    "plan": "pets_core.bench.plan",
+    "gpu": "pets_core.bench.gpu",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,211 @@
+"""The benchmarks' command lines (issue 10 item 7) and the GPU check (issue 12), run for real.
+
+Bad input: one line on stderr naming the argument (and what is valid), exit status 2, no traceback,
+nothing written. The GPU check runs end to end at toy sizes on CPU (``--tiny --device cpu``): every
+stage's real child process, a real wheel installed with pip, the real experiment loop and MLflow.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pets_core.bench import gpu, plan, train
+from pets_core.bench.__main__ import main as bench_main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "argument", "valid"),
+    [
+        (["train", "--n", "abc"], "--n", "integers >= 1"),
+        (["train", "--n", "0"], "--n", "integers >= 1"),
+        (["train", "--n", "-5"], "--n", "integers >= 1"),
+        (["train", "--n", "2000,x"], "--n", "integers >= 1"),
+        (["train", "--threads", "0"], "--threads", ">= 1"),
+        (["train", "--repeats", "0"], "--repeats", ">= 1"),
+        (["train", "--env", "ant"], "--env", "cartpole"),
+        (["plan", "--env", "cartpole", "--threads", "0"], "--threads", ">= 1"),
+        (["plan", "--env", "cartpole", "--particles", "3"], "--particles", "multiple of"),
+        (["plan", "--env", "cartpole", "--elites", "401"], "--elites", "<= the population"),
+        (["plan", "--env", "cartpole", "--popsize", "30", "--elites", "31"], "--elites", "N = 30"),
+        (["plan", "--env", "cartpole", "--device", "tpu"], "--device", "'cpu', 'cuda', 'auto'"),
+        (["plan", "--env", "cartpole", "--popsize", "0"], "--popsize", ">= 1"),
+        (["plan", "--env", "cartpole", "--horizon", "0"], "--horizon", ">= 1"),
+        (["plan", "--env", "cartpole", "--iters", "0"], "--iters", ">= 1"),
+        (["plan", "--env", "cartpole", "--repeats", "0"], "--repeats", ">= 1"),
+        (["plan", "--env", "cartpole", "--precision", "fp16"], "--precision", "fp32, tf32, bf16"),
+        (["plan", "--env", "cartpole", "--prop", "E", "--particles", "5"], "--particles", "1"),
+        (["plan", "--env", "cartpole", "--fast", "off", "--graph", "on"], "--graph", "fast"),
+        (["gpu"], "--out", "required"),
+        (["gpu", "--out", "o", "--budget-s", "5"], "--budget-s", ">= 30"),
+        (["gpu", "--out", "o", "--wheels", "nowhere"], "--wheels", "no .whl"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(argv, argument, valid, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert bench_main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"python -m pets_core.bench {argv[0]}: error: ")
+    assert argument in lines[0] and valid in lines[0]
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_gpu_without_cuda_is_one_line(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is visible here")
+    assert gpu.main(["--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "python -m pets_core.bench gpu: error: argument --device: cuda requested but no GPU is "
+        "visible; valid: cpu"
+    ]
+    assert not (tmp_path / "o").exists()
+
+
+def test_plan_respects_small_sizes_and_reports_each_precision(capsys):
+    """--popsize/--horizon are used as given (the old code ran 400/25 for 0); tf32 and bf16 are
+    timed against fp32 with agreement figures."""
+    argv = ["--env", "cartpole", "--popsize", "12", "--elites", "3", "--particles", "5",
+            "--horizon", "2", "--iters", "1", "--warmup", "0", "--repeats", "1", "--threads", "1",
+            "--precision", "bf16,tf32"]  # fmt: skip
+    assert plan.main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (result["popsize"], result["elites"], result["particles"], result["horizon"]) == (
+        12, 3, 5, 2,
+    )  # fmt: skip
+    assert result["precision"] == "bf16" and set(result["precisions"]) == {"bf16", "tf32", "fp32"}
+    assert result["s_per_action"] == result["precisions"]["bf16"]["s_per_action"]
+    assert result["fp32_s_per_action"] == result["precisions"]["fp32"]["s_per_action"]
+    for name in ("bf16", "tf32"):
+        assert 0 <= result["precisions"][name]["elite_overlap_vs_fp32"] <= 1
+    # a CPU without TF32 units runs tf32 as fp32: the same costs
+    assert result["precisions"]["tf32"]["cost_max_rel_diff_vs_fp32"] < 1e-5
+    assert (
+        result["flops_per_action"]
+        == 2
+        * 5
+        * (12 * 5 // 5)
+        * sum(a * b for a, b in [(6, 500), (500, 500), (500, 500), (500, 8)])
+        * 2
+        * 1
+    )  # E rows (in x out) per layer x H x iters
+
+
+def test_train_runs_the_sizes_given(capsys):
+    argv = ["--env", "halfcheetah", "--n", "40,70", "--repeats", "1", "--threads", "1"]
+    assert train.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["n"] == [40, 70]
+
+
+def _wheel(folder: Path, name: str = "pets_gpu_probe", version: str = "0.1") -> Path:
+    """A minimal pure-Python wheel whose module reports its version (pip installs it for real)."""
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f'__version__ = "{version}"\n',
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    files[f"{dist}/RECORD"] = "".join(f"{k},,\n" for k in [*files, f"{dist}/RECORD"])
+    with zipfile.ZipFile(path, "w") as zf:
+        for name_, text in files.items():
+            zf.writestr(name_, text)
+    return path
+
+
+def test_gpu_check_records_failures_and_skips_what_does_not_fit(tmp_path, capsys):
+    """A broken wheel fails the install stage (recorded, with pip's error); a budget too small
+    for the stages skips each one, saying why; both files are still written."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip")
+    out = tmp_path / "out"
+    argv = ["--out", str(out), "--device", "cpu", "--tiny", "--budget-s", "30",
+            "--wheels", str(wheels), "--mlflow", "off",
+            "--work", str(tmp_path / "work")]  # fmt: skip
+    assert gpu.main(argv) == 0
+    report = json.loads((out / "gpu.json").read_text())
+    assert report["stages"]["install"]["status"] == "failed"
+    assert "broken" in report["stages"]["install"]["error"]
+    others = {k: v for k, v in report["stages"].items() if k != "install"}
+    assert len(others) == 13  # no gpu-tests stage on --device cpu
+    assert {v["status"] for v in others.values()} == {"skipped"}
+    assert all("out of time" in v["error"] for v in others.values())
+    log = (out / "gpu.log").read_text().splitlines()
+    assert len(log) == 1 + 1 + 13 + 1  # header, install, stages, summary
+    assert sorted(p.name for p in out.iterdir()) == ["gpu.json", "gpu.log"]
+
+
+@pytest.mark.slow
+def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
+    """The real command as a user runs it: every stage ok, results in gpu.json, the wheel
+    installed and importable in the stages, the run dirs complete, MLflow used, work removed."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _wheel(wheels)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "pets_core.bench", "gpu", "--out", str(out), "--device", "cpu",
+           "--tiny", "--threads", "1", "--budget-s", "900", "--wheels", str(wheels)]  # fmt: skip
+    temp = tmp_path / "tmp"  # where the check's work folder goes (removed at the end)
+    temp.mkdir()
+    env = dict(os.environ, TMPDIR=str(temp), PYTHONPATH=str(REPO))
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "gpu.json").read_text())
+    stages = report["stages"]
+    not_ok = {k: v.get("error") for k, v in stages.items() if v["status"] != "ok"}
+    assert not not_ok
+    assert list(stages) == [
+        "install",
+        "info",
+        "plan-cartpole",
+        "plan-halfcheetah",
+        "plan-reacher",
+        "plan-pusher",
+        "train-cartpole",
+        "train-halfcheetah",
+        "graph-cartpole",
+        "graph-halfcheetah",
+        "graph-reacher",
+        "graph-pusher",
+        "experiment",
+        "concurrent",
+    ]  # fmt: skip  (no gpu-tests stage on --device cpu)
+    assert stages["install"]["wheels"] == ["pets_gpu_probe-0.1-py3-none-any.whl"]
+    info = stages["info"]["result"]
+    assert info["pets_gpu_probe"] == "0.1"  # installed by the check, imported by a stage
+    assert info["cuda_available"] in (True, False)
+    for env in gpu.ENVS:
+        precisions = stages[f"plan-{env}"]["result"]["precisions"]
+        assert set(precisions) == {"fp32", "tf32", "bf16"}
+        graphed = stages[f"graph-{env}"]["result"]
+        assert graphed["graph"] is True and set(graphed["precisions"]) == {"fp32", "bf16"}
+    assert stages["train-halfcheetah"]["result"]["n"] == [64, 96]
+    (solo,) = stages["experiment"]["result"]
+    assert solo["done"] and solo["iterations"] == 2 and len(solo["plan_s_per_action"]) == 2
+    assert report["mlflow"].startswith("sqlite:///")
+    runs = stages["concurrent"]["result"]
+    assert len(runs) == 4 and all(r["done"] and r["iterations"] == 1 for r in runs)
+    summary = report["summary"]
+    assert summary["stages_not_ok"] == []
+    assert len(summary["concurrent_plan_s_per_action"]) == 4
+    assert summary["concurrent_slowdown"] > 0
+    projection = summary["projected_halfcheetah_seed_hours"]
+    assert {"train_hours", "plan_fp32_hours", "graph_fp32_hours"} <= set(projection)
+    log = (out / "gpu.log").read_text().splitlines()
+    assert len(log) == 1 + 1 + 13 + 1  # header, install, stages, summary
+    assert sorted(p.name for p in out.iterdir()) == ["gpu.json", "gpu.log"]
+    assert list(temp.iterdir()) == []  # the work folder (run dirs, store, stage logs) is gone
