@@ -103,10 +103,12 @@ def test_plan_respects_small_sizes_and_reports_each_precision(capsys):
 
 
 def test_train_runs_the_sizes_given(capsys):
-    argv = ["--env", "halfcheetah", "--n", "40,70", "--repeats", "1", "--threads", "1"]
+    argv = ["--env", "halfcheetah", "--n", "40,70", "--repeats", "1", "--threads", "1",
+            "--graph", "on"]  # fmt: skip
     assert train.main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n"] == [40, 70]
+    assert len(summary["graph_s_per_epoch"]) == 2 and len(summary["graph_speedup"]) == 2
 
 
 def _wheel(folder: Path, name: str = "pets_gpu_probe", version: str = "0.1") -> Path:
@@ -194,6 +196,7 @@ def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
         graphed = stages[f"graph-{env}"]["result"]
         assert graphed["graph"] is True and set(graphed["precisions"]) == {"fp32", "bf16"}
     assert stages["train-halfcheetah"]["result"]["n"] == [64, 96]
+    assert len(stages["train-halfcheetah"]["result"]["graph_s_per_epoch"]) == 2
     (solo,) = stages["experiment"]["result"]
     assert solo["done"] and solo["iterations"] == 2 and len(solo["plan_s_per_action"]) == 2
     assert report["mlflow"].startswith("sqlite:///")
@@ -204,7 +207,9 @@ def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
     assert len(summary["concurrent_plan_s_per_action"]) == 4
     assert summary["concurrent_slowdown"] > 0
     projection = summary["projected_halfcheetah_seed_hours"]
-    assert {"train_hours", "plan_fp32_hours", "graph_fp32_hours"} <= set(projection)
+    assert {"train_hours", "train_graph_hours", "plan_fp32_hours", "graph_fp32_hours"} <= set(
+        projection
+    )
     log = (out / "gpu.log").read_text().splitlines()
     assert len(log) == 1 + 1 + 13 + 1  # header, install, stages, summary
     assert sorted(p.name for p in out.iterdir()) == ["gpu.json", "gpu.log"]

@@ -12,7 +12,7 @@ its error and the rest still run), in this order:
 2. ``info``: Python, torch, CUDA device, and which of the run's packages import.
 3. ``plan-<env>`` for the four envs: ``bench plan`` at paper size, fp32, TF32 and bf16 (seconds
    per action, agreement with fp32), eager; then ``graph-<env>``: the same with the horizon rollout
-   replayed as one CUDA graph (pets_core.planning.graphs).
+   replayed as one CUDA graph (pets_core.graphs).
 4. ``train-<env>`` (cartpole, halfcheetah): ``bench train``, one epoch at N = 10k and 100k.
 5. ``experiment``: a paper-size half-cheetah run of 3 trials through ``pets_core.mbexp`` (the real
    loop: env, training, planning, logs, MLflow when it imports, else without).
@@ -129,7 +129,8 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
     for env in TRAIN_ENVS:
         n = "64,96" if args.tiny else "10000,100000"
         repeats = "1" if args.tiny else "3"
-        cmd = [*bench, "train", "--env", env, *dev, *threads, "--n", n, "--repeats", repeats]
+        cmd = [*bench, "train", "--env", env, *dev, *threads, "--n", n, "--repeats", repeats,
+               "--graph", "on"]  # fmt: skip
         stages.append(Stage(f"train-{env}", cmd, 60, 20))
     for env in ENVS:
         cmd = [*bench, "plan", "--env", env, *dev, *threads, "--precision", "fp32,bf16"]
@@ -173,7 +174,7 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
         )
     )
     if args.device == "cuda":
-        tests = ["tests/test_planning_graphs.py", "tests/test_planning.py",
+        tests = ["tests/test_graphs.py", "tests/test_planning.py",
                  "tests/test_planning_optimizers.py", "tests/test_models_training.py"]  # fmt: skip
         cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu", *tests]
         stages.append(Stage("gpu-tests", cmd, 90, 30, parse="pytest"))
@@ -307,24 +308,31 @@ def _as_list(x):
 def _projection(stages: dict) -> dict | None:
     """A 300-trial half-cheetah seed: 300 x 1000 actions at the measured s/action, plus 5
     epochs after each trial at N = 1000 k (k = 1..300), s/epoch linear in N through the two
-    measured sizes."""
+    measured sizes. ``plan_*`` pairs the eager planner with the eager trainer, ``graph_*`` the
+    graphed ones (where measured)."""
     train = stages.get("train-halfcheetah", {}).get("result")
-    plans = {
-        kind: stages.get(f"{kind}-halfcheetah", {}).get("result") for kind in ("plan", "graph")
-    }
     if not train or len(_as_list(train["n"])) < 2:
         return None
-    (n0, n1), (s0, s1) = _as_list(train["n"])[:2], _as_list(train["s_per_epoch"])[:2]
-    slope = (s1 - s0) / (n1 - n0)
-    train_s = sum(
-        EPOCHS * max(s0 + slope * (HALFCHEETAH_STEPS * k - n0), 0.0)
-        for k in range(1, HALFCHEETAH_TRIALS + 1)
-    )
-    out = {"train_hours": round(train_s / 3600, 2)}
-    for kind, r in plans.items():
-        if not r:
-            continue
-        for precision, v in r["precisions"].items():
+    n0, n1 = _as_list(train["n"])[:2]
+
+    def train_seconds(key: str) -> float | None:
+        if key not in train:
+            return None
+        s0, s1 = _as_list(train[key])[:2]
+        slope = (s1 - s0) / (n1 - n0)
+        return sum(
+            EPOCHS * max(s0 + slope * (HALFCHEETAH_STEPS * k - n0), 0.0)
+            for k in range(1, HALFCHEETAH_TRIALS + 1)
+        )
+
+    trains = {"plan": train_seconds("s_per_epoch"), "graph": train_seconds("graph_s_per_epoch")}
+    out = {"train_hours": round(trains["plan"] / 3600, 2)}
+    if trains["graph"] is not None:
+        out["train_graph_hours"] = round(trains["graph"] / 3600, 2)
+    for kind in ("plan", "graph"):
+        r = stages.get(f"{kind}-halfcheetah", {}).get("result")
+        train_s = trains[kind] if trains[kind] is not None else trains["plan"]
+        for precision, v in (r or {}).get("precisions", {}).items():
             plan_s = HALFCHEETAH_TRIALS * HALFCHEETAH_STEPS * v["s_per_action"]
             out[f"{kind}_{precision}_hours"] = round((plan_s + train_s) / 3600, 2)
     return out

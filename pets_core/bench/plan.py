@@ -84,7 +84,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--graph", default="off", choices=["off", "on"],
         help="on: replay the horizon rollout as a captured graph (CUDA graph on CUDA; see "
-        "pets_core.planning.graphs)",
+        "pets_core.graphs)",
     )  # fmt: skip
     p.add_argument("--warmup", type=nonneg, default=1, help="untimed actions first")
     p.add_argument("--repeats", type=pos, default=3, help="timed actions (median reported)")

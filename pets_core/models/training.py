@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pets_core.graphs import StaticGraph
 from pets_core.models.adam import FlatAdam
 from pets_core.models.backprop import (
     EnsembleGradient,
@@ -67,8 +68,12 @@ class ModelTrainer:
     it at the start, so edits to the model between calls are honoured).
     """
 
-    def __init__(self, model: EnsembleModel, learning_rate: float) -> None:
+    def __init__(self, model: EnsembleModel, learning_rate: float, graph: bool = False) -> None:
         self.model = model
+        self.graph = graph
+        """Full batches' forward + backward as one captured CUDA graph (pets_core.graphs); opt-in.
+        Same kernels as the eager step; on CPU the same static-buffer code runs uncaptured."""
+        self._graphs: dict[int, StaticGraph] = {}  # batch size -> the gradient's graph
         ref = model.weights[0]
         self._params = torch.zeros(flat_size(model), dtype=ref.dtype, device=ref.device)
         self._grads = torch.zeros_like(self._params)
@@ -160,10 +165,22 @@ class ModelTrainer:
             cols = idxs[:, c0 : c0 + chunk].to(x_aug.device, non_blocking=True)  # (E, C)
             x_chunk, y_chunk = x_aug[cols], y_all[cols]  # (E, C, I + 1), (E, C, T)
             for b0 in range(0, cols.shape[1], batch_size):
-                self._gradient(x_chunk[:, b0 : b0 + batch_size], y_chunk[:, b0 : b0 + batch_size])
+                x, y = x_chunk[:, b0 : b0 + batch_size], y_chunk[:, b0 : b0 + batch_size]
+                if self.graph and x.shape[1] == batch_size:  # the short last batch runs eagerly
+                    self._graphed_gradient(x, y)
+                else:
+                    self._gradient(x, y)
                 self._adam.step()
                 steps += 1
         return steps
+
+    def _graphed_gradient(self, x: Tensor, y: Tensor) -> None:
+        """``self._gradient(x, y)`` replayed from a graph captured once per batch size: it reads
+        the flat parameters in place (Adam's updates are seen) and writes the flat gradients."""
+        B = x.shape[1]
+        if B not in self._graphs:
+            self._graphs[B] = StaticGraph(self._gradient, {"x": x, "target": y})
+        self._graphs[B](x=x, target=y)
 
     def _member_losses(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Per-member (objective without regularisers, MSE) on normalised ``x (E, M, I)``."""

@@ -85,7 +85,7 @@ class MPC:
         self.plan_hor, self.per, self.num_particles = plan_hor, per, num_particles
         self.prop, self.ign_var = prop, ign_var
         self.fast, self.precision = fast, precision  # how the model is called (planning.forward)
-        self.graph = graph  # plan through a captured rollout (planning.graphs); off by default
+        self.graph = graph  # plan through a captured rollout (pets_core.graphs); off by default
         self.device = torch.device(device)
         self.action_low, self.action_high = action_low, action_high
         self.log_traj_preds, self.log_particles = log_traj_preds, log_particles

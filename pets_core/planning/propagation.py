@@ -27,6 +27,7 @@ roll out concurrently on single-threaded lanes (pets_core.planning.lanes) with t
 
 from __future__ import annotations
 
+import weakref
 from itertools import pairwise
 
 import torch
@@ -36,6 +37,9 @@ from torch import Tensor
 from pets_core.planning.forward import make_predictor
 from pets_core.planning.lanes import num_lanes, run_chains
 from pets_core.variants import PROP_TYPES, Variant, VariantError, check_particles
+
+_GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""model -> (key, StaticGraph of the rollout): one captured planning graph per model."""
 
 NAN_COST = 1e6
 """Cost of a particle whose accumulated cost is NaN (the original's ``tf.where(is_nan, 1e6)``)."""
@@ -99,7 +103,7 @@ def predicted_costs(
     ``predict`` / ``predict_moments``; both give the same numbers up to float rounding.
     ``precision="bf16"`` (opt-in, fast layout only) runs the model's matmuls in bfloat16.
     ``graph=True`` (fast layout only) replays the horizon rollout as one captured CUDA graph
-    (pets_core.planning.graphs): the same costs, one launch instead of ~1000 on CUDA.
+    (pets_core.graphs): the same costs, one launch instead of ~1000 on CUDA.
     """
     if graph:
         return _graphed_costs(
@@ -194,9 +198,11 @@ def _propagate(
 def _graphed_costs(
     model, task, obs, action_seqs, prop, P, goal, ign_var, generator, fast, precision
 ) -> Tensor:
-    """``_propagate``'s costs through a StaticRollout: same draws (same order, same generator),
-    same rollout function, all N candidates in one block; captured as a CUDA graph on CUDA."""
-    from pets_core.planning.graphs import static_rollout
+    """``_propagate``'s costs through a StaticGraph (pets_core.graphs): the same draws (same
+    order, same generator), the same rollout function over all N candidates in one block, on
+    fixed buffers; one CUDA graph replay per call on CUDA. The graph is kept per model and
+    captured again when the planning layout (the weights) or a shape changes."""
+    from pets_core.graphs import StaticGraph
 
     check_propagation(model, prop, P)
     _check_inputs(task, obs, action_seqs)
@@ -208,17 +214,23 @@ def _graphed_costs(
     use_var = _uses_variance(model, prop, ign_var)
     predictor = make_predictor(model, A, fast, precision)
     draws = _draw(prop, use_var, H, E, N, P, task.out_dim, generator, obs.device)
+    goal = None if goal is None else goal.to(dtype=torch.float32, device=obs.device)
 
-    def rollout(obs_s, seqs_s, goal_s, draws_s) -> Tensor:  # on the static buffers
-        predictor.prepare(seqs_s)
+    def rollout(obs, action_seqs, goal, **draws) -> Tensor:  # on the static buffers
+        predictor.prepare(action_seqs)
         cost, _ = _rollout(
-            predictor, task, obs_s, seqs_s, prop, P, goal_s, use_var, draws_s, slice(0, N), False
+            predictor, task, obs, action_seqs, prop, P, goal, use_var, draws, slice(0, N), False
         )
         return cost
 
     key = (predictor, task.name, prop, P, use_var, goal is None, tuple(action_seqs.shape))
-    graphed = static_rollout(model, key, rollout, obs, action_seqs, goal, draws)
-    return graphed(obs, action_seqs, goal, draws)
+    cached = _GRAPHS.get(model)
+    if cached is None or cached[0] != key:
+        _GRAPHS.pop(model, None)  # free the old graph's memory before capturing anew
+        inputs = {"obs": obs, "action_seqs": action_seqs, "goal": goal, **draws}
+        cached = (key, StaticGraph(rollout, inputs))
+        _GRAPHS[model] = cached
+    return cached[1](obs=obs, action_seqs=action_seqs, goal=goal, **draws).clone()
 
 
 def _draw(prop, use_var, H, E, N, P, T, generator, device) -> dict[str, Tensor]:

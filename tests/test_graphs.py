@@ -1,4 +1,4 @@
-"""The captured-rollout path (pets_core.planning.graphs) against the eager planner.
+"""The captured (CUDA-graph) paths of pets_core.graphs against the eager planner and trainer.
 
 On CPU ``graph=True`` runs the very static-buffer function that CUDA captures (fixed buffers,
 inputs copied in, the same draws), so these tests check everything but the capture itself: the
@@ -15,7 +15,7 @@ from conftest import DEVICES
 from pets_core.envs.tasks import get_task
 from pets_core.models.ensemble import make_model
 from pets_core.planning import MPC, CEMOptimizer, predicted_costs, tile_bounds
-from pets_core.planning.graphs import _CACHE
+from pets_core.planning.propagation import _GRAPHS as _CACHE
 
 
 def _model(model_type, task, device="cpu", seed=0):
@@ -171,3 +171,44 @@ def test_cuda_graph_equals_the_cpu_planner():
         ign_var=True, generator=torch.Generator(device="cuda"), graph=True,
     )  # fmt: skip
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------- the trainer's graphed step
+
+
+def _trained(graph, device="cpu", model_type="PE", N=150):
+    from pets_core.models import ModelTrainer
+
+    data = np.random.default_rng(1)
+    inputs, targets = data.normal(size=(N, 6)), data.normal(size=(N, 4))
+    model = make_model(
+        model_type, in_dim=6, out_dim=4, hidden_dims=[16, 16], weight_decays=[1e-4, 1e-4, 1e-4],
+        num_nets=5, device=device, seed=3,
+    )  # fmt: skip
+    trainer = ModelTrainer(model, 1e-3, graph=graph)
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # two train() calls: the graph must see Adam's in-place updates
+        trainer.train(inputs, targets, epochs=2, batch_size=32, rng=rng)
+    return model, trainer
+
+
+@pytest.mark.parametrize("model_type", ["PE", "DE"])
+def test_graphed_training_step_gives_the_eager_weights(model_type):
+    eager, _ = _trained(False, model_type=model_type)
+    graphed, trainer = _trained(True, model_type=model_type)
+    assert set(trainer._graphs) == {32}  # full batches only (N = 150: the last batch is short)
+    assert not trainer._graphs[32].captured
+    for a, b in zip(eager.state_dict().values(), graphed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # the same ops on the same inputs: bit-identical on CPU
+
+
+@pytest.mark.gpu
+def test_cuda_graphed_training_step_equals_eager():
+    eager, _ = _trained(False, device="cuda")
+    graphed, trainer = _trained(True, device="cuda")
+    assert trainer._graphs[32].captured
+    for a, b in zip(eager.state_dict().values(), graphed.state_dict().values(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    cpu, _ = _trained(False)  # the CPU path: float tolerance (other kernels)
+    for a, b in zip(cpu.state_dict().values(), graphed.state_dict().values(), strict=True):
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-3, atol=1e-4)
