@@ -143,11 +143,11 @@ def test_gpu_check_records_failures_and_skips_what_does_not_fit(tmp_path, capsys
     assert report["stages"]["install"]["status"] == "failed"
     assert "broken" in report["stages"]["install"]["error"]
     others = {k: v for k, v in report["stages"].items() if k != "install"}
-    assert len(others) == 13  # no gpu-tests stage on --device cpu
+    assert len(others) == 14
     assert {v["status"] for v in others.values()} == {"skipped"}
     assert all("out of time" in v["error"] for v in others.values())
     log = (out / "gpu.log").read_text().splitlines()
-    assert len(log) == 1 + 1 + 13 + 1  # header, install, stages, summary
+    assert len(log) == 1 + 1 + 14 + 1  # header, install, stages, summary
     assert sorted(p.name for p in out.iterdir()) == ["gpu.json", "gpu.log"]
 
 
@@ -185,7 +185,8 @@ def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
         "graph-pusher",
         "experiment",
         "concurrent",
-    ]  # fmt: skip  (no gpu-tests stage on --device cpu)
+    ]  # fmt: skip
+    assert "skipped" in stages["gpu-tests"]["result"]  # no CUDA here: its cases skip
     assert stages["install"]["wheels"] == ["pets_gpu_probe-0.1-py3-none-any.whl"]
     info = stages["info"]["result"]
     assert info["pets_gpu_probe"] == "0.1"  # installed by the check, imported by a stage
@@ -211,6 +212,6 @@ def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
         projection
     )
     log = (out / "gpu.log").read_text().splitlines()
-    assert len(log) == 1 + 1 + 13 + 1  # header, install, stages, summary
+    assert len(log) == 1 + 1 + 14 + 1  # header, install, stages, summary
     assert sorted(p.name for p in out.iterdir()) == ["gpu.json", "gpu.log"]
     assert list(temp.iterdir()) == []  # the work folder (run dirs, store, stage logs) is gone

@@ -10,15 +10,18 @@ its error and the rest still run), in this order:
    ``--wheels`` (mujoco, gymnasium, ... for an image that lacks them; no network needed); the
    children get ``WORK/site`` and this checkout on ``PYTHONPATH``.
 2. ``info``: Python, torch, CUDA device, and which of the run's packages import.
-3. ``plan-<env>`` for the four envs: ``bench plan`` at paper size, fp32, TF32 and bf16 (seconds
-   per action, agreement with fp32), eager; then ``graph-<env>``: the same with the horizon rollout
-   replayed as one CUDA graph (pets_core.graphs).
-4. ``train-<env>`` (cartpole, halfcheetah): ``bench train``, one epoch at N = 10k and 100k.
-5. ``experiment``: a paper-size half-cheetah run of 3 trials through ``pets_core.mbexp`` (the real
+3. ``gpu-tests``: the test suite's ``gpu`` cases (skipped without CUDA), the CUDA paths (graphs included)
+   against the eager and CPU ones.
+4. ``plan-<env>`` for the four envs: ``bench plan`` at paper size, fp32, TF32 and bf16 (seconds
+   per action, agreement with fp32), eager.
+5. ``train-<env>`` (cartpole, halfcheetah): ``bench train``, one epoch at N = 10k and 100k, eager
+   and with the step's forward + backward as one CUDA graph.
+6. ``graph-<env>``: ``bench plan --graph on``, the horizon rollout replayed as one CUDA graph
+   (pets_core.graphs), fp32 and bf16.
+7. ``experiment``: a paper-size half-cheetah run of 3 trials through ``pets_core.mbexp`` (the real
    loop: env, training, planning, logs, MLflow when it imports, else without).
-6. ``concurrent``: 4 such runs (1 trial each) at once on the one device; their planning seconds
-   per action against the solo run's.
-7. ``gpu-tests``: the test suite's ``gpu`` cases (the CUDA paths against the CPU ones).
+8. ``concurrent``: 4 such runs (1 trial each) at once on the one device; their planning seconds
+   per action against the solo run's first trial.
 
 A stage's time box is its cap, shortened so that every later stage keeps its minimum within
 ``--budget-s``; a stage that no longer fits is skipped (and says so). Writes ``DIR/gpu.json``
@@ -123,6 +126,11 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
         "print(json.dumps(out))\n"
     )
     stages = [Stage("info", [python, "-c", info], 30, 10)]
+    # the suite's gpu cases (on CPU they skip: the stage itself still runs)
+    tests = ["tests/test_graphs.py", "tests/test_planning.py",
+             "tests/test_planning_optimizers.py", "tests/test_models_training.py"]  # fmt: skip
+    cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu", *tests]
+    stages.append(Stage("gpu-tests", cmd, 60, 20, parse="pytest"))
     for env in ENVS:
         cmd = [*bench, "plan", "--env", env, *dev, *threads, "--precision", "fp32,tf32,bf16"]
         stages.append(Stage(f"plan-{env}", [*cmd, *plan_size], 50, 20))
@@ -146,7 +154,7 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
         Stage(
             "experiment",
             [*mbexp, "-o", "exp_cfg.exp_cfg.ntrain_iters", trials, "--run-dir", str(solo)],
-            170,
+            150,
             60,
             parse="run",
             run_dirs=[solo],
@@ -173,11 +181,6 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
             parallel=CONCURRENT_RUNS,
         )
     )
-    if args.device == "cuda":
-        tests = ["tests/test_graphs.py", "tests/test_planning.py",
-                 "tests/test_planning_optimizers.py", "tests/test_models_training.py"]  # fmt: skip
-        cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu", *tests]
-        stages.append(Stage("gpu-tests", cmd, 90, 30, parse="pytest"))
     return stages
 
 
@@ -230,9 +233,10 @@ def _run_stage(stage: Stage, timeout_s: float, env: dict, logs: Path) -> dict:
         record["status"] = "failed"
     else:
         record["status"] = "ok"
-    if failed:
-        err = (logs / f"{stage.name}-{failed[0]}.err").read_text(errors="replace").strip()
-        record["error"] = err[-1500:] if err else "(no stderr)"
+    if failed:  # pytest reports failures on stdout, everything else on stderr
+        stream = "out" if stage.parse == "pytest" else "err"
+        err = (logs / f"{stage.name}-{failed[0]}.{stream}").read_text(errors="replace").strip()
+        record["error"] = err[-3000:] if err else f"(no std{stream})"
     try:
         record["result"] = _result(stage, outs)
     except Exception as err:  # a result that cannot be read is recorded, never fatal
