@@ -10,8 +10,8 @@ its error and the rest still run), in this order:
    ``--wheels`` (mujoco, gymnasium, ... for an image that lacks them; no network needed); the
    children get ``WORK/site`` and this checkout on ``PYTHONPATH``.
 2. ``info``: Python, torch, CUDA device, and which of the run's packages import.
-3. ``gpu-tests``: the test suite's ``gpu`` cases (skipped without CUDA), the CUDA paths (graphs included)
-   against the eager and CPU ones.
+3. ``gpu-tests``: the test suite's ``gpu`` cases (skipped without CUDA), the CUDA paths (graphs
+   included) against the eager and CPU ones.
 4. ``plan-<env>`` for the four envs: ``bench plan`` at paper size, fp32, TF32 and bf16 (seconds
    per action, agreement with fp32), eager.
 5. ``train-<env>`` (cartpole, halfcheetah): ``bench train``, one epoch at N = 10k and 100k, eager
