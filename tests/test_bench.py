@@ -89,6 +89,8 @@ def test_plan_respects_small_sizes_and_reports_each_precision(capsys):
     assert result["fp32_s_per_action"] == result["precisions"]["fp32"]["s_per_action"]
     for name in ("bf16", "tf32"):
         assert 0 <= result["precisions"][name]["elite_overlap_vs_fp32"] <= 1
+        assert result["precisions"][name]["kernel_speedup_vs_fp32"] > 0
+    assert set(result["precisions"]["bf16"]["matmul_gflops_by_kernel"]) >= {"bmm", "onednn"}
     # a CPU without TF32 units runs tf32 as fp32: the same costs
     assert result["precisions"]["tf32"]["cost_max_rel_diff_vs_fp32"] < 1e-5
     assert (

@@ -6,7 +6,10 @@ chosen propagation, and times whole ``MPC.act`` calls after a warm-up. In the sa
 best fp32 batched matmul on the very layer shapes the planner multiplies ``(E, rows, in) x (E, in,
 out)``, two ways: ``torch.bmm`` (the "naive batched matmul" of the issue's baseline figures) and one
 oneDNN matmul per member; ``matmul_gflops`` is the faster of the two, so ``fraction_of_matmul`` =
-achieved model GFLOP/s over that best rate. The last stdout line is one JSON object.
+achieved model GFLOP/s over that best rate. Each precision's kernels are timed in its own dtype
+(bf16 matmuls for bf16), between its own actions; ``precisions[p]["kernel_speedup_vs_fp32"]`` is
+the best rate in that dtype over the best fp32 rate, the ceiling for ``speedup_vs_fp32``.
+The last stdout line is one JSON object.
 
 Baselines on this machine (mbrl-lib 0.2.0, paper-size, 2 CPU threads, fp32): cartpole 8.46 s per
 action, halfcheetah 3.78 s.
@@ -106,18 +109,21 @@ def _best_seconds(fn, reps: int) -> float:
     return best
 
 
-def matmul_rates(E: int, rows: int, dims: list[tuple[int, int]], device, reps: int = 3) -> dict:
-    """Best fp32 GFLOP/s over the planner's layer shapes ``(E, rows, in) x (E, in, out)``, three
-    ways: ``torch.bmm`` (one call per layer), oneDNN per member with one OpenMP team, and oneDNN
-    per member and row block on the single-threaded lanes the planner uses."""
+def matmul_rates(
+    E: int, rows: int, dims: list[tuple[int, int]], device, reps: int = 3, dtype=torch.float32
+) -> dict:
+    """Best GFLOP/s in ``dtype`` (fp32 unless given) over the planner's layer shapes
+    ``(E, rows, in) x (E, in, out)``, three ways: ``torch.bmm`` (one call per layer), oneDNN per
+    member with one OpenMP team, and oneDNN per member and row block on the single-threaded lanes
+    the planner uses. Under ``matmul_precision("tf32")`` the fp32 kernels may use TF32."""
     from pets_core.planning.lanes import num_lanes, run_chains
 
     flops = sum(2 * E * rows * d_in * d_out for d_in, d_out in dims)
     gen = torch.Generator(device=device).manual_seed(0)
     shapes = [
-        (torch.randn(E, rows, d_in, generator=gen, device=device),
-         torch.randn(E, d_in, d_out, generator=gen, device=device) / d_in**0.5,
-         torch.empty(E, rows, d_out, device=device))
+        (torch.randn(E, rows, d_in, generator=gen, device=device).to(dtype),
+         (torch.randn(E, d_in, d_out, generator=gen, device=device) / d_in**0.5).to(dtype),
+         torch.empty(E, rows, d_out, device=device, dtype=dtype))
         for d_in, d_out in dims
     ]  # fmt: skip
 
@@ -273,22 +279,41 @@ def _main(argv: list[str]) -> int:
             for _ in range(args.warmup):
                 mpc.act(obs)
             seconds, iters_run, actions, refs = [], [], [], []
-            before = matmul_rates(E, rows, dims, device)
+            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+            before = matmul_rates(E, rows, dims, device, dtype=dtype)
             for _ in range(args.repeats):
                 start, cpu_start = time.perf_counter(), time.process_time()
                 actions.append(mpc.act(obs))
                 seconds.append(time.perf_counter() - start)
                 cpu_share.append((time.process_time() - cpu_start) / seconds[-1] / args.threads)
                 iters_run.append(cem.num_iters)
-                after = matmul_rates(E, rows, dims, device)
+                after = matmul_rates(E, rows, dims, device, dtype=dtype)
                 refs.append({k: max(before[k], after[k]) for k in before})
                 before = after
         return seconds, iters_run, actions, refs
 
     timed = {p: time_actions(p) for p in dict.fromkeys([*args.precision, "fp32"])}
     by_precision = {}
-    for precision, (p_seconds, _, p_actions, _) in timed.items():
-        entry = {"s_per_action": round(float(np.median(p_seconds)), 4)}
+    flops_per_step = sum(2 * E * rows * d_in * d_out for d_in, d_out in dims)
+
+    def kernel_rates(refs: list[dict]) -> dict:
+        return {k: round(float(np.median([ref[k] for ref in refs])), 1) for k in refs[0]}
+
+    for precision, (p_seconds, p_iters, p_actions, p_refs) in timed.items():
+        achieved = [
+            flops_per_step * H * i / s / 1e9 for i, s in zip(p_iters, p_seconds, strict=True)
+        ]
+        entry = {
+            "s_per_action": round(float(np.median(p_seconds)), 4),
+            # the same layer shapes in this precision's kernels, timed between its actions
+            "matmul_gflops_by_kernel": kernel_rates(p_refs),
+            "fraction_of_matmul": round(
+                float(
+                    np.median([a / max(r.values()) for a, r in zip(achieved, p_refs, strict=True)])
+                ),
+                3,
+            ),
+        }
         if precision != "fp32":
             fp32_seconds, _, fp32_actions, _ = timed["fp32"]
             entry |= _agreement(
@@ -297,6 +322,10 @@ def _main(argv: list[str]) -> int:
             entry["speedup_vs_fp32"] = round(
                 float(np.median(fp32_seconds)) / float(np.median(p_seconds)), 2
             )
+            fp32_best = max(kernel_rates(timed["fp32"][3]).values())
+            entry["kernel_speedup_vs_fp32"] = round(
+                max(entry["matmul_gflops_by_kernel"].values()) / fp32_best, 2
+            )  # the best this precision's matmuls allow on these shapes
             diff = np.abs(np.stack(p_actions) - np.stack(fp32_actions)) / (high - low)
             entry["action_diff_vs_fp32_max_frac_of_range"] = round(float(diff.max()), 4)
         by_precision[precision] = entry
@@ -308,7 +337,6 @@ def _main(argv: list[str]) -> int:
         extra["fp32_s_per_action"] = by_precision["fp32"]["s_per_action"]
 
     s_per_action = float(np.median(seconds))
-    flops_per_step = sum(2 * E * rows * d_in * d_out for d_in, d_out in dims)
     flops = flops_per_step * H * float(np.median(iters_run))
     achieved = [flops_per_step * H * i / s / 1e9 for i, s in zip(iters_run, seconds, strict=True)]
     best = [max(ref.values()) for ref in refs]  # the best kernel next to each action
