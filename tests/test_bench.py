@@ -175,6 +175,7 @@ def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
     assert list(stages) == [
         "install",
         "info",
+        "gpu-tests",
         "plan-cartpole",
         "plan-halfcheetah",
         "plan-reacher",
