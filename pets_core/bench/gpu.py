@@ -146,14 +146,23 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
     run_size = TINY_RUN if args.tiny else []
     mbexp = [python, "-m", "pets_core.mbexp", "-env", "halfcheetah", *dev, "--no-progress",
              "--mlflow-uri", mlflow_uri, *run_size]  # fmt: skip
-    if args.threads:
-        mbexp += ["--threads", str(args.threads)]
+    # the concurrent runs share the cores: each gets its share unless --threads says otherwise
+    share = args.threads or max(1, (os.cpu_count() or 1) // CONCURRENT_RUNS)
+    solo_threads = ["--threads", str(args.threads)] if args.threads else []
     trials = "2" if args.tiny else "3"
     solo = work / "runs" / "solo"
     stages.append(
         Stage(
             "experiment",
-            [*mbexp, "-o", "exp_cfg.exp_cfg.ntrain_iters", trials, "--run-dir", str(solo)],
+            [
+                *mbexp,
+                *solo_threads,
+                "-o",
+                "exp_cfg.exp_cfg.ntrain_iters",
+                trials,
+                "--run-dir",
+                str(solo),
+            ],
             150,
             60,
             parse="run",
@@ -166,6 +175,8 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
             "concurrent",
             [
                 *mbexp,
+                "--threads",
+                str(share),
                 "-o",
                 "exp_cfg.exp_cfg.ntrain_iters",
                 "1",
