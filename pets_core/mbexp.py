@@ -24,6 +24,7 @@ from pets_core import tracking
 from pets_core.config import ConfigError
 from pets_core.device import DeviceError, resolve_device
 from pets_core.logs import DONE_JSON, write_text
+from pets_core.seeding import MAX_SEED
 
 PROG = "python -m pets_core.mbexp"
 
@@ -58,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config leaf, e.g. -o exp_cfg.exp_cfg.ntrain_iters 5 (command-line order)",
     )
     p.add_argument("-logdir", default="log", help="parent of the timestamped run dir (default log)")
-    p.add_argument("--seed", type=int, default=0, help="seeds env, torch and numpy (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help=f"0..{MAX_SEED}; seeds every random stream (default 0)"
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (cuda absent -> error)")
     p.add_argument("--run-dir", type=Path, default=None, help="write here; resumes if interrupted")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
@@ -117,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     created = False
     try:
         args = parser.parse_args(argv)
+        if not 0 <= args.seed <= MAX_SEED:
+            raise UsageError(f"--seed must be in 0..{MAX_SEED} (got {args.seed})")
         cfg = config_mod.load_config(args.env, args.ca, args.o, seed=args.seed)
         device = resolve_device(args.device)
         if args.threads is not None:
