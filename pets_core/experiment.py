@@ -125,13 +125,14 @@ def run_experiment(
         iter_dir.mkdir(exist_ok=True)
         # 2b. nrecord recorded episodes, then the rest up to max(neval, nrollouts_per_iter)
         episodes = []
+        nrecord = elog.nrecord if records(i, loop.ntrain_iters, elog.record_iters) else 0
         for j in range(max(elog.nrecord, elog.neval, loop.nrollouts_per_iter)):
             episode, frames = _run_episode(
-                env, mpc, sim, noise_rng, state, record=j < elog.nrecord, seed=seeds.env
+                env, mpc, sim, noise_rng, state, record=j < nrecord, seed=seeds.env
             )
             episodes.append(episode)
             if frames:
-                _write_video(iter_dir / f"rollout{j}.mp4", frames, fps=1.0 / env.unwrapped.dt)
+                _write_video(video_path(run_dir, i, j), frames, fps=1.0 / env.unwrapped.dt)
         # 2c. returns of the first neval; the first nrollouts_per_iter become data and logs
         state.returns.extend(ep.ret for ep in episodes[: elog.neval])
         for episode in episodes[: loop.nrollouts_per_iter]:
@@ -198,6 +199,18 @@ def run_experiment(
 
 
 # ----------------------------------------------------------------------------- building blocks
+def video_path(run_dir: Path, iteration: int, episode: int = 0) -> Path:
+    """<run_dir>/train_iter<i>/rollout<j>.mp4: recorded episode j of iteration i (1-based)."""
+    return Path(run_dir) / f"train_iter{iteration}" / f"rollout{episode}.mp4"
+
+
+def records(i: int, ntrain_iters: int, record_iters: tuple[int, ...]) -> bool:
+    """Does iteration i (1-based) record its first nrecord episodes? () = every iteration."""
+    return not record_iters or any(
+        i == (r if r > 0 else ntrain_iters + 1 + r) for r in record_iters
+    )
+
+
 def _make_model(cfg: PetsConfig, task, device: torch.device):
     from pets_core.models import ModelTrainer, load_model, load_original, make_model
 

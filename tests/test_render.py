@@ -10,9 +10,10 @@ from pathlib import Path
 
 import imageio.v2 as imageio
 import pytest
-from test_runner import TASK_HOR, run, tiny_args
+from test_runner import TASK_HOR, logs, run, tiny_args
 
 from pets_core import render
+from pets_core.experiment import video_path
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +180,29 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(runs, tmp_path, case) -
         f"render: error: {expected}\n",
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_record_iters_last_records_only_the_last_iteration_and_changes_nothing(tmp_path) -> None:
+    argv = tiny_args("cartpole", iters=3)
+    assert run(tmp_path / "plain", argv) == 0
+    video = ["-o", "exp_cfg.log_cfg.nrecord", "1", "-o", "exp_cfg.log_cfg.record_iters", "[-1]"]
+    assert run(tmp_path / "video", [*argv, *video]) == 0
+    assert sorted(
+        p.relative_to(tmp_path / "video").as_posix() for p in (tmp_path / "video").rglob("*.mp4")
+    ) == ["train_iter3/rollout0.mp4"]
+    assert video_path(tmp_path / "video", 3) == tmp_path / "video" / "train_iter3" / "rollout0.mp4"
+    assert frames_of(video_path(tmp_path / "video", 3)) == TASK_HOR + 1
+    a, b = logs(tmp_path / "plain"), logs(tmp_path / "video")
+    for key in a:  # recording renders frames; it draws no random numbers
+        assert (a[key] == b[key]).all(), key
+
+
+@pytest.mark.parametrize(("value", "first"), [("0", 0), ("[1, 4]", 4), ("-4", -4)])
+def test_record_iters_outside_the_run_is_one_line(tmp_path, capsys, value, first) -> None:
+    argv = [*tiny_args("cartpole", iters=3), "-o", "exp_cfg.log_cfg.record_iters", value]
+    assert run(tmp_path / "run", argv) == 2
+    assert capsys.readouterr().err == (
+        f"mbexp: error: exp_cfg.log_cfg.record_iters: {first} is not an iteration; "
+        "valid: 1..3 or -3..-1 (from the end)\n"
+    )
+    assert not (tmp_path / "run").exists()

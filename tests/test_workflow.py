@@ -270,3 +270,13 @@ def test_misspelt_key_is_named_with_the_valid_keys_not_the_schema(case, tmp_path
     assert result.returncode != 0
     assert message in output, output
     assert len(output.splitlines()) <= 4, output  # was 219 lines: the whole schema
+
+
+def test_quick_config_records_a_video_of_the_last_iteration_only() -> None:
+    result = snakemake("-n", "-p", "--nolock", "--configfile", "config/quick.yaml")
+    assert result.returncode == 0, result.stderr
+    commands = [line for line in result.stdout.splitlines() if "pets_core.mbexp" in line]
+    assert len(commands) == 6
+    assert all(
+        "-o exp_cfg.log_cfg.nrecord 1 -o exp_cfg.log_cfg.record_iters '[-1]'" in c for c in commands
+    )
