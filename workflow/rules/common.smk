@@ -154,6 +154,26 @@ def final_outputs():
     return outputs
 
 
+def print_summary():
+    """The closing table of a workflow run (Snakefile onsuccess)."""
+    from pets_core.progress import workflow_summary
+
+    if EXISTING_RUNS:
+        from pets_core.analysis.aggregate import find_run_dirs
+
+        run_dirs = find_run_dirs(EXISTING_RUNS)
+    else:
+        run_dirs = [RUN_DIR.format(env=e, variant=v, seed=s) for e, v, s in JOBS]
+    print(
+        workflow_summary(
+            run_dirs,
+            tracking_uri=None if EXISTING_RUNS else config["mlflow"]["tracking_uri"],
+            configfiles=workflow.overwrite_configfiles or [],
+        ),
+        flush=True,
+    )
+
+
 FIGURES = [
     "best_so_far_trials",
     "best_so_far_steps",
