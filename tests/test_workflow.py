@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -280,3 +281,35 @@ def test_quick_config_records_a_video_of_the_last_iteration_only() -> None:
     assert all(
         "-o exp_cfg.log_cfg.nrecord 1 -o exp_cfg.log_cfg.record_iters '[-1]'" in c for c in commands
     )
+
+
+@pytest.mark.slow
+def test_workflow_ends_with_a_summary_table_and_clean_job_logs(tmp_path, monkeypatch) -> None:
+    """A real one-job workflow: the job's log has plain lines (no carriage returns) and one
+    summary line per iteration; Snakemake's onsuccess prints the closing table."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the jobs import this checkout's pets_core
+    workdir = copy_workflow(tmp_path / "w")
+    config = yaml.safe_load((REPO / "config/test.yaml").read_text())
+    config["experiments"] = {"one": {"variants": ["D-E-CEM"], "seeds": [1]}}
+    config["figures"]["best_so_far_variants"] = ["D-E-CEM"]
+    (workdir / "one.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake("--configfile", "one.yaml", "--cores", "1", cwd=workdir, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    log = (workdir / "results/logs/train/cartpole/D-E-CEM/seed1.log").read_text()
+    assert "\r" not in log
+    assert [ln[:9] for ln in log.splitlines() if ln.startswith("iter ")] == [
+        "iter 1/2 ",
+        "iter 2/2 ",
+    ]
+    done = json.loads((workdir / "results/runs/cartpole/D-E-CEM/seed1/done.json").read_text())
+    best = done["final_best_so_far"]
+    table = output[output.index("PETS workflow: 1 complete run(s)") :].splitlines()
+    assert re.split(r"\s{2,}", table[2].strip())[:5] == [
+        "cartpole",
+        "D-E-CEM",
+        "1",
+        "2",
+        f"{best:.2f} [{best:.2f}, {best:.2f}]",
+    ]
+    assert "report:   snakemake --report results/report.html --configfile one.yaml" in table

@@ -154,6 +154,12 @@ def final_outputs():
     return outputs
 
 
+def _relative(path):
+    """A path as the user would type it: relative to the working directory when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 def print_summary():
     """The closing table of a workflow run (Snakefile onsuccess)."""
     from pets_core.progress import workflow_summary
@@ -168,7 +174,7 @@ def print_summary():
         workflow_summary(
             run_dirs,
             tracking_uri=None if EXISTING_RUNS else config["mlflow"]["tracking_uri"],
-            configfiles=workflow.overwrite_configfiles or [],
+            configfiles=[_relative(c) for c in workflow.overwrite_configfiles or []],
         ),
         flush=True,
     )
