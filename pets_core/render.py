@@ -1,7 +1,7 @@
 """`python -m pets_core.render`: a video of a trained model planning (the original's ``render.py``).
 
     python -m pets_core.render -env cartpole -model-dir RUN_DIR [-logdir DIR] [--seed N] \\
-        [--episodes N] [--device auto|cpu|cuda] [-ca KEY VALUE] [-o DOTTED.PATH VALUE]
+        [--episodes N] [--device auto|cpu|cuda] [--threads N] [-ca KEY VALUE] [-o PATH VALUE]
 
 -model-dir is a run directory (or its train_iter<i>/ under save_all_models). By default the episode
 is planned exactly as the run planned: the run's config.yaml, its seed and its last model
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="default: the run's seed")
     p.add_argument("--episodes", type=int, default=1, help="episodes to record (default 1)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     return p
 
 
@@ -259,6 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.episodes < 1:
             raise RenderError(f"--episodes must be >= 1 (got {args.episodes})")
+        if args.threads is not None:
+            if args.threads < 1:
+                raise RenderError(f"--threads must be >= 1 (got {args.threads})")
+            import torch
+
+            torch.set_num_threads(args.threads)
         model_dir = Path(args.model_dir)
         model_file = find_model(model_dir)
         run_config = find_run_config(model_dir)

@@ -154,6 +154,16 @@ BAD = {
         "ctrl_cfg.prop_cfg.model_init_cfg.num_nets is 5 but {d}/model.mat has 2 networks; "
         "valid: -o ctrl_cfg.prop_cfg.model_init_cfg.num_nets 2",
     ),
+    "episodes 0": (
+        lambda runs, d: runs["pe"],
+        ["--episodes", "0"],
+        "--episodes must be >= 1 (got 0)",
+    ),
+    "threads 0": (
+        lambda runs, d: runs["pe"],
+        ["--threads", "0"],
+        "--threads must be >= 1 (got 0)",
+    ),
     "seed 2**32": (
         lambda runs, d: runs["pe"],
         ["--seed", "4294967296"],
