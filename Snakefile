@@ -25,6 +25,10 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
 
 
+onsuccess:
+    print_summary()
+
+
 rule all:
     default_target: True
     input:

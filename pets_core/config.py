@@ -64,6 +64,9 @@ class LoopCfg:
 class ExpLogCfg:
     nrecord: int = 0
     """Episodes per iteration recorded to train_iter<i>/rollout<j>.mp4."""
+    record_iters: tuple[int, ...] = ()
+    """Iterations that record (1-based; negative counts from the end, -1 = the last); empty =
+    every iteration, as the original. Not in the original; it never changes what a run computes."""
     neval: int = 1
     """Episodes per iteration whose return goes into logs.mat["returns"]."""
 
@@ -209,6 +212,11 @@ def _validate(cfg: PetsConfig) -> None:
     for path, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"{path} must be >= 0 (got {value})")
+    if bad := [i for i in elog.record_iters if i == 0 or abs(i) > loop.ntrain_iters]:
+        raise ConfigError(
+            f"exp_cfg.log_cfg.record_iters: {bad[0]} is not an iteration; valid: "
+            f"1..{loop.ntrain_iters} or -{loop.ntrain_iters}..-1 (from the end)"
+        )
     if sim.stochastic and (sim.noise_std is None or sim.noise_std < 0):
         raise ConfigError("exp_cfg.sim_cfg.stochastic needs exp_cfg.sim_cfg.noise_std >= 0")
     if cfg.ctrl_cfg.per > opt.plan_hor:

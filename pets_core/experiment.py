@@ -30,6 +30,7 @@ from pets_core.data import Episode, TrainingSet
 from pets_core.device import global_rng_state, seed_everything, set_global_rng_state
 from pets_core.logs import DONE_JSON, atomic_path, write_json, write_logs_mat, write_predictions_mat
 from pets_core.metrics import write_metrics_csv
+from pets_core.progress import PLAIN_EVERY_S, Progress
 from pets_core.seeding import RunSeeds
 from pets_core.tracking import Tracker
 
@@ -66,10 +67,13 @@ def run_experiment(
     tracker: Tracker | None = None,
     echo: Callable[[str], None] = print,
     progress: bool = True,
+    progress_every_s: float = PLAIN_EVERY_S,
 ) -> dict[str, Any]:
-    """Run (or resume) one PETS experiment in ``run_dir``; returns the done.json content."""
-    from tqdm import tqdm
+    """Run (or resume) one PETS experiment in ``run_dir``; returns the done.json content.
 
+    ``progress``: live progress (a bar on a terminal, a line every ``progress_every_s`` seconds
+    in a log file); the one-line summary of each iteration is printed either way.
+    """
     from pets_core.envs import get_task, make_env
 
     run_dir = Path(run_dir)
@@ -111,27 +115,38 @@ def run_experiment(
         state.wall_s += time.perf_counter() - t0
         _checkpoint(run_dir, state, trainer, mpc, env, train_rng, noise_rng, tracker)
 
-    bar = tqdm(
-        total=loop.ntrain_iters,
-        initial=state.iteration,
-        desc=f"{cfg.env} {cfg.variant} seed {cfg.seed}",
-        unit="iter",
-        disable=not progress,
-        dynamic_ncols=True,
+    episodes_per_iter = max(elog.nrecord, elog.neval, loop.nrollouts_per_iter)
+    shown = Progress(
+        label=f"{cfg.env} {cfg.variant} seed {cfg.seed}",
+        ntrain_iters=loop.ntrain_iters,
+        steps_per_iter=episodes_per_iter * sim.task_hor,
+        loss_name="train nll" if cfg.parsed_variant.is_probabilistic_net else "train mse",
+        enabled=progress,
+        every_s=progress_every_s,
     )
+    shown.last_train_s = state.last_train_s
     for i in range(state.iteration + 1, loop.ntrain_iters + 1):
         t0 = time.perf_counter()
+        shown.start_iteration(i)
         iter_dir = run_dir / f"train_iter{i}"
         iter_dir.mkdir(exist_ok=True)
         # 2b. nrecord recorded episodes, then the rest up to max(neval, nrollouts_per_iter)
         episodes = []
-        for j in range(max(elog.nrecord, elog.neval, loop.nrollouts_per_iter)):
+        nrecord = elog.nrecord if records(i, loop.ntrain_iters, elog.record_iters) else 0
+        for j in range(episodes_per_iter):
             episode, frames = _run_episode(
-                env, mpc, sim, noise_rng, state, record=j < elog.nrecord, seed=seeds.env
+                env,
+                mpc,
+                sim,
+                noise_rng,
+                state,
+                record=j < nrecord,
+                seed=seeds.env,
+                on_step=shown.step,
             )
             episodes.append(episode)
             if frames:
-                _write_video(iter_dir / f"rollout{j}.mp4", frames, fps=1.0 / env.unwrapped.dt)
+                _write_video(video_path(run_dir, i, j), frames, fps=1.0 / env.unwrapped.dt)
         # 2c. returns of the first neval; the first nrollouts_per_iter become data and logs
         state.returns.extend(ep.ret for ep in episodes[: elog.neval])
         for episode in episodes[: loop.nrollouts_per_iter]:
@@ -165,17 +180,19 @@ def run_experiment(
         # 2g. train on all data, except after the last iteration
         state.last_train, state.last_train_s = {}, 0.0
         if i < loop.ntrain_iters:
+            shown.training(len(data))
             _train(cfg, trainer, data, train_rng, state, mpc)
         state.iteration = i
         state.wall_s += time.perf_counter() - t0
         _checkpoint(run_dir, state, trainer, mpc, env, train_rng, noise_rng, tracker)
-        bar.set_postfix(
-            ret=f"{row['return']:.1f}",
-            best=f"{row['best_so_far']:.1f}",
-            s_per_act=f"{row['plan_s_per_action']:.3f}",
+        shown.end_iteration(
+            ret=row["return"],
+            best=row["best_so_far"],
+            train_loss=row["train_loss"],
+            s_per_action=row["plan_s_per_action"],
+            train_s=state.last_train_s,
         )
-        bar.update(1)
-    bar.close()
+    shown.close()
     env.close()
 
     done = {
@@ -198,6 +215,18 @@ def run_experiment(
 
 
 # ----------------------------------------------------------------------------- building blocks
+def video_path(run_dir: Path, iteration: int, episode: int = 0) -> Path:
+    """<run_dir>/train_iter<i>/rollout<j>.mp4: recorded episode j of iteration i (1-based)."""
+    return Path(run_dir) / f"train_iter{iteration}" / f"rollout{episode}.mp4"
+
+
+def records(i: int, ntrain_iters: int, record_iters: tuple[int, ...]) -> bool:
+    """Does iteration i (1-based) record its first nrecord episodes? () = every iteration."""
+    return not record_iters or any(
+        i == (r if r > 0 else ntrain_iters + 1 + r) for r in record_iters
+    )
+
+
 def _make_model(cfg: PetsConfig, task, device: torch.device):
     from pets_core.models import ModelTrainer, load_model, load_original, make_model
 
@@ -265,8 +294,12 @@ def _make_mpc(cfg: PetsConfig, env, task, model, device: torch.device):
     )
 
 
-def _run_episode(env, mpc, sim, noise_rng, state: RunState, *, record: bool, seed: int):
-    """env.reset, policy.reset, task_hor steps; the stored action is the noise-free one."""
+def _run_episode(
+    env, mpc, sim, noise_rng, state: RunState, *, record: bool, seed: int, on_step=None
+):
+    """env.reset, policy.reset, task_hor steps; the stored action is the noise-free one.
+
+    ``on_step(seconds the controller took)`` after every step (progress display)."""
     if state.env_seeded:
         obs, _ = env.reset()
     else:
@@ -280,7 +313,8 @@ def _run_episode(env, mpc, sim, noise_rng, state: RunState, *, record: bool, see
     for t in range(sim.task_hor):
         t0 = time.perf_counter()
         action = np.asarray(mpc.act(obs, t), dtype=np.float64)
-        act_s += time.perf_counter() - t0
+        dt = time.perf_counter() - t0
+        act_s += dt
         executed = action
         if sim.stochastic:
             executed = np.clip(
@@ -292,6 +326,8 @@ def _run_episode(env, mpc, sim, noise_rng, state: RunState, *, record: bool, see
         rewards.append(reward)
         if record:
             frames.append(env.render())
+        if on_step is not None:
+            on_step(dt)
     state.env_steps += sim.task_hor
     episode = Episode(
         observations=np.asarray(observations, dtype=np.float64),  # [T + 1, O]

@@ -24,6 +24,8 @@ from pets_core import tracking
 from pets_core.config import ConfigError
 from pets_core.device import DeviceError, resolve_device
 from pets_core.logs import DONE_JSON, write_text
+from pets_core.progress import PLAIN_EVERY_S
+from pets_core.seeding import MAX_SEED
 
 PROG = "python -m pets_core.mbexp"
 
@@ -58,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config leaf, e.g. -o exp_cfg.exp_cfg.ntrain_iters 5 (command-line order)",
     )
     p.add_argument("-logdir", default="log", help="parent of the timestamped run dir (default log)")
-    p.add_argument("--seed", type=int, default=0, help="seeds env, torch and numpy (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help=f"0..{MAX_SEED}; seeds every random stream (default 0)"
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (cuda absent -> error)")
     p.add_argument("--run-dir", type=Path, default=None, help="write here; resumes if interrupted")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
@@ -68,7 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"tracking store (default $MLFLOW_TRACKING_URI or {tracking.DEFAULT_URI}; none = off)",
     )
     p.add_argument("--mlflow-experiment", default=None, help="default pets-<env>")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no live progress (the summary line of each iteration is still printed)",
+    )
+    p.add_argument(
+        "--progress-every",
+        type=float,
+        default=PLAIN_EVERY_S,
+        metavar="SECONDS",
+        help=f"progress line interval when stderr is not a terminal (default {PLAIN_EVERY_S:g})",
+    )
     return p
 
 
@@ -117,8 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     created = False
     try:
         args = parser.parse_args(argv)
+        if not 0 <= args.seed <= MAX_SEED:
+            raise UsageError(f"--seed must be in 0..{MAX_SEED} (got {args.seed})")
         cfg = config_mod.load_config(args.env, args.ca, args.o, seed=args.seed)
         device = resolve_device(args.device)
+        if not args.progress_every >= 0:
+            raise UsageError(f"--progress-every must be >= 0 seconds (got {args.progress_every})")
         if args.threads is not None:
             if args.threads < 1:
                 raise UsageError(f"--threads must be >= 1 (got {args.threads})")
@@ -152,15 +171,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     ).start()
     print(f"run dir: {run_dir} ({cfg.env} {cfg.variant} seed {cfg.seed} on {device})")
     try:
-        run_experiment(cfg, run_dir, device=device, tracker=tracker, progress=not args.no_progress)
+        run_experiment(
+            cfg,
+            run_dir,
+            device=device,
+            tracker=tracker,
+            progress=not args.no_progress,
+            progress_every_s=args.progress_every,
+        )
     except Exception:
         if tracker.active:
             tracker.finish([], status="FAILED")
         raise
-    if tracker.log_ms:
-        ms = sum(tracker.log_ms) / len(tracker.log_ms)
-        print(f"MLflow: run {tracker.run_id} in {tracker.uri} ({ms:.1f} ms per iteration batch)")
+    print("\n".join(closing_summary(cfg, run_dir, tracker)), flush=True)
     return 0
+
+
+def closing_summary(
+    cfg: config_mod.PetsConfig, run_dir: Path, tracker: tracking.Tracker
+) -> list[str]:
+    """Where the results are and how to browse them (printed after a run completes)."""
+    from pets_core.experiment import MODEL_PT
+
+    where = run_dir.resolve()
+    files = [
+        n for n in ("metrics.csv", "logs.mat", "config.yaml", MODEL_PT) if (where / n).exists()
+    ]
+    videos = sorted(p.relative_to(where).as_posix() for p in where.glob("train_iter*/rollout*.mp4"))
+    if videos:
+        files.append(videos[0] if len(videos) == 1 else f"{len(videos)} videos train_iter*/*.mp4")
+    lines = [f"results: {where}  ({', '.join(files)})"]
+    if tracker.uri is not None and tracker.run_id is not None:
+        lines.append(
+            f"MLflow:  run {tracking.run_name(cfg.env, cfg.variant, cfg.seed)} ({tracker.run_id}) "
+            f"in experiment {tracker.experiment}"
+        )
+        if tracker.uri.startswith(("http://", "https://")):
+            lines.append(f"browse:  open {tracker.uri}")
+        else:
+            lines.append(
+                f"browse:  mlflow ui --backend-store-uri {tracker.uri}  -> http://127.0.0.1:5000"
+            )
+    else:
+        lines.append(
+            "MLflow:  not logged; add it later with "
+            f"python -m pets_core.ingest {where} --mlflow-uri {tracker.uri or tracking.DEFAULT_URI}"
+        )
+    lines.append(f"video:   python -m pets_core.render -env {cfg.env} -model-dir {where}")
+    return lines
 
 
 if __name__ == "__main__":

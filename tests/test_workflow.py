@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -178,3 +179,137 @@ def test_analysis_modules_import_no_torch_or_models() -> None:
                     assert not name.startswith(
                         ("torch", "pets_core.models", "pets_core.planning")
                     ), f"{path.name} imports {name}"
+
+
+SEED_ERRORS = {
+    "seed 2**32": ([2**32], "config key experiments.x.seeds[0]: 4294967296 is greater than the "),
+    "seed 0": ([0], "config key experiments.x.seeds[0]: 0 is less than the minimum of 1"),
+    "seed -3": ([5, -3], "config key experiments.x.seeds[1]: -3 is less than the minimum of 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(SEED_ERRORS))
+def test_seed_out_of_range_fails_in_the_dry_run_naming_it(case: str, tmp_path: Path) -> None:
+    seeds, message = SEED_ERRORS[case]
+    config = yaml.safe_load((REPO / "config/test.yaml").read_text())
+    config["experiments"] = {"x": {"variants": ["PE-E-CEM"], "seeds": seeds}}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "--nolock", "--configfile", str(path))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in output, output
+    assert "Job stats" not in output and "Failed validating" not in output
+    assert len(output.splitlines()) <= 4, output  # the message and Snakemake's location lines
+
+
+def test_largest_seed_passes_the_dry_run_and_the_schema_says_max_seed(tmp_path: Path) -> None:
+    from pets_core.seeding import MAX_SEED
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    seeds = schema["properties"]["experiments"]["additionalProperties"]["properties"]["seeds"]
+    assert seeds["items"]["maximum"] == MAX_SEED == 4294967295
+    config = yaml.safe_load((REPO / "config/test.yaml").read_text())
+    config["experiments"] = {"x": {"variants": ["PE-E-CEM"], "seeds": [MAX_SEED]}}
+    path = tmp_path / "max.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "-p", "--nolock", "--configfile", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "--seed 4294967295 --run-dir results/runs/cartpole/PE-E-CEM/seed4294967295" in (
+        result.stdout
+    )
+
+
+def test_runner_rejects_the_seeds_the_schema_rejects(tmp_path: Path, capsys) -> None:
+    from pets_core import mbexp
+
+    for seed in ("4294967296", "-1"):
+        run_dir = tmp_path / f"seed{seed}"
+        argv = [
+            "-env",
+            "cartpole",
+            "--seed",
+            seed,
+            "--run-dir",
+            str(run_dir),
+            "--mlflow-uri",
+            "none",
+        ]
+        assert mbexp.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err == f"mbexp: error: --seed must be in 0..4294967295 (got {seed})\n"
+        assert not run_dir.exists()
+
+
+MISSPELT = {
+    "top level": (
+        {"devise": "cpu"},
+        "config: unknown key 'devise' (did you mean 'device'?); valid keys: envs, experiments, "
+        "overrides, device, mlflow, train, existing_runs, figures\n",
+    ),
+    "nested": (
+        {"train": {"thread": 2}},
+        "config key train: unknown key 'thread' (did you mean 'threads'?); valid keys: threads, "
+        "gpu, mem_mb, runtime\n",
+    ),
+    "two unknown": (
+        {"envz": ["cartpole"], "seedz": [1]},
+        "config: unknown keys 'envz', 'seedz'; valid keys: envs, experiments, overrides, device, "
+        "mlflow, train, existing_runs, figures\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MISSPELT))
+def test_misspelt_key_is_named_with_the_valid_keys_not_the_schema(case, tmp_path: Path) -> None:
+    change, message = MISSPELT[case]
+    config = {**yaml.safe_load((REPO / "config/test.yaml").read_text()), **change}
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "--nolock", "--configfile", str(path))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert message in output, output
+    assert len(output.splitlines()) <= 4, output  # was 219 lines: the whole schema
+
+
+def test_quick_config_records_a_video_of_the_last_iteration_only() -> None:
+    result = snakemake("-n", "-p", "--nolock", "--configfile", "config/quick.yaml")
+    assert result.returncode == 0, result.stderr
+    commands = [line for line in result.stdout.splitlines() if "pets_core.mbexp" in line]
+    assert len(commands) == 6
+    assert all(
+        "-o exp_cfg.log_cfg.nrecord 1 -o exp_cfg.log_cfg.record_iters '[-1]'" in c for c in commands
+    )
+
+
+@pytest.mark.slow
+def test_workflow_ends_with_a_summary_table_and_clean_job_logs(tmp_path, monkeypatch) -> None:
+    """A real one-job workflow: the job's log has plain lines (no carriage returns) and one
+    summary line per iteration; Snakemake's onsuccess prints the closing table."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the jobs import this checkout's pets_core
+    workdir = copy_workflow(tmp_path / "w")
+    config = yaml.safe_load((REPO / "config/test.yaml").read_text())
+    config["experiments"] = {"one": {"variants": ["D-E-CEM"], "seeds": [1]}}
+    config["figures"]["best_so_far_variants"] = ["D-E-CEM"]
+    (workdir / "one.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake("--configfile", "one.yaml", "--cores", "1", cwd=workdir, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    log = (workdir / "results/logs/train/cartpole/D-E-CEM/seed1.log").read_text()
+    assert "\r" not in log
+    assert [ln[:9] for ln in log.splitlines() if ln.startswith("iter ")] == [
+        "iter 1/2 ",
+        "iter 2/2 ",
+    ]
+    done = json.loads((workdir / "results/runs/cartpole/D-E-CEM/seed1/done.json").read_text())
+    best = done["final_best_so_far"]
+    table = output[output.index("PETS workflow: 1 complete run(s)") :].splitlines()
+    assert re.split(r"\s{2,}", table[2].strip())[:5] == [
+        "cartpole",
+        "D-E-CEM",
+        "1",
+        "2",
+        f"{best:.2f} [{best:.2f}, {best:.2f}]",
+    ]
+    assert "report:   snakemake --report results/report.html --configfile one.yaml" in table

@@ -1,14 +1,45 @@
 # Config validation, the job matrix and input functions. Every error names the config key.
+import difflib
 import shlex
+from pathlib import Path
 
 import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 from snakemake.utils import validate
 
 from pets_core.config import ConfigError, load_config, read_only_reason
 from pets_core.variants import VariantError, parse_variant
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+def _validate_config():
+    """The schema check as one line naming the key and the valid choices (Snakemake's own
+    validate prints the whole schema), then Snakemake's validate to fill the defaults."""
+    schema_path = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+    error = best_match(Draft202012Validator(schema).iter_errors(config))
+    if error is not None:
+        raise ValueError(_schema_message(error)) from None
+    validate(config, schema="../schemas/config.schema.yaml")
+
+
+def _schema_message(error):
+    """jsonschema error -> 'config key experiments.x.seeds[0]: ...' (one line)."""
+    where = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in error.absolute_path)
+    where = f"config key {where[1:]}" if where else "config"
+    if error.validator == "additionalProperties":
+        valid = list(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(valid))
+        hints = [difflib.get_close_matches(key, valid, n=1) for key in unknown]
+        hint = "".join(f" (did you mean {h[0]!r}?)" for h in hints if h and len(unknown) == 1)
+        return (
+            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}{hint}; valid keys: {', '.join(valid)}"
+        )
+    return f"{where}: {error.message}"
+
+
+_validate_config()
 
 ENVS = list(config["envs"])
 
@@ -121,6 +152,32 @@ def final_outputs():
     if not EXISTING_RUNS:
         outputs.append("results/mlflow.ingested")
     return outputs
+
+
+def _relative(path):
+    """A path as the user would type it: relative to the working directory when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def print_summary():
+    """The closing table of a workflow run (Snakefile onsuccess)."""
+    from pets_core.progress import workflow_summary
+
+    if EXISTING_RUNS:
+        from pets_core.analysis.aggregate import find_run_dirs
+
+        run_dirs = find_run_dirs(EXISTING_RUNS)
+    else:
+        run_dirs = [RUN_DIR.format(env=e, variant=v, seed=s) for e, v, s in JOBS]
+    print(
+        workflow_summary(
+            run_dirs,
+            tracking_uri=None if EXISTING_RUNS else config["mlflow"]["tracking_uri"],
+            configfiles=[_relative(c) for c in workflow.overwrite_configfiles or []],
+        ),
+        flush=True,
+    )
 
 
 FIGURES = [
