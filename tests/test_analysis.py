@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import scipy.io
 
 from pets_core.analysis.aggregate import (
     COLUMNS,
+    PartialRunWarning,
     RunDataError,
     collect_runs,
     final_best_so_far,
@@ -27,6 +29,7 @@ from pets_core.analysis.stats import (
     trials_to_threshold,
 )
 from pets_core.analysis.tables import to_latex, to_markdown
+from pets_core.metrics import best_so_far, env_steps, episodes_per_iteration
 
 
 def make_run(
@@ -65,15 +68,83 @@ def test_load_run_best_so_far_and_env_steps(tmp_path: Path) -> None:
     assert table["iteration"].tolist() == [1, 2, 3, 4, 5]
     # one initial random episode of 4 steps, then one 4-step episode per iteration
     assert table["env_steps"].tolist() == [8, 12, 16, 20, 24]
+    # the original's x: the random episode not counted, trial i at i task horizons
+    assert table["mpc_env_steps"].tolist() == [4, 8, 12, 16, 20]
     assert set(table["seed"]) == {3} and set(table["env"]) == {"cartpole"}
+    assert not table["partial"].any()  # someone else's logs.mat alone: judged by siblings only
 
 
-def test_env_steps_come_from_metrics_csv_when_present(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path, "cartpole", "PE-E-CEM", 1, [1.0, 2.0])
-    pd.DataFrame({"iteration": [1, 2], "env_steps": [400, 600]}).to_csv(
-        run_dir / "metrics.csv", index=False
-    )
-    assert load_run(run_dir)["env_steps"].tolist() == [400, 600]
+def test_metrics_definitions_exact() -> None:
+    # neval = 2, iteration-major: iteration 1 -> (1, 9), 2 -> (3, 4), 3 -> (10, 0)
+    assert best_so_far([1.0, 9.0, 3.0, 4.0, 10.0, 0.0], neval=2).tolist() == [9.0, 9.0, 10.0]
+    assert best_so_far([2.0, 1.0, 3.0]).tolist() == [2.0, 2.0, 3.0]
+    # 2 random episodes, then max(nrecord 0, neval 3, nrollouts 1) = 3 episodes of 10 steps
+    per_iter = episodes_per_iteration(nrecord=0, neval=3, nrollouts_per_iter=1)
+    assert per_iter == 3
+    steps = env_steps(np.array([1, 2]), task_hor=10, ninit_rollouts=2, episodes_per_iter=per_iter)
+    assert steps.tolist() == [50, 80]
+    assert env_steps(2, task_hor=10, ninit_rollouts=0, episodes_per_iter=1) == 20
+    assert isinstance(env_steps(2, task_hor=10, ninit_rollouts=0, episodes_per_iter=1), int)
+
+
+def _tiny_run(run_dir: Path, env: str = "cartpole", iters: int = 2, *extra: str) -> Path:
+    """A real run of the runner (a second or two: tests/test_runner.py's tiny settings)."""
+    from test_runner import run, tiny_args
+
+    assert run(run_dir, tiny_args(env, iters=iters), *extra) == 0
+    return run_dir
+
+
+def test_runner_and_analysis_share_best_so_far_and_env_steps_with_neval_3(tmp_path: Path) -> None:
+    """neval = 3: three MPC episodes per iteration, one of them becomes data (issue 10, 8c)."""
+    run_dir = tmp_path / "runs/cartpole/PE-TSinf-CEM/seed1"
+    _tiny_run(run_dir, "cartpole", 3, "-o", "exp_cfg.log_cfg.neval", "3")
+    returns = scipy.io.loadmat(run_dir / "logs.mat")["returns"].reshape(3, 3)  # [iters, neval]
+    assert len(set(returns.max(axis=1))) > 1 or returns.std() > 0  # episodes differ
+    oracle_best = np.maximum.accumulate(returns.max(axis=1))  # max over single episodes so far
+    oracle_steps = [8 * (1 + 3 * i) for i in (1, 2, 3)]  # TASK_HOR 8, every episode counted
+    table = load_run(run_dir)
+    runner = pd.read_csv(run_dir / "metrics.csv")
+    assert table["best_so_far"].tolist() == pytest.approx(oracle_best.tolist())
+    assert runner["best_so_far"].tolist() == pytest.approx(oracle_best.tolist())
+    assert table["return"].tolist() == pytest.approx(returns.mean(axis=1).tolist())
+    assert table["env_steps"].tolist() == runner["env_steps"].tolist() == oracle_steps
+    assert table["mpc_env_steps"].tolist() == [24, 48, 72]
+    done = json.loads((run_dir / "done.json").read_text())
+    assert done["final_best_so_far"] == pytest.approx(returns.max())
+
+
+def test_partial_runs_are_left_out_by_default_and_named(tmp_path: Path) -> None:
+    """Real runs: 2 complete, 1 killed (no done.json), 1 with fewer iterations than its siblings."""
+    root = tmp_path / "runs/cartpole/PE-TSinf-CEM"
+    for seed in (1, 2, 3):
+        _tiny_run(root / f"seed{seed}", "cartpole", 3, "--seed", str(seed))
+    (root / "seed3/done.json").unlink()  # as if killed after its last logs.mat
+    _tiny_run(root / "seed4", "cartpole", 2, "--seed", "4")  # complete, but 2 of 3 iterations
+    dirs = find_run_dirs(tmp_path / "runs")
+    with pytest.warns(PartialRunWarning) as caught:
+        table = collect_runs(dirs)
+    messages = sorted(str(w.message) for w in caught)
+    assert messages == [
+        f"partial run {root / 'seed3'}: no done.json (killed or still running), 3 iterations; "
+        "left out",
+        f"partial run {root / 'seed4'}: 2 iterations, its siblings have 3; left out",
+    ]
+    assert sorted(set(table["seed"])) == [1, 2] and not table["partial"].any()
+    with pytest.warns(PartialRunWarning, match="included, marked partial"):
+        marked = collect_runs(dirs, include_partial=True)
+    assert marked.groupby("seed")["partial"].all().to_dict() == {
+        1: False, 2: False, 3: True, 4: True
+    }  # fmt: skip
+    summary = summarize_final(marked).iloc[0]
+    assert (summary["seeds"], summary["partial_seeds"]) == (4, 2)
+    # a run killed before its planned iterations is partial even without siblings
+    with pytest.warns(PartialRunWarning, match=r"seed3: 3 of 5 planned iterations"):
+        cfg = (root / "seed3/config.yaml").read_text()
+        (root / "seed3/config.yaml").write_text(cfg.replace("ntrain_iters: 3", "ntrain_iters: 5"))
+        collect_runs([root / "seed3"], include_partial=True)
+    with pytest.raises(RunDataError, match=r"all 1 run\(s\) are partial"), pytest.warns():
+        collect_runs([root / "seed3"])
 
 
 def test_corrupt_and_missing_runs_are_named_in_one_error(tmp_path: Path) -> None:

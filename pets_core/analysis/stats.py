@@ -79,6 +79,7 @@ def summarize_final(tidy: pd.DataFrame) -> pd.DataFrame:
                 "env": env,
                 "variant": variant,
                 "seeds": len(values),
+                "partial_seeds": int(group["partial"].astype(bool).sum()),
                 "iterations": int(group["iterations"].min()),
                 "mean": float(values.mean()),
                 "ci_low": low,
