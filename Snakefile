@@ -29,3 +29,4 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+        analysis_outputs(),

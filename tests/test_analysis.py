@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +21,11 @@ from pets_core.analysis.aggregate import (
     find_run_dirs,
     load_run,
 )
+from pets_core.analysis.plots import best_so_far_figure
+from pets_core.analysis.reference import blocks, comparison, load_reference
+from pets_core.analysis.reference import to_markdown as fidelity_markdown
+from pets_core.analysis.settings import describe, experiments
+from pets_core.analysis.settings import to_html as settings_html
 from pets_core.analysis.stats import (
     bootstrap_ci,
     compute_cost,
@@ -28,7 +34,7 @@ from pets_core.analysis.stats import (
     summary_table,
     trials_to_threshold,
 )
-from pets_core.analysis.tables import to_latex, to_markdown
+from pets_core.analysis.tables import duration, to_html, to_latex, to_markdown
 from pets_core.metrics import best_so_far, env_steps, episodes_per_iteration
 
 
@@ -229,6 +235,18 @@ def test_summaries_exact(tmp_path: Path) -> None:
     assert trials.loc["D-E-CEM", "seeds_reached"] == 0
 
 
+def test_durations_in_minutes_or_hours() -> None:
+    assert [duration(h) for h in (0.024, 0.5, 1.0, 3.25, float("nan"))] == [
+        "1.4 min", "30 min", "1.0 h", "3.2 h", "–"
+    ]  # fmt: skip
+
+
+def test_iqm_only_where_it_trims(tmp_path: Path) -> None:
+    summary = summarize_final(_tidy(tmp_path)).set_index("variant")
+    assert math.isnan(summary.loc["D-E-CEM", "iqm"])  # 1 seed: nothing to trim
+    assert summary.loc["PE-TSinf-CEM", "iqm"] == pytest.approx(4.0)  # 5 seeds: trims 1 each end
+
+
 def test_compute_cost_and_tables(tmp_path: Path) -> None:
     tidy = _tidy(tmp_path)
     bench_dir = tmp_path / "benchmarks" / "cartpole" / "PE-TSinf-CEM"
@@ -239,15 +257,152 @@ def test_compute_cost_and_tables(tmp_path: Path) -> None:
             header + f"{wall}\t1:00:00\t1\t1\t1\t1\t0\t0\t1\t{cpu}\n"
         )
     files = sorted(bench_dir.glob("*.tsv"))
-    cost = compute_cost(files, gpu_per_run=1).set_index("variant")
+    runs = pd.DataFrame(
+        {
+            "env": "cartpole",
+            "variant": "PE-TSinf-CEM",
+            "seed": [1, 2],
+            "device": ["cuda:0", "cpu"],
+            "wall_s": [np.nan, 1800.0],  # seed 1: no wall time in done.json -> benchmark's
+        }
+    )
+    cost = compute_cost(files, runs).set_index("variant")
     assert cost.loc["PE-TSinf-CEM", "wall_h_per_run"] == pytest.approx(0.75)
     assert cost.loc["PE-TSinf-CEM", "cpu_h_per_run"] == pytest.approx(1.5)
-    assert cost.loc["PE-TSinf-CEM", "gpu_h_per_run"] == pytest.approx(0.75)
+    assert cost.loc["PE-TSinf-CEM", "gpu_h_per_run"] == pytest.approx(0.5)  # (1 h + 0) / 2
+    assert cost.loc["PE-TSinf-CEM", "device"] == "cpu, cuda:0"
+    # GPU hours only where a GPU was used: CPU-only or unknown devices show none
+    cpu_only = compute_cost(files, runs.assign(device=["cpu", "cpu"]))
+    assert math.isnan(cpu_only["gpu_h_per_run"].iloc[0])
+    assert math.isnan(compute_cost(files)["gpu_h_per_run"].iloc[0])  # no done.json device
 
-    table = summary_table(tidy, {"cartpole": 4.0}, files, gpu_per_run=1)
+    table = summary_table(tidy, {"cartpole": 4.0}, files, runs.assign(device=["cpu", "cpu"]))
     markdown = to_markdown(table)
     assert "| cartpole | PE-TSinf-CEM | 5 | 4.6 [" in markdown
     assert "1.7 (3/5 ≥ 4)" in markdown
+    assert "| cpu | 45 min | 1.5 h | – |" in markdown  # minutes or hours as fits; no GPU hours
     assert markdown.count("\n") == 2 + 2  # header, rule, two variants
+    # one seed: IQM would equal the mean, so none is shown
+    assert "| cartpole | D-E-CEM | 1 | 1.0 | – |" in markdown
+    html = to_html(table, "caption text")
+    assert "<th>Final best-so-far: mean [95% CI]</th>" in html and "<td>45 min</td>" in html
     latex = to_latex(table)
     assert latex.startswith(r"\begin{tabular}") and r"$\geq$" in latex
+
+
+REFERENCE_YAML = Path(__file__).parents[1] / "config/reference_curves.yaml"
+
+
+def test_reference_trials_are_the_nearest_whole_trial_of_the_published_steps() -> None:
+    curves = load_reference(REFERENCE_YAML)
+    # the published x is env steps of MPC trials (paper task horizons: cartpole 200, others 150)
+    trials = {(env, p["env_steps"]): p["trials"] for env, ps in curves.items() for p in ps}
+    assert trials[("cartpole", 800)] == 4 and trials[("cartpole", 3000)] == 15
+    assert trials[("reacher", 2600)] == 17 and trials[("reacher", 15000)] == 100
+    assert trials[("pusher", 2200)] == 15 and trials[("pusher", 12000)] == 80
+    assert curves["halfcheetah"] == []
+
+
+def _cartpole_runs(tmp_path: Path, seeds: int) -> pd.DataFrame:
+    """seed s returns s, s+1, ...: best-so-far at trial 4 is s + 3."""
+    for seed in range(1, seeds + 1):
+        make_run(
+            tmp_path, "cartpole", "PE-TSinf-CEM", seed, [float(seed + i) for i in range(5)],
+            task_hor=200,
+        )  # fmt: skip
+    return collect_runs(find_run_dirs(tmp_path / "runs"))
+
+
+def test_reference_marks_and_our_curve_share_the_x_convention(tmp_path: Path) -> None:
+    """Trial 4 of ours and the '800 steps (4 trials)' mark sit at the same x on both figures."""
+    tidy = _cartpole_runs(tmp_path, 3)
+    reference = {"cartpole": [{"label": "orig", "env_steps": 800, "trials": 4, "return": 75.0}]}
+    for x, at in (("iteration", 4), ("mpc_env_steps", 800)):
+        fig = best_so_far_figure(
+            tidy, envs=["cartpole"], variants=["PE-TSinf-CEM"], x=x, reference=reference
+        )
+        lines = fig.axes[0].lines
+        mark = [line for line in lines if line.get_marker() == "x"]
+        assert [list(line.get_xdata()) for line in mark] == [[at]]
+        mean = lines[3]  # 3 single seeds, then the mean
+        assert mean.get_linewidth() == 1.6 and mean.get_xdata()[3] == at
+        assert mean.get_ydata()[3] == pytest.approx((4 + 5 + 6) / 3)  # best-so-far at trial 4
+        assert not fig.axes[0].collections  # 3 seeds: no band
+        plt.close(fig)
+
+
+def test_five_seeds_get_a_band_fewer_get_every_seed(tmp_path: Path) -> None:
+    tidy = _cartpole_runs(tmp_path, 5)
+    fig = best_so_far_figure(tidy, envs=["cartpole"], variants=["PE-TSinf-CEM"])
+    assert len(fig.axes[0].collections) == 1 and len(fig.axes[0].lines) == 1
+    plt.close(fig)
+    fig = best_so_far_figure(tidy[tidy["seed"] <= 4], envs=["cartpole"], variants=["PE-TSinf-CEM"])
+    assert not fig.axes[0].collections and len(fig.axes[0].lines) == 4 + 1
+    plt.close(fig)
+
+
+def test_fidelity_comparison_exact(tmp_path: Path) -> None:
+    tidy = _cartpole_runs(tmp_path, 3)
+    reference = {
+        "cartpole": [
+            {"label": "orig", "env_steps": 800, "trials": 4, "return": 75.0},
+            {"label": "port", "env_steps": 800, "trials": 4, "return": 163.0},
+            {"label": "orig", "env_steps": 1600, "trials": 8, "return": 178.0},
+        ]
+    }
+    table = comparison(tidy, reference, ["cartpole"])
+    assert table["trials"].tolist() == [4, 8]
+    assert table["mpc_env_steps"].tolist() == [800, 1600]
+    assert table["seeds"].tolist() == [3, 0]
+    assert table.loc[0, "mean"] == pytest.approx(5.0)  # seeds: 4, 5, 6
+    assert 4.0 <= table.loc[0, "ci_low"] < 5.0 < table.loc[0, "ci_high"] <= 6.0
+    runs = pd.DataFrame(
+        {
+            "env": "cartpole",
+            "variant": "PE-TSinf-CEM",
+            "seed": [1, 2, 3],
+            "iterations": 5,
+            "partial": False,
+            "device": ["cpu", "cpu", None],
+            "wall_s": [5400.0, 5400.0, np.nan],
+        }
+    )
+    intro, per_env = blocks(table, reference, runs, {"cartpole": "the paper's settings"})
+    markdown = fidelity_markdown(intro, per_env)
+    assert "x counts MPC trials only: the initial random rollout is not counted" in markdown
+    assert (
+        "**cartpole**: 3 seeds (1, 2, 3), 5 trials, the paper's settings; "
+        "device cpu, unknown, wall time 1.5 h per run" in markdown
+    )
+    assert "| Trials (env steps) | Ours | orig | port |" in markdown
+    assert f"| 4 (800) | 5.0 [{table.loc[0, 'ci_low']:.1f}, " in markdown
+    assert "(n=3) | 75 | 163 |" in markdown
+    assert "| 8 (1,600) | not run (runs have 5 trials) | 178 | – |" in markdown
+
+
+def test_settings_name_every_difference_from_the_paper(tmp_path: Path) -> None:
+    """A real tiny run: its config.yaml against config/pets + config/envs (independent values)."""
+    run_dir = _tiny_run(tmp_path / "runs/cartpole/PE-TSinf-CEM/seed2", "cartpole", 1, "--seed", "2")
+    (row,) = experiments([run_dir])
+    assert (row["env"], row["variant"], row["seeds"]) == ("cartpole", "PE-TSinf-CEM", [2])
+    # tests/test_runner.py's tiny_args: task_hor 8, 1 iteration, horizon 3, CEM 8 / 2 / 2 iters,
+    # 3 x 8 network, 2 nets, 4 particles; the paper's cartpole: 200, 50, 25, 400 / 40 / 5, 3 x 500
+    assert row["differences"] == {
+        "ctrl_cfg.opt_cfg.cfg.max_iters": (2, 5),
+        "ctrl_cfg.opt_cfg.cfg.num_elites": (2, 40),
+        "ctrl_cfg.opt_cfg.cfg.popsize": (8, 400),
+        "ctrl_cfg.opt_cfg.plan_hor": (3, 25),
+        "ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims": ([8, 8, 8], [500, 500, 500]),
+        "ctrl_cfg.prop_cfg.model_init_cfg.num_nets": (2, 5),
+        "ctrl_cfg.prop_cfg.npart": (4, 20),
+        "exp_cfg.exp_cfg.ntrain_iters": (1, 50),
+        "exp_cfg.sim_cfg.task_hor": (8, 200),
+    }
+    text = describe(row["differences"])
+    assert text.startswith("the paper's settings except CEM iters 2 (paper 5), elites 2 (paper 40)")
+    assert "hidden layers 3 x 8 (paper 3 x 500)" in text
+    page = settings_html([row])
+    assert "<td><b>8</b> (400)</td>" in page  # popsize, bold: differs from the paper
+    assert "<code>ctrl_cfg.opt_cfg.cfg.alpha</code></td><td>0.1</td><td>0.1</td>" in page
+    assert describe({}) == "the paper's settings"
+    assert describe(None) == "settings unknown (no config.yaml)"

@@ -14,6 +14,7 @@ out by default, each named in a warning; ``include_partial=True`` keeps them, ma
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from collections.abc import Iterable
@@ -169,6 +170,34 @@ def collect_runs(run_dirs: Iterable[Path | str], *, include_partial: bool = Fals
         )
     table = pd.concat(kept, ignore_index=True)
     return table.sort_values(["env", "variant", "seed", "iteration"], ignore_index=True)
+
+
+RUN_COLUMNS = ["env", "variant", "seed", "iterations", "partial", "device", "wall_s"]
+"""runs.csv: one row per run kept in the tidy table; device and wall_s from done.json (else empty:
+unknown; ``device`` is absent from done.json files written before it was recorded)."""
+
+
+def run_records(run_dirs: Iterable[Path | str], tidy: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of ``tidy``: its iterations, partial mark, device and wall time."""
+    kept = tidy.groupby(["env", "variant", "seed"]).agg(
+        iterations=("iteration", "max"), partial=("partial", "any")
+    )
+    rows = []
+    for run_dir in run_dirs:
+        key = parse_run_dir(run_dir)
+        if key not in kept.index:
+            continue
+        done_path = Path(run_dir) / DONE_JSON
+        done = json.loads(done_path.read_text()) if done_path.is_file() else {}
+        rows.append(
+            {
+                **dict(zip(("env", "variant", "seed"), key, strict=True)),
+                **kept.loc[key].to_dict(),
+                "device": done.get("device"),
+                "wall_s": done.get("wall_s"),
+            }
+        )
+    return pd.DataFrame(rows, columns=RUN_COLUMNS).sort_values(["env", "variant", "seed"])
 
 
 def final_best_so_far(tidy: pd.DataFrame) -> pd.DataFrame:

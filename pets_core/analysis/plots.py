@@ -17,16 +17,15 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from pets_core.analysis.stats import MIN_SEEDS_FOR_BAND, curve_summary
 from pets_core.variants import MODEL_TYPES, OPT_TYPES, PROP_TYPES
 
 COLUMN_WIDTH_IN = 3.25  # one column of a two-column paper
 TEXT_WIDTH_IN = 6.75  # full text width
 PANEL_HEIGHT_IN = 2.0
-N_BOOT = 1000
-BOOT_SEED = 0  # fixed: byte-stable figures
 
 ALL_VARIANTS = [f"{m}-{p}-{o}" for o, m, p in itertools.product(OPT_TYPES, MODEL_TYPES, PROP_TYPES)]
-X_LABELS = {"iteration": "Trials", "env_steps": "Environment steps"}
+X_LABELS = {"iteration": "Trials", "mpc_env_steps": "Env steps (MPC trials)"}
 
 
 @contextlib.contextmanager
@@ -76,33 +75,54 @@ def best_so_far_figure(
     reference: Mapping[str, Sequence[Mapping]] | None = None,
     palette: Mapping[str, str] | None = None,
 ) -> plt.Figure:
-    """Figure 3: best-so-far return vs trials (or env steps), mean and 95% bootstrap CI over seeds.
+    """Figure 3: best-so-far return vs trials or MPC env steps, mean over seeds.
 
-    ``reference``: env -> points {label, trials, env_steps, return} read off published curves,
-    drawn as black markers (one marker style per label).
+    With at least :data:`MIN_SEEDS_FOR_BAND` seeds: the mean and its 95% bootstrap CI band
+    (:func:`stats.curve_summary`); with fewer: the mean and every seed as a thin line with points
+    (a band from 3 seeds would pretend a precision it does not have). Partial runs (when included)
+    are dashed. ``x``: ``iteration`` (trials) or ``mpc_env_steps`` (the initial random episode not
+    counted, as in the original's curves). ``reference``: env -> points {label, trials,
+    env_steps, return} (:func:`reference.load_reference`), drawn as black markers at the same x.
     """
     data = tidy[tidy["variant"].isin(variants)]
+    if "partial" not in data:
+        data = data.assign(partial=False)
     present = [v for v in variants if v in set(data["variant"])]
     palette = variant_palette(present, palette)
+    summary = curve_summary(data, x)
     fig, axes = _panels(len(envs))
     markers = itertools.cycle(["x", "+", "1", "*"])
     marker_of: dict[str, str] = {}
+    styles: set[str] = set()
     for ax, env in zip(axes, envs, strict=True):
         env_data = data[data["env"] == env]
-        if len(env_data):
-            sns.lineplot(
-                data=env_data,
-                x=x,
-                y="best_so_far",
-                hue="variant",
-                hue_order=[v for v in present if v in set(env_data["variant"])],
-                palette=palette,
-                errorbar=("ci", 95),
-                n_boot=N_BOOT,
-                seed=BOOT_SEED,
-                ax=ax,
-                legend=False,
-            )
+        for variant in present:
+            runs = env_data[env_data["variant"] == variant]
+            if not len(runs):
+                continue
+            colour = palette[variant]
+            curve = summary[(summary["env"] == env) & (summary["variant"] == variant)]
+            if runs["seed"].nunique() >= MIN_SEEDS_FOR_BAND:
+                ax.fill_between(
+                    curve[x], curve["ci_low"], curve["ci_high"], color=colour, alpha=0.2, lw=0
+                )
+                styles.add("band")
+            else:
+                for _, run in runs.groupby("seed"):
+                    ax.plot(
+                        run[x],
+                        run["best_so_far"],
+                        color=colour,
+                        lw=0.6,
+                        alpha=0.6,
+                        ls="--" if run["partial"].any() else "-",
+                        marker="o",
+                        markersize=1.8,
+                    )
+                styles.add("seeds")
+                if runs["partial"].any():
+                    styles.add("partial")
+            ax.plot(curve[x], curve["mean"], color=colour, lw=1.6)
         x_max = env_data[x].max() if len(env_data) else np.inf
         for point in (reference or {}).get(env, []):
             x_ref = point["trials" if x == "iteration" else "env_steps"]
@@ -117,17 +137,36 @@ def best_so_far_figure(
                 linestyle="none",
                 marker=marker_of[label],
                 color="black",
-                markersize=5,
+                markersize=6,
+                markeredgewidth=1.2,
             )
         ax.set(title=env, xlabel=X_LABELS[x], ylabel="")
+        _readable_axes(ax, integer_x=x == "iteration")
     axes[0].set_ylabel("Best-so-far return")
-    handles = [mpl.lines.Line2D([], [], color=palette[v], label=v) for v in present]
+    handles = [mpl.lines.Line2D([], [], color=palette[v], lw=1.6, label=v) for v in present]
+    if "seeds" in styles:
+        handles.append(
+            mpl.lines.Line2D(
+                [], [], color="grey", lw=0.6, marker="o", markersize=1.8, label="single seeds"
+            )
+        )
+    if "partial" in styles:
+        handles.append(mpl.lines.Line2D([], [], color="grey", lw=0.6, ls="--", label="partial run"))
+    if "band" in styles:
+        handles.append(mpl.patches.Patch(color="grey", alpha=0.3, label="95% CI of the mean"))
     handles += [
         mpl.lines.Line2D([], [], color="black", marker=m, linestyle="none", label=label)
         for label, m in marker_of.items()
     ]
     _legend(fig, handles)
     return fig
+
+
+def _readable_axes(ax: plt.Axes, *, integer_x: bool) -> None:
+    """About five y ticks, integer trials, thousands separators on env steps."""
+    ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5))
+    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5, integer=integer_x))
+    ax.xaxis.set_major_formatter(mpl.ticker.StrMethodFormatter("{x:,.0f}"))
 
 
 def raw_returns_figure(
@@ -137,7 +176,7 @@ def raw_returns_figure(
     variants: Sequence[str],
     palette: Mapping[str, str] | None = None,
 ) -> plt.Figure:
-    """Per-trial return (not best-so-far) vs trials: mean and 95% CI band, thin line per seed."""
+    """Per-trial return (not best-so-far) vs trials: the mean and a thin line per seed."""
     data = tidy[tidy["variant"].isin(variants)]
     present = [v for v in variants if v in set(data["variant"])]
     palette = variant_palette(present, palette)
@@ -148,20 +187,15 @@ def raw_returns_figure(
             if not len(runs):
                 continue
             for _, run in runs.groupby("seed"):
-                ax.plot(run["iteration"], run["return"], color=palette[variant], lw=0.4, alpha=0.35)
-            sns.lineplot(
-                data=runs,
-                x="iteration",
-                y="return",
-                color=palette[variant],
-                errorbar=("ci", 95),
-                n_boot=N_BOOT,
-                seed=BOOT_SEED,
-                ax=ax,
-            )
+                ax.plot(run["iteration"], run["return"], color=palette[variant], lw=0.6, alpha=0.5)
+            mean = runs.groupby("iteration")["return"].mean()
+            ax.plot(mean.index, mean.to_numpy(), color=palette[variant], lw=1.6)
         ax.set(title=env, xlabel=X_LABELS["iteration"], ylabel="")
+        _readable_axes(ax, integer_x=True)
     axes[0].set_ylabel("Return of each trial")
-    _legend(fig, [mpl.lines.Line2D([], [], color=palette[v], label=v) for v in present])
+    handles = [mpl.lines.Line2D([], [], color=palette[v], lw=1.6, label=v) for v in present]
+    handles.append(mpl.lines.Line2D([], [], color="grey", lw=0.6, label="single seeds"))
+    _legend(fig, handles)
     return fig
 
 

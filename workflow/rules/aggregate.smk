@@ -1,20 +1,65 @@
-# Run directories -> one tidy table -> the summary table (Markdown, LaTeX, CSV).
+# Run directories -> the tidy table and run list -> summary, configuration and fidelity tables
+# (CSV / Markdown / LaTeX files; HTML for the report).
+from pets_core.analysis import settings as _settings
+from pets_core.analysis.reference import REFERENCE_VARIANT
+from pets_core.analysis.stats import CI_METHOD, MIN_SEEDS_FOR_BAND
+from pets_core.config import flatten
+
+INCLUDE_PARTIAL = bool(config.get("include_partial", False))
+
+
+def experiment_settings():
+    """Per (env, variant): the settings it runs (matrix) or ran (existing runs' config.yaml)."""
+    if EXISTING_RUNS:
+        from pets_core.analysis.aggregate import find_run_dirs
+
+        return _settings.experiments(find_run_dirs(EXISTING_RUNS))
+    rows = []
+    for env in ENVS:
+        for name in VARIANTS:
+            variant = parse_variant(name)
+            cfg = load_config(env, _ca_pairs(variant), _override_pairs(env, variant))
+            seeds = {s for e, v, s in JOBS if (e, v) == (env, name)}
+            rows.append(_settings.experiment(env, name, seeds, flatten(cfg)))
+    return rows
+
+
+EXPERIMENT_SETTINGS = experiment_settings()
+
+
+def settings_note():
+    """One sentence for captions: every experiment's settings against the paper's."""
+    return _settings.note(EXPERIMENT_SETTINGS)
+
+
+def settings_by_env():
+    """env -> the reference variant's settings in words (for the fidelity table)."""
+    return {
+        row["env"]: _settings.describe(row["differences"])
+        for row in EXPERIMENT_SETTINGS
+        if row["variant"] == REFERENCE_VARIANT
+    }
 
 
 localrules:
     aggregate,
     summarize,
+    configuration,
+    fidelity_table,
 
 
-rule aggregate:
+rule aggregate:  # partial runs: left out with a warning, or kept and marked (include_partial)
     input:
         run_inputs,
     output:
         returns="results/tables/returns.csv",
+        runs="results/tables/runs.csv",
     log:
         "results/logs/aggregate.log",
     conda:
         "../../environment.yml"
+    params:
+        include_partial=INCLUDE_PARTIAL,
     script:
         "../scripts/aggregate.py"
 
@@ -22,14 +67,17 @@ rule aggregate:
 rule summarize:
     input:
         returns=rules.aggregate.output.returns,
+        runs=rules.aggregate.output.runs,
     output:
-        csv=report(
-            "results/tables/final_returns.csv",
-            caption="../report/final_returns.rst",
-            category="Tables",
-        ),
+        csv="results/tables/final_returns.csv",
         markdown="results/tables/final_returns.md",
         latex="results/tables/final_returns.tex",
+        html=report(
+            "results/tables/final_returns.html",
+            caption="../report/final_returns.rst",
+            category="Tables",
+            labels={"table": "final best-so-far and cost"},
+        ),
     log:
         "results/logs/summarize.log",
     conda:
@@ -37,6 +85,50 @@ rule summarize:
     params:
         thresholds=config["figures"]["thresholds"],
         benchmarks="results/benchmarks/train",
-        gpu_per_run=config["train"]["gpu"] if config["device"] != "cpu" else 0,
+        settings_note=settings_note(),
+        ci_method=CI_METHOD,
     script:
         "../scripts/summarize.py"
+
+
+rule configuration:  # what every experiment ran, against the paper's defaults
+    input:
+        run_inputs,
+    output:
+        markdown="results/tables/configuration.md",
+        html=report(
+            "results/tables/configuration.html",
+            caption="../report/configuration.rst",
+            category="Configuration",
+            labels={"table": "resolved settings vs the paper's"},
+        ),
+    log:
+        "results/logs/configuration.log",
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/configuration.py"
+
+
+rule fidelity_table:  # our best-so-far at the published curves' points (reference_curves)
+    input:
+        returns=rules.aggregate.output.returns,
+        runs=rules.aggregate.output.runs,
+        reference=config["figures"].get("reference_curves") or [],
+    output:
+        markdown="results/tables/fidelity.md",
+        html=report(
+            "results/tables/fidelity.html",
+            caption="../report/fidelity.rst",
+            category="Tables",
+            labels={"table": "ours vs the original's curves"},
+        ),
+    log:
+        "results/logs/fidelity_table.log",
+    conda:
+        "../../environment.yml"
+    params:
+        envs=ENVS,
+        settings=settings_by_env(),
+    script:
+        "../scripts/fidelity_table.py"

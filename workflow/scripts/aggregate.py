@@ -1,4 +1,4 @@
-"""Every run's logs.mat -> results/tables/returns.csv (the tidy table).
+"""Every run's logs.mat -> results/tables/returns.csv (tidy table) and runs.csv (one row a run).
 
 Partial runs are left out (or, with ``--config include_partial=true``, kept and marked); each one
 is named on the terminal and in the log.
@@ -13,7 +13,8 @@ sys.stderr = log
 
 from pathlib import Path
 
-from pets_core.analysis.aggregate import PartialRunWarning, collect_runs
+from pets_core.analysis.aggregate import PartialRunWarning, collect_runs, run_records
+from pets_core.logs import write_text
 
 
 def show(message, category, filename, lineno, file=None, line=None):
@@ -27,5 +28,7 @@ def show(message, category, filename, lineno, file=None, line=None):
 warnings.showwarning = show
 run_dirs = [Path(path).parent for path in snakemake.input]  # done.json or logs.mat
 table = collect_runs(run_dirs, include_partial=snakemake.params.include_partial)
-table.to_csv(snakemake.output.returns, index=False)
-print(f"{len(run_dirs)} runs, {len(table)} rows -> {snakemake.output.returns}", file=log)
+write_text(Path(snakemake.output.returns), table.to_csv(index=False))
+runs = run_records(run_dirs, table)
+write_text(Path(snakemake.output.runs), runs.to_csv(index=False))
+print(f"{len(runs)} runs, {len(table)} rows -> {snakemake.output.returns}", file=log)
