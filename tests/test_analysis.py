@@ -236,8 +236,8 @@ def test_summaries_exact(tmp_path: Path) -> None:
 
 
 def test_durations_in_minutes_or_hours() -> None:
-    assert [duration(h) for h in (0.024, 0.5, 1.0, 3.25, float("nan"))] == [
-        "1.4 min", "30 min", "1.0 h", "3.2 h", "–"
+    assert [duration(h) for h in (0.5 / 3600, 0.024, 0.5, 1.0, 3.25, float("nan"))] == [
+        "0 s", "1.4 min", "30 min", "1.0 h", "3.2 h", "–"
     ]  # fmt: skip
 
 

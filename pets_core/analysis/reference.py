@@ -53,7 +53,10 @@ def comparison(
     for env in envs:
         points = reference.get(env, [])
         env_runs = ours[ours["env"] == env]
-        for trials in sorted({p["trials"] for p in points}):
+        at_trials = {p["trials"] for p in points}
+        if not at_trials and len(env_runs):  # no published curve: report where our runs end
+            at_trials = {int(env_runs["iteration"].max())}
+        for trials in sorted(at_trials):
             at = env_runs[env_runs["iteration"] == trials]
             values = at["best_so_far"].to_numpy(dtype=float)
             low, high = bootstrap_ci(values)

@@ -31,9 +31,11 @@ def _num(value: float, digits: int = 1) -> str:
 
 
 def duration(hours: float | None) -> str:
-    """0.024 -> '1.4 min', 3.25 -> '3.2 h': minutes below an hour, hours above; '–' if unknown."""
+    """0.024 -> '1.4 min', 3.25 -> '3.2 h': seconds below a minute, minutes below an hour."""
     if hours is None or not math.isfinite(hours):
         return "–"
+    if hours < 1 / 60:
+        return f"{hours * 3600:.0f} s"
     if hours < 1:
         minutes = hours * 60
         return f"{minutes:.1f} min" if minutes < 10 else f"{minutes:.0f} min"

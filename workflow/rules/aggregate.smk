@@ -1,5 +1,7 @@
 # Run directories -> the tidy table and run list -> summary, configuration and fidelity tables
 # (CSV / Markdown / LaTeX files; HTML for the report).
+from pathlib import Path
+
 from pets_core.analysis import settings as _settings
 from pets_core.analysis.reference import REFERENCE_VARIANT
 from pets_core.analysis.stats import CI_METHOD, MIN_SEEDS_FOR_BAND
@@ -11,9 +13,7 @@ INCLUDE_PARTIAL = bool(config.get("include_partial", False))
 def experiment_settings():
     """Per (env, variant): the settings it runs (matrix) or ran (existing runs' config.yaml)."""
     if EXISTING_RUNS:
-        from pets_core.analysis.aggregate import find_run_dirs
-
-        return _settings.experiments(find_run_dirs(EXISTING_RUNS))
+        return _settings.experiments(_kept_existing_runs())
     rows = []
     for env in ENVS:
         for name in VARIANTS:
@@ -22,6 +22,23 @@ def experiment_settings():
             seeds = {s for e, v, s in JOBS if (e, v) == (env, name)}
             rows.append(_settings.experiment(env, name, seeds, flatten(cfg)))
     return rows
+
+
+def _kept_existing_runs():
+    """The existing runs that the tables will hold (partial ones only with include_partial)."""
+    import warnings
+
+    from pets_core.analysis.aggregate import RunDataError, collect_runs, find_run_dirs
+
+    found = find_run_dirs(EXISTING_RUNS)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the aggregate rule names them
+            kept = collect_runs(found, include_partial=INCLUDE_PARTIAL)
+    except RunDataError:
+        return found  # the aggregate rule reports it
+    names = set(zip(kept["env"], kept["variant"], kept["seed"]))
+    return [d for d in found if (d.parts[-3], d.parts[-2], int(d.name[4:])) in names]
 
 
 EXPERIMENT_SETTINGS = experiment_settings()
@@ -93,7 +110,7 @@ rule summarize:
 
 rule configuration:  # what every experiment ran, against the paper's defaults
     input:
-        run_inputs,
+        runs=rules.aggregate.output.runs,
     output:
         markdown="results/tables/configuration.md",
         html=report(
@@ -106,6 +123,8 @@ rule configuration:  # what every experiment ran, against the paper's defaults
         "results/logs/configuration.log",
     conda:
         "../../environment.yml"
+    params:
+        run_dirs=lambda wildcards, input: [str(Path(p).parent) for p in run_inputs(wildcards)],
     script:
         "../scripts/configuration.py"
 

@@ -100,3 +100,15 @@ def analysis_outputs():
 rule figures:  # regenerate tables and figures only (with existing_runs: no training at all)
     input:
         analysis_outputs(),
+
+
+rule report:  # the HTML report, built by the main command (`snakemake --report` underneath)
+    input:
+        analysis_outputs(),
+    output:
+        report="results/report.html",
+    log:
+        "results/logs/report.log",
+    localrule: True
+    script:
+        "../scripts/report.py"
