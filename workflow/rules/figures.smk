@@ -1,5 +1,4 @@
-# Tables -> paper figures (PDF for the paper, PNG for the report).
-from pets_core.analysis.reference import X_CONVENTION
+# Tables -> paper figures (PDF for the paper, PNG for the report), and the report itself.
 
 
 localrules:
@@ -85,18 +84,6 @@ rule plot_raw_returns:
         "../scripts/plot_raw_returns.py"
 
 
-def analysis_outputs():
-    """Tables and figures (the report's content); the fidelity table when reference curves are set."""
-    outputs = [
-        *rules.summarize.output,
-        *rules.configuration.output,
-        *expand("results/figures/{name}.{ext}", name=FIGURES, ext=["pdf", "png"]),
-    ]
-    if config["figures"].get("reference_curves"):
-        outputs += rules.fidelity_table.output
-    return outputs
-
-
 rule figures:  # regenerate tables and figures only (with existing_runs: no training at all)
     input:
         analysis_outputs(),
@@ -110,5 +97,7 @@ rule report:  # the HTML report, built by the main command (`snakemake --report`
     log:
         "results/logs/report.log",
     localrule: True
+    conda:
+        "../../environment.yml"
     script:
         "../scripts/report.py"
