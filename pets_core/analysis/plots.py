@@ -26,6 +26,7 @@ PANEL_HEIGHT_IN = 2.0
 
 ALL_VARIANTS = [f"{m}-{p}-{o}" for o, m, p in itertools.product(OPT_TYPES, MODEL_TYPES, PROP_TYPES)]
 X_LABELS = {"iteration": "Trials", "mpc_env_steps": "Env steps (MPC trials)"}
+"""Both count MPC trials only (the initial random rollout is not counted, as in the original)."""
 
 
 @contextlib.contextmanager
@@ -141,7 +142,7 @@ def best_so_far_figure(
                 markeredgewidth=1.2,
             )
         ax.set(title=env, xlabel=X_LABELS[x], ylabel="")
-        _readable_axes(ax, integer_x=x == "iteration")
+        _readable_axes(ax, integer_x=x == "iteration", has_data=bool(len(env_data)))
     axes[0].set_ylabel("Best-so-far return")
     handles = [mpl.lines.Line2D([], [], color=palette[v], lw=1.6, label=v) for v in present]
     if "seeds" in styles:
@@ -162,11 +163,26 @@ def best_so_far_figure(
     return fig
 
 
-def _readable_axes(ax: plt.Axes, *, integer_x: bool) -> None:
-    """About five y ticks, integer trials, thousands separators on env steps."""
+def _readable_axes(ax: plt.Axes, *, integer_x: bool, has_data: bool = True) -> None:
+    """About five y ticks; integer trials; env steps in thousands ('1.5k'); 'no runs' if empty."""
+    if not has_data:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center")
+        return
     ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5))
-    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5, integer=integer_x))
-    ax.xaxis.set_major_formatter(mpl.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.xaxis.set_major_locator(
+        mpl.ticker.MaxNLocator(nbins=4, integer=True, steps=[1, 2, 2.5, 5, 10])
+    )
+    if not integer_x:
+        ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(_thousands))
+
+
+def _thousands(value: float, _pos: int) -> str:
+    """1500 -> '1.5k', 800 -> '800', 15000 -> '15k'."""
+    if abs(value) < 1000:
+        return f"{value:.0f}"
+    return f"{value / 1000:.1f}".rstrip("0").rstrip(".") + "k"
 
 
 def raw_returns_figure(
@@ -191,7 +207,7 @@ def raw_returns_figure(
             mean = runs.groupby("iteration")["return"].mean()
             ax.plot(mean.index, mean.to_numpy(), color=palette[variant], lw=1.6)
         ax.set(title=env, xlabel=X_LABELS["iteration"], ylabel="")
-        _readable_axes(ax, integer_x=True)
+        _readable_axes(ax, integer_x=True, has_data=bool((data["env"] == env).any()))
     axes[0].set_ylabel("Return of each trial")
     handles = [mpl.lines.Line2D([], [], color=palette[v], lw=1.6, label=v) for v in present]
     handles.append(mpl.lines.Line2D([], [], color="grey", lw=0.6, label="single seeds"))

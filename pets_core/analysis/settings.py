@@ -117,13 +117,13 @@ def describe(differs: Mapping[str, tuple[Any, Any]] | None) -> str:
         return "settings unknown (no config.yaml)"
     if not differs:
         return "the paper's settings"
-    parts = [f"{_short(k)} {_value(v)} (paper {_value(p)})" for k, (v, p) in differs.items()]
+    parts = [f"{_short(k)} {_plain(v)} (paper {_plain(p)})" for k, (v, p) in differs.items()]
     return "the paper's settings except " + ", ".join(parts)
 
 
 def to_html(rows: list[dict[str, Any]]) -> str:
     """A standalone HTML page: one table of key settings, then every difference per experiment."""
-    head = ["Env", "Variant", "Seeds", *KEY_SETTINGS.values(), "Differs from the paper in"]
+    head = ["Env", "Variant", "Seeds", *KEY_SETTINGS.values(), "Other differences"]
     lines = [
         "<!DOCTYPE html>",
         '<html><head><meta charset="utf-8"><title>Configuration</title>',
@@ -151,11 +151,11 @@ def to_html(rows: list[dict[str, Any]]) -> str:
         if differs is None:
             note = "unknown (no config.yaml)"
         else:
-            others = [k for k in differs if k not in KEY_SETTINGS]
-            note = ", ".join(_short(k) for k in differs) if differs else "nothing"
-            if others:
-                note += f" ({len(others)} beyond the columns shown)"
-        out.append(f"<td>{html.escape(note)}</td>")
+            others = {k: v for k, v in differs.items() if k not in KEY_SETTINGS}
+            note = "; ".join(
+                f"{_short(k)} {_plain(v)} ({_plain(p)})" for k, (v, p) in others.items()
+            )
+        out.append(f"<td>{html.escape(note or 'none')}</td>")
         lines.append("<tr>" + "".join(out) + "</tr>")
     lines.append("</tbody></table>")
     for row in rows:
@@ -192,10 +192,16 @@ def _short(path: str) -> str:
 
 
 def _value(value: Any) -> str:
+    """A setting's value for HTML."""
+    return html.escape(_plain(value))
+
+
+def _plain(value: Any) -> str:
+    """[500, 500, 500] -> '3 x 500', [1e-4, 2.5e-4] -> '[0.0001, 0.00025]', others as str."""
     if isinstance(value, list):
         distinct = len(set(value)) > 1
-        return html.escape(f"[{', '.join(map(str, value))}]" if distinct else _dims(value))
-    return html.escape(str(value))
+        return f"[{', '.join(map(str, value))}]" if distinct else _dims(value)
+    return str(value)
 
 
 def _dims(value: list) -> str:
@@ -211,5 +217,6 @@ body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1em; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f2f2f2; }
+td:nth-child(2) { white-space: nowrap; }
 details { margin: 0.3em 0; }
 """
