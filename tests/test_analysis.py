@@ -348,6 +348,7 @@ def test_fidelity_comparison_exact(tmp_path: Path) -> None:
             {"label": "orig", "env_steps": 800, "trials": 4, "return": 75.0},
             {"label": "port", "env_steps": 800, "trials": 4, "return": 163.0},
             {"label": "orig", "env_steps": 1600, "trials": 8, "return": 178.0},
+            {"label": "port", "env_steps": 1650, "trials": 8, "return": 181.0},
         ]
     }
     table = comparison(tidy, reference, ["cartpole"])
@@ -377,7 +378,8 @@ def test_fidelity_comparison_exact(tmp_path: Path) -> None:
     assert "| Trials (env steps) | Ours | orig | port |" in markdown
     assert f"| 4 (800) | 5.0 [{table.loc[0, 'ci_low']:.1f}, " in markdown
     assert "(n=3) | 75 | 163 |" in markdown
-    assert "| 8 (1,600) | not run (runs have 5 trials) | 178 | – |" in markdown
+    # the published x nearest to trial 8 (1,650) is named beside ours
+    assert "| 8 (1,600; read at 1,650) | not run (runs have 5 trials) | 178 | 181 |" in markdown
 
 
 def test_settings_name_every_difference_from_the_paper(tmp_path: Path) -> None:

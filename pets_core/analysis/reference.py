@@ -70,9 +70,12 @@ def comparison(
                 "ci_low": low,
                 "ci_high": high,
             }
+            read_at = set()
             for point in points:
                 if point["trials"] == trials:
                     row[point["label"]] = float(point["return"])
+                    read_at.add(int(point["env_steps"]))
+            row["read_at"] = sorted(read_at - {row["mpc_env_steps"]})
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -100,7 +103,8 @@ def blocks(
                 ours = f"not run (runs have {row['trials_run']} trials)"
             else:
                 ours = f"{with_ci(row['mean'], row['ci_low'], row['ci_high'])} (n={row['seeds']})"
-            x = f"{row['trials']} ({row['mpc_env_steps']:,})"
+            read = "".join(f"; read at {s:,}" for s in row["read_at"])
+            x = f"{row['trials']} ({row['mpc_env_steps']:,}{read})"
             rows.append([x, ours, *(_fmt_ref(row.get(label)) for label in labels)])
         out.append((env, _run_line(env_runs, settings.get(env, "")), header, rows))
     return intro, out
