@@ -21,7 +21,7 @@ from pets_core.analysis.aggregate import (
     find_run_dirs,
     load_run,
 )
-from pets_core.analysis.plots import best_so_far_figure
+from pets_core.analysis.plots import ablation_figure, best_so_far_figure
 from pets_core.analysis.reference import blocks, comparison, load_reference
 from pets_core.analysis.reference import to_markdown as fidelity_markdown
 from pets_core.analysis.settings import describe, experiments
@@ -408,3 +408,12 @@ def test_settings_name_every_difference_from_the_paper(tmp_path: Path) -> None:
     assert "<code>ctrl_cfg.opt_cfg.cfg.alpha</code></td><td>0.1</td><td>0.1</td>" in page
     assert describe({}) == "the paper's settings"
     assert describe(None) == "settings unknown (no config.yaml)"
+
+
+def test_ablation_shows_single_seeds_below_five_and_whiskers_from_five(tmp_path: Path) -> None:
+    tidy = _tidy(tmp_path)  # PE-TSinf-CEM: 5 seeds (finals 5, 3, 4, 9, 2); D-E-CEM: 1 seed
+    summary = summarize_final(tidy)
+    fig = ablation_figure(summary, envs=["cartpole"], finals=final_best_so_far(tidy))
+    points = [line for line in fig.axes[0].lines if line.get_marker() == "o"]
+    assert [list(line.get_ydata()) for line in points] == [[1.0]]  # D-E-CEM's one seed
+    plt.close(fig)

@@ -215,10 +215,19 @@ def raw_returns_figure(
     return fig
 
 
-def ablation_figure(summary: pd.DataFrame, *, envs: Sequence[str], opt: str = "CEM") -> plt.Figure:
-    """Figure 4: final best-so-far per model (x) x propagation (bars), per env, with 95% CIs.
+def ablation_figure(
+    summary: pd.DataFrame,
+    *,
+    envs: Sequence[str],
+    opt: str = "CEM",
+    finals: pd.DataFrame | None = None,
+) -> plt.Figure:
+    """Figure 4: final best-so-far per model (x) x propagation (bars), per env.
 
     ``summary``: :func:`pets_core.analysis.stats.summarize_final` output (mean, ci_low, ci_high).
+    Bars are means; a cell with at least :data:`MIN_SEEDS_FOR_BAND` seeds gets its 95% CI as
+    whiskers, a cell with fewer shows every seed as a point (``finals``:
+    :func:`aggregate.final_best_so_far` output) instead.
     """
     parts = summary["variant"].str.split("-", expand=True)
     data = summary.assign(model=parts[0], prop=parts[1], opt=parts[2])
@@ -237,12 +246,26 @@ def ablation_figure(summary: pd.DataFrame, *, envs: Sequence[str], opt: str = "C
                 if model not in cells.index:
                     continue
                 row = cells.loc[model]
-                xs.append(i + (j - (len(props) - 1) / 2) * width)
+                x_bar = i + (j - (len(props) - 1) / 2) * width
+                xs.append(x_bar)
                 heights.append(row["mean"])
-                low = row["mean"] - row["ci_low"] if np.isfinite(row["ci_low"]) else 0.0
-                high = row["ci_high"] - row["mean"] if np.isfinite(row["ci_high"]) else 0.0
-                errors[0].append(low)
-                errors[1].append(high)
+                banded = row["seeds"] >= MIN_SEEDS_FOR_BAND or finals is None
+                ok = banded and np.isfinite(row["ci_low"])
+                errors[0].append(row["mean"] - row["ci_low"] if ok else 0.0)
+                errors[1].append(row["ci_high"] - row["mean"] if ok else 0.0)
+                if not banded:
+                    seeds = finals[
+                        (finals["env"] == env) & (finals["variant"] == f"{model}-{prop}-{opt}")
+                    ]["final_best_so_far"]
+                    ax.plot(
+                        np.full(len(seeds), x_bar),
+                        seeds,
+                        linestyle="none",
+                        marker="o",
+                        markersize=2,
+                        color="black",
+                        zorder=3,
+                    )
             ax.bar(
                 xs,
                 heights,
@@ -256,7 +279,14 @@ def ablation_figure(summary: pd.DataFrame, *, envs: Sequence[str], opt: str = "C
         ax.axhline(0, color="black", lw=0.5)
         ax.set(title=env, xlabel="Model", ylabel="")
     axes[0].set_ylabel("Final best-so-far return")
-    _legend(fig, [mpl.patches.Patch(color=colours[p], label=p) for p in props])
+    handles = [mpl.patches.Patch(color=colours[p], label=p) for p in props]
+    if finals is not None and (data["seeds"] < MIN_SEEDS_FOR_BAND).any():
+        handles.append(
+            mpl.lines.Line2D(
+                [], [], color="black", marker="o", markersize=2, ls="none", label="single seeds"
+            )
+        )
+    _legend(fig, handles)
     return fig
 
 

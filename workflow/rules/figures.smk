@@ -40,6 +40,7 @@ rule plot_best_so_far:  # Figure 3 of the paper, with CIs or single seeds, and r
 rule plot_ablation:  # Figure 4 of the paper: model x propagation
     input:
         summary=rules.summarize.output.csv,
+        returns=rules.aggregate.output.returns,
     output:
         pdf="results/figures/ablation.pdf",
         png=report(
