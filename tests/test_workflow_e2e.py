@@ -23,12 +23,13 @@ FIGURES = ["best_so_far_trials", "best_so_far_steps", "ablation", "raw_returns"]
 
 @pytest.fixture(scope="module")
 def test_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """config/test.yaml (1 env, 2 variants x 4 seeds, 2 trials) run for real, plus its report.
+    """config/test.yaml (1 env, 2 variants x 4 seeds, 2 trials) run for real, report included.
 
     --cores 8: all 8 training jobs run (and write to the one MLflow store) at the same time.
     """
     workdir = copy_workflow(tmp_path_factory.mktemp("e2e"))
-    result = snakemake("--configfile", "config/test.yaml", "--cores", "8", cwd=workdir)
+    # 8 jobs at once, then tables, figures and the report: generous on a loaded 2-core machine
+    result = snakemake("--configfile", "config/test.yaml", "--cores", "8", cwd=workdir, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return workdir
 
