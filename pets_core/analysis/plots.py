@@ -271,13 +271,16 @@ def ablation_figure(
                 heights,
                 width=width,
                 color=colours[prop],
-                yerr=errors,
+                yerr=errors if any(errors[0] + errors[1]) else None,  # no zero-length whiskers
                 capsize=1.5,
                 error_kw={"lw": 0.6},
             )
+        ax.set(title=env, xlabel="Model", ylabel="")
+        if not len(env_data):
+            _readable_axes(ax, integer_x=True, has_data=False)
+            continue
         ax.set_xticks(range(len(models)), models)
         ax.axhline(0, color="black", lw=0.5)
-        ax.set(title=env, xlabel="Model", ylabel="")
     axes[0].set_ylabel("Final best-so-far return")
     handles = [mpl.patches.Patch(color=colours[p], label=p) for p in props]
     if finals is not None and (data["seeds"] < MIN_SEEDS_FOR_BAND).any():
