@@ -1,7 +1,7 @@
 # PETS (Chua et al., NeurIPS 2018): paper matrix -> training jobs -> MLflow -> tables, figures, report.
 #   snakemake --cores 2 --configfile config/quick.yaml     # ~10 min CPU demo
 #   snakemake -n                                          # the paper matrix (config/config.yaml)
-#   snakemake --report results/report.html                # after a run (same --configfile)
+#   (the main command also writes results/report.html, Snakemake's HTML report)
 #   snakemake figures --cores 2 --config existing_runs=DIR  # tables + figures from logs.mat only
 #   snakemake --workflow-profile workflow/profiles/slurm  # SLURM (or .../default: local GPU box)
 # Contents: workflow/rules/{common,tracking,train,aggregate,figures}.smk
@@ -21,6 +21,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/analysis.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
 
@@ -33,3 +34,5 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+        analysis_outputs(),
+        rules.report.output,

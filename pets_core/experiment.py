@@ -29,7 +29,7 @@ from pets_core.config import CEMCfg, PetsConfig
 from pets_core.data import Episode, TrainingSet
 from pets_core.device import global_rng_state, seed_everything, set_global_rng_state
 from pets_core.logs import DONE_JSON, atomic_path, write_json, write_logs_mat, write_predictions_mat
-from pets_core.metrics import write_metrics_csv
+from pets_core.metrics import best_so_far, env_steps, episodes_per_iteration, write_metrics_csv
 from pets_core.progress import PLAIN_EVERY_S, Progress
 from pets_core.seeding import RunSeeds
 from pets_core.tracking import Tracker
@@ -56,7 +56,7 @@ class RunState:
 
     @property
     def best_so_far(self) -> float:
-        return max(self.returns) if self.returns else float("nan")
+        return float(best_so_far(self.returns)[-1]) if self.returns else float("nan")
 
 
 def run_experiment(
@@ -165,9 +165,18 @@ def run_experiment(
         acting_s = time.perf_counter() - t0
         row = {
             "iteration": i,
-            "env_steps": state.env_steps,
+            "env_steps": env_steps(
+                i,
+                task_hor=sim.task_hor,
+                ninit_rollouts=loop.ninit_rollouts,
+                episodes_per_iter=episodes_per_iteration(
+                    nrecord=elog.nrecord,
+                    neval=elog.neval,
+                    nrollouts_per_iter=loop.nrollouts_per_iter,
+                ),
+            ),
             "return": float(np.mean([ep.ret for ep in episodes[: elog.neval]])),
-            "best_so_far": state.best_so_far,
+            "best_so_far": float(best_so_far(state.returns, elog.neval)[-1]),
             "train_loss": state.last_train.get("train_loss", float("nan")),
             "holdout_mse": state.last_train.get("holdout_mse", float("nan")),
             "plan_s_per_action": float(np.mean([ep.seconds_per_action for ep in episodes])),

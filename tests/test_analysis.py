@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,12 +14,18 @@ import scipy.io
 
 from pets_core.analysis.aggregate import (
     COLUMNS,
+    PartialRunWarning,
     RunDataError,
     collect_runs,
     final_best_so_far,
     find_run_dirs,
     load_run,
 )
+from pets_core.analysis.plots import ablation_figure, best_so_far_figure
+from pets_core.analysis.reference import blocks, comparison, load_reference
+from pets_core.analysis.reference import to_markdown as fidelity_markdown
+from pets_core.analysis.settings import describe, experiments
+from pets_core.analysis.settings import to_html as settings_html
 from pets_core.analysis.stats import (
     bootstrap_ci,
     compute_cost,
@@ -26,7 +34,8 @@ from pets_core.analysis.stats import (
     summary_table,
     trials_to_threshold,
 )
-from pets_core.analysis.tables import to_latex, to_markdown
+from pets_core.analysis.tables import duration, to_html, to_latex, to_markdown
+from pets_core.metrics import best_so_far, env_steps, episodes_per_iteration
 
 
 def make_run(
@@ -65,15 +74,83 @@ def test_load_run_best_so_far_and_env_steps(tmp_path: Path) -> None:
     assert table["iteration"].tolist() == [1, 2, 3, 4, 5]
     # one initial random episode of 4 steps, then one 4-step episode per iteration
     assert table["env_steps"].tolist() == [8, 12, 16, 20, 24]
+    # the original's x: the random episode not counted, trial i at i task horizons
+    assert table["mpc_env_steps"].tolist() == [4, 8, 12, 16, 20]
     assert set(table["seed"]) == {3} and set(table["env"]) == {"cartpole"}
+    assert not table["partial"].any()  # someone else's logs.mat alone: judged by siblings only
 
 
-def test_env_steps_come_from_metrics_csv_when_present(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path, "cartpole", "PE-E-CEM", 1, [1.0, 2.0])
-    pd.DataFrame({"iteration": [1, 2], "env_steps": [400, 600]}).to_csv(
-        run_dir / "metrics.csv", index=False
-    )
-    assert load_run(run_dir)["env_steps"].tolist() == [400, 600]
+def test_metrics_definitions_exact() -> None:
+    # neval = 2, iteration-major: iteration 1 -> (1, 9), 2 -> (3, 4), 3 -> (10, 0)
+    assert best_so_far([1.0, 9.0, 3.0, 4.0, 10.0, 0.0], neval=2).tolist() == [9.0, 9.0, 10.0]
+    assert best_so_far([2.0, 1.0, 3.0]).tolist() == [2.0, 2.0, 3.0]
+    # 2 random episodes, then max(nrecord 0, neval 3, nrollouts 1) = 3 episodes of 10 steps
+    per_iter = episodes_per_iteration(nrecord=0, neval=3, nrollouts_per_iter=1)
+    assert per_iter == 3
+    steps = env_steps(np.array([1, 2]), task_hor=10, ninit_rollouts=2, episodes_per_iter=per_iter)
+    assert steps.tolist() == [50, 80]
+    assert env_steps(2, task_hor=10, ninit_rollouts=0, episodes_per_iter=1) == 20
+    assert isinstance(env_steps(2, task_hor=10, ninit_rollouts=0, episodes_per_iter=1), int)
+
+
+def _tiny_run(run_dir: Path, env: str = "cartpole", iters: int = 2, *extra: str) -> Path:
+    """A real run of the runner (a second or two: tests/test_runner.py's tiny settings)."""
+    from test_runner import run, tiny_args
+
+    assert run(run_dir, tiny_args(env, iters=iters), *extra) == 0
+    return run_dir
+
+
+def test_runner_and_analysis_share_best_so_far_and_env_steps_with_neval_3(tmp_path: Path) -> None:
+    """neval = 3: three MPC episodes per iteration, one of them becomes data (issue 10, 8c)."""
+    run_dir = tmp_path / "runs/cartpole/PE-TSinf-CEM/seed1"
+    _tiny_run(run_dir, "cartpole", 3, "-o", "exp_cfg.log_cfg.neval", "3")
+    returns = scipy.io.loadmat(run_dir / "logs.mat")["returns"].reshape(3, 3)  # [iters, neval]
+    assert len(set(returns.max(axis=1))) > 1 or returns.std() > 0  # episodes differ
+    oracle_best = np.maximum.accumulate(returns.max(axis=1))  # max over single episodes so far
+    oracle_steps = [8 * (1 + 3 * i) for i in (1, 2, 3)]  # TASK_HOR 8, every episode counted
+    table = load_run(run_dir)
+    runner = pd.read_csv(run_dir / "metrics.csv")
+    assert table["best_so_far"].tolist() == pytest.approx(oracle_best.tolist())
+    assert runner["best_so_far"].tolist() == pytest.approx(oracle_best.tolist())
+    assert table["return"].tolist() == pytest.approx(returns.mean(axis=1).tolist())
+    assert table["env_steps"].tolist() == runner["env_steps"].tolist() == oracle_steps
+    assert table["mpc_env_steps"].tolist() == [24, 48, 72]
+    done = json.loads((run_dir / "done.json").read_text())
+    assert done["final_best_so_far"] == pytest.approx(returns.max())
+
+
+def test_partial_runs_are_left_out_by_default_and_named(tmp_path: Path) -> None:
+    """Real runs: 2 complete, 1 killed (no done.json), 1 with fewer iterations than its siblings."""
+    root = tmp_path / "runs/cartpole/PE-TSinf-CEM"
+    for seed in (1, 2, 3):
+        _tiny_run(root / f"seed{seed}", "cartpole", 3, "--seed", str(seed))
+    (root / "seed3/done.json").unlink()  # as if killed after its last logs.mat
+    _tiny_run(root / "seed4", "cartpole", 2, "--seed", "4")  # complete, but 2 of 3 iterations
+    dirs = find_run_dirs(tmp_path / "runs")
+    with pytest.warns(PartialRunWarning) as caught:
+        table = collect_runs(dirs)
+    messages = sorted(str(w.message) for w in caught)
+    assert messages == [
+        f"partial run {root / 'seed3'}: no done.json (killed or still running), 3 iterations; "
+        "left out",
+        f"partial run {root / 'seed4'}: 2 iterations, its siblings have 3; left out",
+    ]
+    assert sorted(set(table["seed"])) == [1, 2] and not table["partial"].any()
+    with pytest.warns(PartialRunWarning, match="included, marked partial"):
+        marked = collect_runs(dirs, include_partial=True)
+    assert marked.groupby("seed")["partial"].all().to_dict() == {
+        1: False, 2: False, 3: True, 4: True
+    }  # fmt: skip
+    summary = summarize_final(marked).iloc[0]
+    assert (summary["seeds"], summary["partial_seeds"]) == (4, 2)
+    # a run killed before its planned iterations is partial even without siblings
+    with pytest.warns(PartialRunWarning, match=r"seed3: 3 of 5 planned iterations"):
+        cfg = (root / "seed3/config.yaml").read_text()
+        (root / "seed3/config.yaml").write_text(cfg.replace("ntrain_iters: 3", "ntrain_iters: 5"))
+        collect_runs([root / "seed3"], include_partial=True)
+    with pytest.raises(RunDataError, match=r"all 1 run\(s\) are partial"), pytest.warns():
+        collect_runs([root / "seed3"])
 
 
 def test_corrupt_and_missing_runs_are_named_in_one_error(tmp_path: Path) -> None:
@@ -158,6 +235,18 @@ def test_summaries_exact(tmp_path: Path) -> None:
     assert trials.loc["D-E-CEM", "seeds_reached"] == 0
 
 
+def test_durations_in_minutes_or_hours() -> None:
+    assert [duration(h) for h in (0.5 / 3600, 0.024, 0.5, 1.0, 3.25, float("nan"))] == [
+        "0 s", "1.4 min", "30 min", "1.0 h", "3.2 h", "–"
+    ]  # fmt: skip
+
+
+def test_iqm_only_where_it_trims(tmp_path: Path) -> None:
+    summary = summarize_final(_tidy(tmp_path)).set_index("variant")
+    assert math.isnan(summary.loc["D-E-CEM", "iqm"])  # 1 seed: nothing to trim
+    assert summary.loc["PE-TSinf-CEM", "iqm"] == pytest.approx(4.0)  # 5 seeds: trims 1 each end
+
+
 def test_compute_cost_and_tables(tmp_path: Path) -> None:
     tidy = _tidy(tmp_path)
     bench_dir = tmp_path / "benchmarks" / "cartpole" / "PE-TSinf-CEM"
@@ -168,15 +257,163 @@ def test_compute_cost_and_tables(tmp_path: Path) -> None:
             header + f"{wall}\t1:00:00\t1\t1\t1\t1\t0\t0\t1\t{cpu}\n"
         )
     files = sorted(bench_dir.glob("*.tsv"))
-    cost = compute_cost(files, gpu_per_run=1).set_index("variant")
+    runs = pd.DataFrame(
+        {
+            "env": "cartpole",
+            "variant": "PE-TSinf-CEM",
+            "seed": [1, 2],
+            "device": ["cuda:0", "cpu"],
+            "wall_s": [np.nan, 1800.0],  # seed 1: no wall time in done.json -> benchmark's
+        }
+    )
+    cost = compute_cost(files, runs).set_index("variant")
     assert cost.loc["PE-TSinf-CEM", "wall_h_per_run"] == pytest.approx(0.75)
     assert cost.loc["PE-TSinf-CEM", "cpu_h_per_run"] == pytest.approx(1.5)
-    assert cost.loc["PE-TSinf-CEM", "gpu_h_per_run"] == pytest.approx(0.75)
+    assert cost.loc["PE-TSinf-CEM", "gpu_h_per_run"] == pytest.approx(0.5)  # (1 h + 0) / 2
+    assert cost.loc["PE-TSinf-CEM", "device"] == "cpu, cuda:0"
+    # GPU hours only where a GPU was used: CPU-only or unknown devices show none
+    cpu_only = compute_cost(files, runs.assign(device=["cpu", "cpu"]))
+    assert math.isnan(cpu_only["gpu_h_per_run"].iloc[0])
+    assert math.isnan(compute_cost(files)["gpu_h_per_run"].iloc[0])  # no done.json device
 
-    table = summary_table(tidy, {"cartpole": 4.0}, files, gpu_per_run=1)
+    table = summary_table(tidy, {"cartpole": 4.0}, files, runs.assign(device=["cpu", "cpu"]))
     markdown = to_markdown(table)
     assert "| cartpole | PE-TSinf-CEM | 5 | 4.6 [" in markdown
     assert "1.7 (3/5 ≥ 4)" in markdown
+    assert "| cpu | 45 min | 1.5 h | – |" in markdown  # minutes or hours as fits; no GPU hours
     assert markdown.count("\n") == 2 + 2  # header, rule, two variants
+    # one seed: IQM would equal the mean, so none is shown
+    assert "| cartpole | D-E-CEM | 1 | 1.0 | – |" in markdown
+    html = to_html(table, "caption text")
+    assert "<th>Final best-so-far: mean [95% CI]</th>" in html and "<td>45 min</td>" in html
     latex = to_latex(table)
     assert latex.startswith(r"\begin{tabular}") and r"$\geq$" in latex
+
+
+REFERENCE_YAML = Path(__file__).parents[1] / "config/reference_curves.yaml"
+
+
+def test_reference_trials_are_the_nearest_whole_trial_of_the_published_steps() -> None:
+    curves = load_reference(REFERENCE_YAML)
+    # the published x is env steps of MPC trials (paper task horizons: cartpole 200, others 150)
+    trials = {(env, p["env_steps"]): p["trials"] for env, ps in curves.items() for p in ps}
+    assert trials[("cartpole", 800)] == 4 and trials[("cartpole", 3000)] == 15
+    assert trials[("reacher", 2600)] == 17 and trials[("reacher", 15000)] == 100
+    assert trials[("pusher", 2200)] == 15 and trials[("pusher", 12000)] == 80
+    assert curves["halfcheetah"] == []
+
+
+def _cartpole_runs(tmp_path: Path, seeds: int) -> pd.DataFrame:
+    """seed s returns s, s+1, ...: best-so-far at trial 4 is s + 3."""
+    for seed in range(1, seeds + 1):
+        make_run(
+            tmp_path, "cartpole", "PE-TSinf-CEM", seed, [float(seed + i) for i in range(5)],
+            task_hor=200,
+        )  # fmt: skip
+    return collect_runs(find_run_dirs(tmp_path / "runs"))
+
+
+def test_reference_marks_and_our_curve_share_the_x_convention(tmp_path: Path) -> None:
+    """Trial 4 of ours and the '800 steps (4 trials)' mark sit at the same x on both figures."""
+    tidy = _cartpole_runs(tmp_path, 3)
+    reference = {"cartpole": [{"label": "orig", "env_steps": 800, "trials": 4, "return": 75.0}]}
+    for x, at in (("iteration", 4), ("mpc_env_steps", 800)):
+        fig = best_so_far_figure(
+            tidy, envs=["cartpole"], variants=["PE-TSinf-CEM"], x=x, reference=reference
+        )
+        lines = fig.axes[0].lines
+        mark = [line for line in lines if line.get_marker() == "x"]
+        assert [list(line.get_xdata()) for line in mark] == [[at]]
+        mean = lines[3]  # 3 single seeds, then the mean
+        assert mean.get_linewidth() == 1.6 and mean.get_xdata()[3] == at
+        assert mean.get_ydata()[3] == pytest.approx((4 + 5 + 6) / 3)  # best-so-far at trial 4
+        assert not fig.axes[0].collections  # 3 seeds: no band
+        plt.close(fig)
+
+
+def test_five_seeds_get_a_band_fewer_get_every_seed(tmp_path: Path) -> None:
+    tidy = _cartpole_runs(tmp_path, 5)
+    fig = best_so_far_figure(tidy, envs=["cartpole"], variants=["PE-TSinf-CEM"])
+    assert len(fig.axes[0].collections) == 1 and len(fig.axes[0].lines) == 1
+    plt.close(fig)
+    fig = best_so_far_figure(tidy[tidy["seed"] <= 4], envs=["cartpole"], variants=["PE-TSinf-CEM"])
+    assert not fig.axes[0].collections and len(fig.axes[0].lines) == 4 + 1
+    plt.close(fig)
+
+
+def test_fidelity_comparison_exact(tmp_path: Path) -> None:
+    tidy = _cartpole_runs(tmp_path, 3)
+    reference = {
+        "cartpole": [
+            {"label": "orig", "env_steps": 800, "trials": 4, "return": 75.0},
+            {"label": "port", "env_steps": 800, "trials": 4, "return": 163.0},
+            {"label": "orig", "env_steps": 1600, "trials": 8, "return": 178.0},
+            {"label": "port", "env_steps": 1650, "trials": 8, "return": 181.0},
+        ]
+    }
+    table = comparison(tidy, reference, ["cartpole"])
+    assert table["trials"].tolist() == [4, 8]
+    assert table["mpc_env_steps"].tolist() == [800, 1600]
+    assert table["seeds"].tolist() == [3, 0]
+    assert table.loc[0, "mean"] == pytest.approx(5.0)  # seeds: 4, 5, 6
+    assert 4.0 <= table.loc[0, "ci_low"] < 5.0 < table.loc[0, "ci_high"] <= 6.0
+    runs = pd.DataFrame(
+        {
+            "env": "cartpole",
+            "variant": "PE-TSinf-CEM",
+            "seed": [1, 2, 3],
+            "iterations": 5,
+            "partial": False,
+            "device": ["cpu", "cpu", None],
+            "wall_s": [5400.0, 5400.0, np.nan],
+        }
+    )
+    intro, per_env = blocks(table, reference, runs, {"cartpole": "the paper's settings"})
+    markdown = fidelity_markdown(intro, per_env)
+    assert "x counts MPC trials only: the initial random rollout is not counted" in markdown
+    assert (
+        "**cartpole**: 3 seeds (1, 2, 3), 5 trials, the paper's settings; "
+        "device cpu, unknown, wall time 1.5 h per run" in markdown
+    )
+    assert "| Trials (env steps) | Ours | orig | port |" in markdown
+    assert f"| 4 (800) | 5.0 [{table.loc[0, 'ci_low']:.1f}, " in markdown
+    assert "(n=3) | 75 | 163 |" in markdown
+    # the published x nearest to trial 8 (1,650) is named beside ours
+    assert "| 8 (1,600; read at 1,650) | not run (runs have 5 trials) | 178 | 181 |" in markdown
+
+
+def test_settings_name_every_difference_from_the_paper(tmp_path: Path) -> None:
+    """A real tiny run: its config.yaml against config/pets + config/envs (independent values)."""
+    run_dir = _tiny_run(tmp_path / "runs/cartpole/PE-TSinf-CEM/seed2", "cartpole", 1, "--seed", "2")
+    (row,) = experiments([run_dir])
+    assert (row["env"], row["variant"], row["seeds"]) == ("cartpole", "PE-TSinf-CEM", [2])
+    # tests/test_runner.py's tiny_args: task_hor 8, 1 iteration, horizon 3, CEM 8 / 2 / 2 iters,
+    # 3 x 8 network, 2 nets, 4 particles; the paper's cartpole: 200, 50, 25, 400 / 40 / 5, 3 x 500
+    assert row["differences"] == {
+        "ctrl_cfg.opt_cfg.cfg.max_iters": (2, 5),
+        "ctrl_cfg.opt_cfg.cfg.num_elites": (2, 40),
+        "ctrl_cfg.opt_cfg.cfg.popsize": (8, 400),
+        "ctrl_cfg.opt_cfg.plan_hor": (3, 25),
+        "ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims": ([8, 8, 8], [500, 500, 500]),
+        "ctrl_cfg.prop_cfg.model_init_cfg.num_nets": (2, 5),
+        "ctrl_cfg.prop_cfg.npart": (4, 20),
+        "exp_cfg.exp_cfg.ntrain_iters": (1, 50),
+        "exp_cfg.sim_cfg.task_hor": (8, 200),
+    }
+    text = describe(row["differences"])
+    assert text.startswith("the paper's settings except CEM iters 2 (paper 5), elites 2 (paper 40)")
+    assert "hidden layers 3 x 8 (paper 3 x 500)" in text
+    page = settings_html([row])
+    assert "<td><b>8</b> (400)</td>" in page  # popsize, bold: differs from the paper
+    assert "<code>ctrl_cfg.opt_cfg.cfg.alpha</code></td><td>0.1</td><td>0.1</td>" in page
+    assert describe({}) == "the paper's settings"
+    assert describe(None) == "settings unknown (no config.yaml)"
+
+
+def test_ablation_shows_single_seeds_below_five_and_whiskers_from_five(tmp_path: Path) -> None:
+    tidy = _tidy(tmp_path)  # PE-TSinf-CEM: 5 seeds (finals 5, 3, 4, 9, 2); D-E-CEM: 1 seed
+    summary = summarize_final(tidy)
+    fig = ablation_figure(summary, envs=["cartpole"], finals=final_best_so_far(tidy))
+    points = [line for line in fig.axes[0].lines if line.get_marker() == "o"]
+    assert [list(line.get_ydata()) for line in points] == [[1.0]]  # D-E-CEM's one seed
+    plt.close(fig)

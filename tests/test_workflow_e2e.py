@@ -4,6 +4,7 @@ and a killed training job that resumes from its checkpoint when the workflow run
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,17 +23,14 @@ FIGURES = ["best_so_far_trials", "best_so_far_steps", "ablation", "raw_returns"]
 
 @pytest.fixture(scope="module")
 def test_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """config/test.yaml (1 env, 2 variants x 4 seeds, 2 trials) run for real, plus its report.
+    """config/test.yaml (1 env, 2 variants x 4 seeds, 2 trials) run for real, report included.
 
     --cores 8: all 8 training jobs run (and write to the one MLflow store) at the same time.
     """
     workdir = copy_workflow(tmp_path_factory.mktemp("e2e"))
-    result = snakemake("--configfile", "config/test.yaml", "--cores", "8", cwd=workdir)
+    # 8 jobs at once, then tables, figures and the report: generous on a loaded 2-core machine
+    result = snakemake("--configfile", "config/test.yaml", "--cores", "8", cwd=workdir, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = snakemake(
-        "--configfile", "config/test.yaml", "--report", "results/report.html", cwd=workdir
-    )
-    assert report.returncode == 0, report.stderr[-3000:]
     return workdir
 
 
@@ -53,10 +51,15 @@ def test_every_job_wrote_a_complete_run_dir(test_run: Path) -> None:
 def test_tables_figures_and_report(test_run: Path) -> None:
     tidy = pd.read_csv(test_run / "results/tables/returns.csv")
     assert list(tidy.columns) == [
-        "env", "variant", "seed", "iteration", "env_steps", "return", "best_so_far"
+        "env", "variant", "seed", "iteration", "env_steps", "mpc_env_steps", "return",
+        "best_so_far", "partial",
     ]  # fmt: skip
     assert len(tidy) == 2 * 4 * 2  # variants x seeds x iterations
     assert tidy["env_steps"].tolist()[:2] == [40, 60]  # 20-step trials after 1 random one
+    assert tidy["mpc_env_steps"].tolist()[:2] == [
+        20,
+        40,
+    ]  # the original's x: random one not counted
     summary = pd.read_csv(test_run / "results/tables/final_returns.csv")
     assert sorted(summary["variant"]) == ["D-E-CEM", "PE-TSinf-CEM"]
     assert (summary["wall_h_per_run"] > 0).all()
@@ -68,8 +71,15 @@ def test_tables_figures_and_report(test_run: Path) -> None:
     for name in FIGURES:
         for ext in ("pdf", "png"):
             assert (test_run / f"results/figures/{name}.{ext}").stat().st_size > 1000
+    # the main command built the report, with the tables rendered as HTML
     report = (test_run / "results/report.html").read_text(errors="replace")
-    assert "best_so_far_trials.png" in report and "final_returns.csv" in report
+    for name in ("best_so_far_trials.png", "final_returns.html", "configuration.html"):
+        assert name in report, name
+    assert "(['cartpole'])" not in report and "Environments: cartpole." in report
+    assert "2000 resamples" in report  # the captions state the CI as the code computes it
+    configuration = (test_run / "results/tables/configuration.md").read_text()
+    assert "| cartpole | D-E-CEM | 1, 2, 3, 4 | the paper's settings except " in configuration
+    assert "popsize 20 (paper 400)" in configuration and "trials 2 (paper 50)" in configuration
 
 
 def test_mlflow_has_every_run_once_with_all_metrics_and_ingest_is_idempotent(
@@ -132,6 +142,102 @@ def test_figures_from_logs_mat_alone_train_nothing(tmp_path: Path) -> None:
     assert set(tidy["env"]) == {"cartpole", "reacher"}
     for name in FIGURES:
         assert (workdir / f"results/figures/{name}.pdf").is_file()
+
+
+def _tiny_runs(root: Path, seeds: dict[int, int]) -> Path:
+    """Real runs of the runner at tests/test_runner.py's tiny settings: seed -> iterations."""
+    from test_analysis import _tiny_run
+
+    for seed, iters in seeds.items():
+        _tiny_run(
+            root / f"cartpole/PE-TSinf-CEM/seed{seed}", "cartpole", iters, "--seed", str(seed)
+        )
+    return root
+
+
+def test_partial_runs_are_left_out_or_marked_and_the_report_states_the_settings(
+    tmp_path: Path,
+) -> None:
+    """Real run dirs: 3 complete, one killed (no done.json), one shorter than its siblings."""
+    runs = _tiny_runs(tmp_path / "theirs", {1: 3, 2: 3, 3: 3, 4: 3, 5: 2})
+    (runs / "cartpole/PE-TSinf-CEM/seed4/done.json").unlink()
+    workdir = copy_workflow(tmp_path / "work")
+    args = [
+        "--cores",
+        "2",
+        "--configfile",
+        "config/quick.yaml",
+        "--config",
+        f"existing_runs={runs}",
+    ]
+    result = snakemake(*args, cwd=workdir)  # the main command: tables, figures, report
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "rule train" not in result.stdout + result.stderr
+    for seed, why in ((4, "no done.json (killed or still running), 3 iterations"),
+                      (5, "2 iterations, its siblings have 3")):  # fmt: skip
+        line = (
+            f"partial run {runs}/cartpole/PE-TSinf-CEM/seed{seed}: {why}; left out "
+            "(include it with --config include_partial=true)"
+        )
+        assert line in result.stderr, result.stderr[-3000:]
+    table = (workdir / "results/tables/final_returns.md").read_text()
+    assert "| cartpole | PE-TSinf-CEM | 3 |" in table
+    configuration = (workdir / "results/tables/configuration.md").read_text()
+    assert configuration.count("| cartpole | PE-TSinf-CEM |") == 1  # the partial runs left out
+    assert "| cartpole | PE-TSinf-CEM | 1, 2, 3 | the paper's settings except " in configuration
+    assert "popsize 8 (paper 400)" in configuration
+    report = (workdir / "results/report.html").read_text(errors="replace")
+    assert "configuration.html" in report and "popsize 8 (paper 400)" in report
+    fidelity = (workdir / "results/tables/fidelity.md").read_text()
+    assert "| 4 (800) | not run (runs have 3 trials) | 75 | 163 |" in fidelity
+
+    marked = snakemake(*args, "include_partial=true", "--forceall", "figures", cwd=workdir)
+    assert marked.returncode == 0, marked.stdout[-3000:] + marked.stderr[-3000:]
+    assert f"partial run {runs}/cartpole/PE-TSinf-CEM/seed4" in marked.stderr
+    assert "included, marked partial" in marked.stderr
+    table = (workdir / "results/tables/final_returns.md").read_text()
+    assert "| cartpole | PE-TSinf-CEM | 5 (2 partial) |" in table
+    tidy = pd.read_csv(workdir / "results/tables/returns.csv")
+    assert tidy.groupby("seed")["partial"].all().to_dict() == {
+        1: False, 2: False, 3: False, 4: True, 5: True
+    }  # fmt: skip
+
+
+REFERENCE_RUNS = REPO / "results/reference/fidelity"
+
+
+@pytest.mark.skipif(
+    not REFERENCE_RUNS.is_dir(),
+    reason="results/reference/fidelity not committed yet (the paper-setting runs of issue 9)",
+)
+def test_fidelity_figure_and_table_regenerate_from_the_committed_reference_runs(
+    tmp_path: Path,
+) -> None:
+    """The README's command, from logs.mat / metrics.csv / config.yaml / done.json alone."""
+    workdir = copy_workflow(tmp_path / "work")
+    result = snakemake(
+        "figures", "--cores", "2", "--configfile", "config/fidelity.yaml",
+        "--config", f"existing_runs={REFERENCE_RUNS}",
+        cwd=workdir, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "rule train" not in result.stdout + result.stderr
+    assert "partial run" not in result.stderr  # every committed run is complete
+    for name in ("best_so_far_trials", "best_so_far_steps"):
+        assert (workdir / f"results/figures/{name}.png").stat().st_size > 1000
+    fidelity = (workdir / "results/tables/fidelity.md").read_text()
+    committed = sorted(REFERENCE_RUNS.glob("*/PE-TSinf-CEM/seed*/done.json"))
+    for env in sorted({p.parts[-4] for p in committed}):
+        seeds = sum(1 for p in committed if p.parts[-4] == env)
+        # at the paper's settings: nothing reduced, only the number of trials is the original's
+        # known range instead of the paper's full run
+        line = re.search(rf"\*\*{env}\*\*: {seeds} seeds .*", fidelity)
+        assert line, fidelity
+        assert re.search(r"the paper's settings( except trials \d+ \(paper \d+\))?;", line[0])
+    # the README's table is this file, not hand-typed numbers
+    readme = (REPO / "README.md").read_text()
+    start, end = "<!-- fidelity-table: start -->\n", "<!-- fidelity-table: end -->"
+    assert readme.split(start, 1)[1].split(end, 1)[0].strip() == fidelity.strip()
 
 
 def test_killed_training_job_resumes_from_its_checkpoint(tmp_path: Path) -> None:

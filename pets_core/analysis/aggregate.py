@@ -1,16 +1,22 @@
-"""Run directories -> one tidy table: env, variant, seed, iteration, env_steps, return, best_so_far.
+"""Run directories -> one tidy table, one row per (env, variant, seed, iteration).
 
-A run directory is ``<root>/runs/{env}/{variant}/seed{seed}/`` and holds the original's ``logs.mat``
+A run directory is ``<root>/{env}/{variant}/seed{seed}/`` and holds the original's ``logs.mat``
 (spec sec. 6.2): ``observations [n, T+1, O]``, ``actions [n, T, A]``, ``rewards [n, T]`` and
 ``returns [1, iters * neval]`` (iteration-major, the initial random episodes not included).
-``logs.mat`` is the source of truth for returns; the runner's ``metrics.csv`` (when present) only
-supplies ``env_steps``. Best-so-far is the running maximum over iterations, as in the original's
-plotter notebook (spec sec. 6.5) and the paper's figures.
+``logs.mat`` is the source of truth; the run's ``config.yaml`` (when present) supplies ``neval``,
+the episodes per iteration and the planned number of iterations; ``done.json`` marks a finished run.
+Best-so-far and env steps follow the one definition in :mod:`pets_core.metrics`.
+
+Partial runs (killed or still running: no done.json although the runner wrote a config.yaml, fewer
+iterations than planned, or fewer than the longest sibling of the same env and variant) are left
+out by default, each named in a warning; ``include_partial=True`` keeps them, marked ``partial``.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,12 +25,32 @@ import pandas as pd
 import scipy.io
 import yaml
 
-COLUMNS = ["env", "variant", "seed", "iteration", "env_steps", "return", "best_so_far"]
+from pets_core import metrics
+
+COLUMNS = [
+    "env",
+    "variant",
+    "seed",
+    "iteration",
+    "env_steps",
+    "mpc_env_steps",
+    "return",
+    "best_so_far",
+    "partial",
+]
+"""env_steps: every env step so far; mpc_env_steps: without the initial random episodes (the x of
+the original's curves); return: mean over the iteration's neval evaluated episodes."""
 RUN_DIR_PATTERN = re.compile(r"(?P<env>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/?$")
+DONE_JSON = "done.json"
+CONFIG_YAML = "config.yaml"
 
 
 class RunDataError(ValueError):
     """One or more run directories are missing or unreadable; the message names every path."""
+
+
+class PartialRunWarning(UserWarning):
+    """A run directory left out of (or marked in) the tables and figures because it is partial."""
 
 
 def find_run_dirs(runs_root: Path | str) -> list[Path]:
@@ -43,7 +69,11 @@ def parse_run_dir(run_dir: Path | str) -> tuple[str, str, int]:
 
 
 def load_run(run_dir: Path | str) -> pd.DataFrame:
-    """One run directory -> its rows of the tidy table (one row per iteration)."""
+    """One run directory -> its rows of the tidy table (one row per iteration).
+
+    ``partial`` is set from the run's own files (done.json, planned iterations); siblings are
+    compared in :func:`collect_runs`.
+    """
     run_dir = Path(run_dir)
     env, variant, seed = parse_run_dir(run_dir)
     logs_path = run_dir / "logs.mat"
@@ -56,7 +86,8 @@ def load_run(run_dir: Path | str) -> pd.DataFrame:
     for key in ("returns", "rewards"):
         if key not in logs:
             raise RunDataError(f"{logs_path}: no {key!r} array (keys: {sorted(_mat_keys(logs))})")
-    neval = _resolved(run_dir, ("exp_cfg", "log_cfg", "neval"), default=1)
+    cfg = _run_config(run_dir)
+    neval = _leaf(cfg, ("exp_cfg", "log_cfg", "neval"), default=1)
     returns = np.asarray(logs["returns"], dtype=float).reshape(-1)  # [iters * neval]
     if returns.size == 0 or returns.size % neval or not np.isfinite(returns).all():
         raise RunDataError(
@@ -64,28 +95,49 @@ def load_run(run_dir: Path | str) -> pd.DataFrame:
             f"multiple of neval={neval}"
         )
     per_iteration = returns.reshape(-1, neval).mean(axis=1)  # [iters]
-    iterations = np.arange(1, per_iteration.size + 1)
-    env_steps = _env_steps(run_dir, logs, iterations)
+    iterations = np.arange(1, per_iteration.size + 1)  # [iters]
+    steps, mpc_steps = _env_steps(run_dir, cfg, logs, iterations)
     return pd.DataFrame(
         {
             "env": env,
             "variant": variant,
             "seed": seed,
             "iteration": iterations,
-            "env_steps": env_steps,
+            "env_steps": steps,
+            "mpc_env_steps": mpc_steps,
             "return": per_iteration,
-            "best_so_far": np.maximum.accumulate(per_iteration),
+            "best_so_far": metrics.best_so_far(returns, neval),
+            "partial": partial_reason(run_dir, cfg, iterations.size) is not None,
         },
         columns=COLUMNS,
     )
 
 
-def collect_runs(run_dirs: Iterable[Path | str]) -> pd.DataFrame:
-    """Concatenate every run; all bad runs are reported together in one RunDataError."""
-    frames, problems = [], []
+def partial_reason(run_dir: Path, cfg: dict | None, iterations: int) -> str | None:
+    """Why a run is partial judging by its own files, or None.
+
+    A run of this runner (it has a config.yaml) is complete when its done.json exists and its
+    logs.mat holds the planned ``ntrain_iters`` iterations. Someone else's logs.mat alone (no
+    config.yaml, no done.json) can only be judged against its siblings (:func:`collect_runs`).
+    """
+    planned = _leaf(cfg, ("exp_cfg", "exp_cfg", "ntrain_iters"), default=None)
+    if planned is not None and iterations < planned:
+        return f"{iterations} of {planned} planned iterations"
+    if cfg is not None and not (run_dir / DONE_JSON).is_file():
+        return f"no {DONE_JSON} (killed or still running), {iterations} iterations"
+    return None
+
+
+def collect_runs(run_dirs: Iterable[Path | str], *, include_partial: bool = False) -> pd.DataFrame:
+    """Concatenate every run; all bad runs are reported together in one RunDataError.
+
+    Partial runs (see the module docstring) raise one :class:`PartialRunWarning` each, naming the
+    directory and why; they are dropped unless ``include_partial``, then kept with ``partial``.
+    """
+    frames, problems = {}, []
     for run_dir in run_dirs:
         try:
-            frames.append(load_run(run_dir))
+            frames[Path(run_dir)] = load_run(run_dir)
         except RunDataError as err:
             problems.append(str(err))
     if problems:
@@ -94,47 +146,116 @@ def collect_runs(run_dirs: Iterable[Path | str]) -> pd.DataFrame:
         )
     if not frames:
         raise RunDataError("no run directories given (nothing to aggregate)")
-    table = pd.concat(frames, ignore_index=True)
+    longest: dict[tuple[str, str], int] = {}
+    for frame in frames.values():
+        key = (frame["env"].iloc[0], frame["variant"].iloc[0])
+        longest[key] = max(longest.get(key, 0), len(frame))
+    kept = []
+    for run_dir, frame in frames.items():
+        reason = partial_reason(run_dir, _run_config(run_dir), len(frame))
+        siblings = longest[(frame["env"].iloc[0], frame["variant"].iloc[0])]
+        if reason is None and len(frame) < siblings:
+            reason = f"{len(frame)} iterations, its siblings have {siblings}"
+        if reason is not None:
+            action = "included, marked partial" if include_partial else "left out"
+            warnings.warn(f"partial run {run_dir}: {reason}; {action}", PartialRunWarning, 2)
+            if not include_partial:
+                continue
+            frame = frame.assign(partial=True)
+        kept.append(frame)
+    if not kept:
+        raise RunDataError(
+            f"all {len(frames)} run(s) are partial (named above); include them explicitly "
+            "(include_partial) to aggregate them anyway"
+        )
+    table = pd.concat(kept, ignore_index=True)
     return table.sort_values(["env", "variant", "seed", "iteration"], ignore_index=True)
+
+
+RUN_COLUMNS = ["env", "variant", "seed", "iterations", "partial", "device", "wall_s"]
+"""runs.csv: one row per run kept in the tidy table; device and wall_s from done.json (else empty:
+unknown; ``device`` is absent from done.json files written before it was recorded)."""
+
+
+def run_records(run_dirs: Iterable[Path | str], tidy: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of ``tidy``: its iterations, partial mark, device and wall time."""
+    kept = tidy.groupby(["env", "variant", "seed"]).agg(
+        iterations=("iteration", "max"), partial=("partial", "any")
+    )
+    rows = []
+    for run_dir in run_dirs:
+        key = parse_run_dir(run_dir)
+        if key not in kept.index:
+            continue
+        done_path = Path(run_dir) / DONE_JSON
+        done = json.loads(done_path.read_text()) if done_path.is_file() else {}
+        rows.append(
+            {
+                **dict(zip(("env", "variant", "seed"), key, strict=True)),
+                **kept.loc[key].to_dict(),
+                "device": done.get("device"),
+                "wall_s": done.get("wall_s"),
+            }
+        )
+    return pd.DataFrame(rows, columns=RUN_COLUMNS).sort_values(["env", "variant", "seed"])
 
 
 def final_best_so_far(tidy: pd.DataFrame) -> pd.DataFrame:
     """Per run, the best-so-far return at its last iteration (one row per env, variant, seed)."""
+    if "partial" not in tidy:  # a returns.csv written before partial runs were marked
+        tidy = tidy.assign(partial=False)
     last = tidy.sort_values("iteration").groupby(["env", "variant", "seed"], as_index=False).last()
     return last.rename(columns={"best_so_far": "final_best_so_far", "iteration": "iterations"})[
-        ["env", "variant", "seed", "iterations", "env_steps", "final_best_so_far"]
+        ["env", "variant", "seed", "iterations", "env_steps", "final_best_so_far", "partial"]
     ]
 
 
-def _env_steps(run_dir: Path, logs: dict, iterations: np.ndarray) -> np.ndarray:
-    """Env steps collected up to and including each iteration (initial random episodes included)."""
-    metrics_path = run_dir / "metrics.csv"
-    if metrics_path.is_file():
-        try:
-            metrics = pd.read_csv(metrics_path)
-        except Exception as err:
-            raise RunDataError(f"{metrics_path}: unreadable CSV ({err})") from err
-        if {"iteration", "env_steps"} <= set(metrics.columns):
-            steps = metrics.set_index("iteration")["env_steps"]
-            if set(iterations) <= set(steps.index):
-                return steps.loc[iterations].to_numpy(dtype=np.int64)
-    rewards = np.asarray(logs["rewards"])  # [n, T]
-    n_episodes, task_hor = rewards.shape[0], rewards.shape[-1]
-    per_iter = _resolved(run_dir, ("exp_cfg", "exp_cfg", "nrollouts_per_iter"), default=1)
-    n_init = n_episodes - per_iter * iterations.size
-    if n_init < 0:
+def _env_steps(
+    run_dir: Path, cfg: dict | None, logs: dict, iterations: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(env steps, MPC env steps) by the end of each iteration (:func:`metrics.env_steps`).
+
+    task_hor comes from logs.mat; the loop settings from config.yaml, else the original's defaults,
+    with the number of initial random episodes read off logs.mat when config.yaml is absent.
+    """
+    rewards = np.asarray(logs["rewards"])  # [n, T] (or [n, T, 1], as the original's README says)
+    n_episodes, task_hor = rewards.shape[0], rewards.shape[1]
+    per_iter = _leaf(cfg, ("exp_cfg", "exp_cfg", "nrollouts_per_iter"), default=1)
+    inferred = n_episodes - per_iter * iterations.size
+    n_init = _leaf(cfg, ("exp_cfg", "exp_cfg", "ninit_rollouts"), default=inferred)
+    if n_init < 0 or n_init + per_iter * iterations.size != n_episodes:
         raise RunDataError(
-            f"{run_dir / 'logs.mat'}: {n_episodes} logged episodes < {iterations.size} iterations"
+            f"{run_dir / 'logs.mat'}: {n_episodes} logged episodes, expected {max(n_init, 0)} "
+            f"initial + {per_iter} x {iterations.size} iterations"
         )
-    return (n_init + per_iter * iterations) * task_hor
+    episodes = metrics.episodes_per_iteration(
+        nrecord=_leaf(cfg, ("exp_cfg", "log_cfg", "nrecord"), default=0),
+        neval=_leaf(cfg, ("exp_cfg", "log_cfg", "neval"), default=1),
+        nrollouts_per_iter=per_iter,
+    )
+    steps = metrics.env_steps(
+        iterations, task_hor=task_hor, ninit_rollouts=n_init, episodes_per_iter=episodes
+    )
+    mpc_steps = metrics.env_steps(
+        iterations, task_hor=task_hor, ninit_rollouts=0, episodes_per_iter=episodes
+    )
+    return steps, mpc_steps
 
 
-def _resolved(run_dir: Path, keys: tuple[str, ...], default: int) -> int:
-    """A leaf of the run's resolved config.yaml, or ``default`` when the file or leaf is absent."""
-    path = run_dir / "config.yaml"
+def _run_config(run_dir: Path) -> dict | None:
+    """The run's resolved config.yaml as a dict, or None when it has none."""
+    path = run_dir / CONFIG_YAML
     if not path.is_file():
-        return default
-    node = yaml.safe_load(path.read_text()) or {}
+        return None
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise RunDataError(f"{path}: unreadable YAML ({err})") from err
+
+
+def _leaf(cfg: dict | None, keys: tuple[str, ...], default: int | None) -> int | None:
+    """A leaf of a resolved config, or ``default`` when the config or the leaf is absent."""
+    node = cfg
     for key in keys:
         if not isinstance(node, dict) or key not in node:
             return default

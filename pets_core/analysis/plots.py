@@ -17,16 +17,16 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from pets_core.analysis.stats import MIN_SEEDS_FOR_BAND, curve_summary
 from pets_core.variants import MODEL_TYPES, OPT_TYPES, PROP_TYPES
 
 COLUMN_WIDTH_IN = 3.25  # one column of a two-column paper
 TEXT_WIDTH_IN = 6.75  # full text width
 PANEL_HEIGHT_IN = 2.0
-N_BOOT = 1000
-BOOT_SEED = 0  # fixed: byte-stable figures
 
 ALL_VARIANTS = [f"{m}-{p}-{o}" for o, m, p in itertools.product(OPT_TYPES, MODEL_TYPES, PROP_TYPES)]
-X_LABELS = {"iteration": "Trials", "env_steps": "Environment steps"}
+X_LABELS = {"iteration": "Trials", "mpc_env_steps": "Env steps (MPC trials)"}
+"""Both count MPC trials only (the initial random rollout is not counted, as in the original)."""
 
 
 @contextlib.contextmanager
@@ -76,33 +76,54 @@ def best_so_far_figure(
     reference: Mapping[str, Sequence[Mapping]] | None = None,
     palette: Mapping[str, str] | None = None,
 ) -> plt.Figure:
-    """Figure 3: best-so-far return vs trials (or env steps), mean and 95% bootstrap CI over seeds.
+    """Figure 3: best-so-far return vs trials or MPC env steps, mean over seeds.
 
-    ``reference``: env -> points {label, trials, env_steps, return} read off published curves,
-    drawn as black markers (one marker style per label).
+    With at least :data:`MIN_SEEDS_FOR_BAND` seeds: the mean and its 95% bootstrap CI band
+    (:func:`stats.curve_summary`); with fewer: the mean and every seed as a thin line with points
+    (a band from 3 seeds would pretend a precision it does not have). Partial runs (when included)
+    are dashed. ``x``: ``iteration`` (trials) or ``mpc_env_steps`` (the initial random episode not
+    counted, as in the original's curves). ``reference``: env -> points {label, trials,
+    env_steps, return} (:func:`reference.load_reference`), drawn as black markers at the same x.
     """
     data = tidy[tidy["variant"].isin(variants)]
+    if "partial" not in data:
+        data = data.assign(partial=False)
     present = [v for v in variants if v in set(data["variant"])]
     palette = variant_palette(present, palette)
+    summary = curve_summary(data, x)
     fig, axes = _panels(len(envs))
     markers = itertools.cycle(["x", "+", "1", "*"])
     marker_of: dict[str, str] = {}
+    styles: set[str] = set()
     for ax, env in zip(axes, envs, strict=True):
         env_data = data[data["env"] == env]
-        if len(env_data):
-            sns.lineplot(
-                data=env_data,
-                x=x,
-                y="best_so_far",
-                hue="variant",
-                hue_order=[v for v in present if v in set(env_data["variant"])],
-                palette=palette,
-                errorbar=("ci", 95),
-                n_boot=N_BOOT,
-                seed=BOOT_SEED,
-                ax=ax,
-                legend=False,
-            )
+        for variant in present:
+            runs = env_data[env_data["variant"] == variant]
+            if not len(runs):
+                continue
+            colour = palette[variant]
+            curve = summary[(summary["env"] == env) & (summary["variant"] == variant)]
+            if runs["seed"].nunique() >= MIN_SEEDS_FOR_BAND:
+                ax.fill_between(
+                    curve[x], curve["ci_low"], curve["ci_high"], color=colour, alpha=0.2, lw=0
+                )
+                styles.add("band")
+            else:
+                for _, run in runs.groupby("seed"):
+                    ax.plot(
+                        run[x],
+                        run["best_so_far"],
+                        color=colour,
+                        lw=0.6,
+                        alpha=0.6,
+                        ls="--" if run["partial"].any() else "-",
+                        marker="o",
+                        markersize=1.8,
+                    )
+                styles.add("seeds")
+                if runs["partial"].any():
+                    styles.add("partial")
+            ax.plot(curve[x], curve["mean"], color=colour, lw=1.6)
         x_max = env_data[x].max() if len(env_data) else np.inf
         for point in (reference or {}).get(env, []):
             x_ref = point["trials" if x == "iteration" else "env_steps"]
@@ -117,17 +138,51 @@ def best_so_far_figure(
                 linestyle="none",
                 marker=marker_of[label],
                 color="black",
-                markersize=5,
+                markersize=6,
+                markeredgewidth=1.2,
             )
         ax.set(title=env, xlabel=X_LABELS[x], ylabel="")
+        _readable_axes(ax, integer_x=x == "iteration", has_data=bool(len(env_data)))
     axes[0].set_ylabel("Best-so-far return")
-    handles = [mpl.lines.Line2D([], [], color=palette[v], label=v) for v in present]
+    handles = [mpl.lines.Line2D([], [], color=palette[v], lw=1.6, label=v) for v in present]
+    if "seeds" in styles:
+        handles.append(
+            mpl.lines.Line2D(
+                [], [], color="grey", lw=0.6, marker="o", markersize=1.8, label="single seeds"
+            )
+        )
+    if "partial" in styles:
+        handles.append(mpl.lines.Line2D([], [], color="grey", lw=0.6, ls="--", label="partial run"))
+    if "band" in styles:
+        handles.append(mpl.patches.Patch(color="grey", alpha=0.3, label="95% CI of the mean"))
     handles += [
         mpl.lines.Line2D([], [], color="black", marker=m, linestyle="none", label=label)
         for label, m in marker_of.items()
     ]
     _legend(fig, handles)
     return fig
+
+
+def _readable_axes(ax: plt.Axes, *, integer_x: bool, has_data: bool = True) -> None:
+    """About five y ticks; integer trials; env steps in thousands ('1.5k'); 'no runs' if empty."""
+    if not has_data:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center")
+        return
+    ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5))
+    ax.xaxis.set_major_locator(
+        mpl.ticker.MaxNLocator(nbins=4, integer=True, steps=[1, 2, 2.5, 5, 10])
+    )
+    if not integer_x:
+        ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(_thousands))
+
+
+def _thousands(value: float, _pos: int) -> str:
+    """1500 -> '1.5k', 800 -> '800', 15000 -> '15k'."""
+    if abs(value) < 1000:
+        return f"{value:.0f}"
+    return f"{value / 1000:.1f}".rstrip("0").rstrip(".") + "k"
 
 
 def raw_returns_figure(
@@ -137,7 +192,7 @@ def raw_returns_figure(
     variants: Sequence[str],
     palette: Mapping[str, str] | None = None,
 ) -> plt.Figure:
-    """Per-trial return (not best-so-far) vs trials: mean and 95% CI band, thin line per seed."""
+    """Per-trial return (not best-so-far) vs trials: the mean and a thin line per seed."""
     data = tidy[tidy["variant"].isin(variants)]
     present = [v for v in variants if v in set(data["variant"])]
     palette = variant_palette(present, palette)
@@ -148,27 +203,31 @@ def raw_returns_figure(
             if not len(runs):
                 continue
             for _, run in runs.groupby("seed"):
-                ax.plot(run["iteration"], run["return"], color=palette[variant], lw=0.4, alpha=0.35)
-            sns.lineplot(
-                data=runs,
-                x="iteration",
-                y="return",
-                color=palette[variant],
-                errorbar=("ci", 95),
-                n_boot=N_BOOT,
-                seed=BOOT_SEED,
-                ax=ax,
-            )
+                ax.plot(run["iteration"], run["return"], color=palette[variant], lw=0.6, alpha=0.5)
+            mean = runs.groupby("iteration")["return"].mean()
+            ax.plot(mean.index, mean.to_numpy(), color=palette[variant], lw=1.6)
         ax.set(title=env, xlabel=X_LABELS["iteration"], ylabel="")
+        _readable_axes(ax, integer_x=True, has_data=bool((data["env"] == env).any()))
     axes[0].set_ylabel("Return of each trial")
-    _legend(fig, [mpl.lines.Line2D([], [], color=palette[v], label=v) for v in present])
+    handles = [mpl.lines.Line2D([], [], color=palette[v], lw=1.6, label=v) for v in present]
+    handles.append(mpl.lines.Line2D([], [], color="grey", lw=0.6, label="single seeds"))
+    _legend(fig, handles)
     return fig
 
 
-def ablation_figure(summary: pd.DataFrame, *, envs: Sequence[str], opt: str = "CEM") -> plt.Figure:
-    """Figure 4: final best-so-far per model (x) x propagation (bars), per env, with 95% CIs.
+def ablation_figure(
+    summary: pd.DataFrame,
+    *,
+    envs: Sequence[str],
+    opt: str = "CEM",
+    finals: pd.DataFrame | None = None,
+) -> plt.Figure:
+    """Figure 4: final best-so-far per model (x) x propagation (bars), per env.
 
     ``summary``: :func:`pets_core.analysis.stats.summarize_final` output (mean, ci_low, ci_high).
+    Bars are means; a cell with at least :data:`MIN_SEEDS_FOR_BAND` seeds gets its 95% CI as
+    whiskers, a cell with fewer shows every seed as a point (``finals``:
+    :func:`aggregate.final_best_so_far` output) instead.
     """
     parts = summary["variant"].str.split("-", expand=True)
     data = summary.assign(model=parts[0], prop=parts[1], opt=parts[2])
@@ -187,26 +246,50 @@ def ablation_figure(summary: pd.DataFrame, *, envs: Sequence[str], opt: str = "C
                 if model not in cells.index:
                     continue
                 row = cells.loc[model]
-                xs.append(i + (j - (len(props) - 1) / 2) * width)
+                x_bar = i + (j - (len(props) - 1) / 2) * width
+                xs.append(x_bar)
                 heights.append(row["mean"])
-                low = row["mean"] - row["ci_low"] if np.isfinite(row["ci_low"]) else 0.0
-                high = row["ci_high"] - row["mean"] if np.isfinite(row["ci_high"]) else 0.0
-                errors[0].append(low)
-                errors[1].append(high)
+                banded = row["seeds"] >= MIN_SEEDS_FOR_BAND or finals is None
+                ok = banded and np.isfinite(row["ci_low"])
+                errors[0].append(row["mean"] - row["ci_low"] if ok else 0.0)
+                errors[1].append(row["ci_high"] - row["mean"] if ok else 0.0)
+                if not banded:
+                    seeds = finals[
+                        (finals["env"] == env) & (finals["variant"] == f"{model}-{prop}-{opt}")
+                    ]["final_best_so_far"]
+                    ax.plot(
+                        np.full(len(seeds), x_bar),
+                        seeds,
+                        linestyle="none",
+                        marker="o",
+                        markersize=2,
+                        color="black",
+                        zorder=3,
+                    )
             ax.bar(
                 xs,
                 heights,
                 width=width,
                 color=colours[prop],
-                yerr=errors,
+                yerr=errors if any(errors[0] + errors[1]) else None,  # no zero-length whiskers
                 capsize=1.5,
                 error_kw={"lw": 0.6},
             )
+        ax.set(title=env, xlabel="Model", ylabel="")
+        if not len(env_data):
+            _readable_axes(ax, integer_x=True, has_data=False)
+            continue
         ax.set_xticks(range(len(models)), models)
         ax.axhline(0, color="black", lw=0.5)
-        ax.set(title=env, xlabel="Model", ylabel="")
     axes[0].set_ylabel("Final best-so-far return")
-    _legend(fig, [mpl.patches.Patch(color=colours[p], label=p) for p in props])
+    handles = [mpl.patches.Patch(color=colours[p], label=p) for p in props]
+    if finals is not None and (data["seeds"] < MIN_SEEDS_FOR_BAND).any():
+        handles.append(
+            mpl.lines.Line2D(
+                [], [], color="black", marker="o", markersize=2, ls="none", label="single seeds"
+            )
+        )
+    _legend(fig, handles)
     return fig
 
 

@@ -21,6 +21,20 @@ from pets_core.analysis.aggregate import final_best_so_far, parse_run_dir
 BOOTSTRAP_SEED = 0
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
+MIN_SEEDS_FOR_BAND = 5
+"""Below this many seeds the figures draw every seed instead of a confidence band."""
+CI_METHOD = (
+    f"{CONFIDENCE:.0%} percentile bootstrap confidence interval of the mean over seeds "
+    f"(scipy.stats.bootstrap, {N_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}). With few seeds it "
+    "under-covers: with 3 seeds it is close to the range of the seeds, so read it as a spread, "
+    "not as a 95% guarantee"
+)
+"""The CI method in words, for captions and the report (one place, so text and code agree)."""
+
+
+def iqm_trims(n: int) -> bool:
+    """Whether the IQM of ``n`` values differs from their mean by construction (n >= 4)."""
+    return int(0.25 * n) > 0
 
 
 def iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -73,22 +87,44 @@ def summarize_final(tidy: pd.DataFrame) -> pd.DataFrame:
     for (env, variant), group in finals.groupby(["env", "variant"], sort=True):
         values = group["final_best_so_far"].to_numpy(dtype=float)
         low, high = bootstrap_ci(values)
-        iqm_low, iqm_high = bootstrap_ci(values, statistic=iqm)
+        trimmed = iqm_trims(len(values))
+        iqm_low, iqm_high = bootstrap_ci(values, statistic=iqm) if trimmed else (np.nan, np.nan)
         rows.append(
             {
                 "env": env,
                 "variant": variant,
                 "seeds": len(values),
+                "partial_seeds": int(group["partial"].astype(bool).sum()),
                 "iterations": int(group["iterations"].min()),
                 "mean": float(values.mean()),
                 "ci_low": low,
                 "ci_high": high,
-                "iqm": float(iqm(values)),
+                "iqm": float(iqm(values)) if trimmed else np.nan,  # = the mean: not shown
                 "iqm_ci_low": iqm_low,
                 "iqm_ci_high": iqm_high,
             }
         )
     return pd.DataFrame(rows)
+
+
+def curve_summary(tidy: pd.DataFrame, x: str = "iteration") -> pd.DataFrame:
+    """Per env x variant x ``x`` value: seeds, mean best-so-far and its CI over seeds."""
+    rows = []
+    for (env, variant, at), group in tidy.groupby(["env", "variant", x], sort=True):
+        values = group["best_so_far"].to_numpy(dtype=float)
+        low, high = bootstrap_ci(values)
+        rows.append(
+            {
+                "env": env,
+                "variant": variant,
+                x: at,
+                "seeds": len(values),
+                "mean": float(values.mean()),
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
+    return pd.DataFrame(rows, columns=["env", "variant", x, "seeds", "mean", "ci_low", "ci_high"])
 
 
 def trials_to_threshold(tidy: pd.DataFrame, thresholds: Mapping[str, float]) -> pd.DataFrame:
@@ -122,32 +158,55 @@ def trials_to_threshold(tidy: pd.DataFrame, thresholds: Mapping[str, float]) -> 
     return pd.DataFrame(rows)
 
 
-def compute_cost(benchmark_files: list[Path | str], *, gpu_per_run: float = 0.0) -> pd.DataFrame:
-    """Per env x variant compute per run from Snakemake benchmark TSVs.
+def compute_cost(
+    benchmark_files: list[Path | str],
+    runs: pd.DataFrame | None = None,
+    *,
+    gpu_per_run: float = 1.0,
+) -> pd.DataFrame:
+    """Per env x variant compute per run: wall, CPU and GPU hours, and the device(s).
 
-    A benchmark file is ``.../{env}/{variant}/seed{seed}.tsv`` with columns ``s`` (wall seconds)
-    and ``cpu_time`` (CPU seconds). GPU-hours = wall hours x ``gpu_per_run`` (GPUs a job held).
+    Wall seconds: done.json's ``wall_s`` (``runs``, :func:`aggregate.run_records`), else the
+    Snakemake benchmark's ``s``. CPU seconds: the benchmark's ``cpu_time`` (a benchmark file is
+    ``.../{env}/{variant}/seed{seed}.tsv``). GPU hours = wall hours x ``gpu_per_run`` for runs whose
+    done.json names a CUDA device, 0 for ``cpu`` runs, unknown (NaN) when the device is not
+    recorded; NaN as well when no run used a GPU, so CPU-only tables show no GPU hours.
     """
-    rows = []
+    per_run: dict[tuple[str, str, int], dict] = {}
     for path in benchmark_files:
         path = Path(path)
-        env, variant, seed = parse_run_dir(path.with_suffix(""))
+        key = parse_run_dir(path.with_suffix(""))
         bench = pd.read_csv(path, sep="\t")
-        wall_s = float(bench["s"].iloc[-1])
-        cpu_s = float(pd.to_numeric(bench["cpu_time"], errors="coerce").fillna(0.0).iloc[-1])
-        rows.append(
-            {"env": env, "variant": variant, "seed": seed, "wall_s": wall_s, "cpu_s": cpu_s}
-        )
-    columns = ["env", "variant", "runs", "wall_h_per_run", "cpu_h_per_run", "gpu_h_per_run"]
-    if not rows:
+        cpu = pd.to_numeric(bench["cpu_time"], errors="coerce").fillna(0.0).iloc[-1]
+        per_run[key] = {"wall_s": float(bench["s"].iloc[-1]), "cpu_s": float(cpu), "device": None}
+    for row in (runs if runs is not None else pd.DataFrame()).itertuples(index=False):
+        entry = per_run.setdefault((row.env, row.variant, int(row.seed)), {"cpu_s": np.nan})
+        if pd.notna(row.wall_s):
+            entry["wall_s"] = float(row.wall_s)
+        entry["device"] = row.device if isinstance(row.device, str) else None
+    columns = ["env", "variant", "runs", "device", "wall_h_per_run", "cpu_h_per_run"]
+    columns.append("gpu_h_per_run")
+    if not per_run:
         return pd.DataFrame(columns=columns)
-    per_run = pd.DataFrame(rows)
-    cost = per_run.groupby(["env", "variant"], as_index=False).agg(
-        runs=("seed", "count"), wall_s=("wall_s", "mean"), cpu_s=("cpu_s", "mean")
+    table = pd.DataFrame(
+        [{"env": k[0], "variant": k[1], "seed": k[2], **v} for k, v in per_run.items()]
+    )
+    table["wall_s"] = pd.to_numeric(table.get("wall_s"), errors="coerce")
+    device = table["device"]
+    gpu = device.fillna("").str.startswith("cuda")
+    cpu_only = np.where(device.isna(), np.nan, 0.0)
+    table["gpu_s"] = np.where(gpu, table["wall_s"] * gpu_per_run, cpu_only)
+    cost = table.groupby(["env", "variant"], as_index=False).agg(
+        runs=("seed", "count"),
+        device=("device", lambda d: ", ".join(sorted({x if x else "unknown" for x in d}))),
+        wall_s=("wall_s", "mean"),
+        cpu_s=("cpu_s", "mean"),
+        gpu_s=("gpu_s", "mean"),
+        any_gpu=("gpu_s", lambda g: bool((g > 0).any())),
     )
     cost["wall_h_per_run"] = cost["wall_s"] / 3600
     cost["cpu_h_per_run"] = cost["cpu_s"] / 3600
-    cost["gpu_h_per_run"] = cost["wall_h_per_run"] * gpu_per_run
+    cost["gpu_h_per_run"] = np.where(cost["any_gpu"], cost["gpu_s"] / 3600, np.nan)
     return cost[columns]
 
 
@@ -155,15 +214,16 @@ def summary_table(
     tidy: pd.DataFrame,
     thresholds: Mapping[str, float],
     benchmark_files: list[Path | str],
+    runs: pd.DataFrame | None = None,
     *,
-    gpu_per_run: float = 0.0,
+    gpu_per_run: float = 1.0,
 ) -> pd.DataFrame:
     """The paper table: final best-so-far stats, trials to threshold and compute cost per run."""
     table = summarize_final(tidy).merge(
         trials_to_threshold(tidy, thresholds), on=["env", "variant"], suffixes=("", "_thr")
     )
     table = table.drop(columns=["seeds_thr"]).merge(
-        compute_cost(benchmark_files, gpu_per_run=gpu_per_run).drop(columns=["runs"]),
+        compute_cost(benchmark_files, runs, gpu_per_run=gpu_per_run).drop(columns=["runs"]),
         on=["env", "variant"],
         how="left",
     )

@@ -1,20 +1,26 @@
-# Run directories -> one tidy table -> the summary table (Markdown, LaTeX, CSV).
+# Run directories -> the tidy table and run list -> summary, configuration and fidelity tables
+# (CSV / Markdown / LaTeX files; HTML for the report).
 
 
 localrules:
     aggregate,
     summarize,
+    configuration,
+    fidelity_table,
 
 
-rule aggregate:
+rule aggregate:  # partial runs: left out with a warning, or kept and marked (include_partial)
     input:
         run_inputs,
     output:
         returns="results/tables/returns.csv",
+        runs="results/tables/runs.csv",
     log:
         "results/logs/aggregate.log",
     conda:
         "../../environment.yml"
+    params:
+        include_partial=INCLUDE_PARTIAL,
     script:
         "../scripts/aggregate.py"
 
@@ -22,14 +28,17 @@ rule aggregate:
 rule summarize:
     input:
         returns=rules.aggregate.output.returns,
+        runs=rules.aggregate.output.runs,
     output:
-        csv=report(
-            "results/tables/final_returns.csv",
-            caption="../report/final_returns.rst",
-            category="Tables",
-        ),
+        csv="results/tables/final_returns.csv",
         markdown="results/tables/final_returns.md",
         latex="results/tables/final_returns.tex",
+        html=report(
+            "results/tables/final_returns.html",
+            caption="../report/final_returns.rst",
+            category="Tables",
+            labels={"table": "final best-so-far and cost"},
+        ),
     log:
         "results/logs/summarize.log",
     conda:
@@ -37,6 +46,52 @@ rule summarize:
     params:
         thresholds=config["figures"]["thresholds"],
         benchmarks="results/benchmarks/train",
-        gpu_per_run=config["train"]["gpu"] if config["device"] != "cpu" else 0,
+        settings_note=settings_note(),
+        ci_method=CI_METHOD,
     script:
         "../scripts/summarize.py"
+
+
+rule configuration:  # what every experiment ran, against the paper's defaults
+    input:
+        runs=rules.aggregate.output.runs,
+    output:
+        markdown="results/tables/configuration.md",
+        html=report(
+            "results/tables/configuration.html",
+            caption="../report/configuration.rst",
+            category="Configuration",
+            labels={"table": "resolved settings vs the paper's"},
+        ),
+    log:
+        "results/logs/configuration.log",
+    conda:
+        "../../environment.yml"
+    params:
+        run_dirs=lambda wildcards, input: [str(Path(p).parent) for p in run_inputs(wildcards)],
+    script:
+        "../scripts/configuration.py"
+
+
+rule fidelity_table:  # our best-so-far at the published curves' points (reference_curves)
+    input:
+        returns=rules.aggregate.output.returns,
+        runs=rules.aggregate.output.runs,
+        reference=config["figures"].get("reference_curves") or [],
+    output:
+        markdown="results/tables/fidelity.md",
+        html=report(
+            "results/tables/fidelity.html",
+            caption="../report/fidelity.rst",
+            category="Tables",
+            labels={"table": "ours vs the original's curves"},
+        ),
+    log:
+        "results/logs/fidelity_table.log",
+    conda:
+        "../../environment.yml"
+    params:
+        envs=ENVS,
+        settings=settings_by_env(),
+    script:
+        "../scripts/fidelity_table.py"

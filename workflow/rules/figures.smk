@@ -1,4 +1,4 @@
-# Tables -> paper figures (PDF for the paper, PNG for the report).
+# Tables -> paper figures (PDF for the paper, PNG for the report), and the report itself.
 
 
 localrules:
@@ -7,7 +7,7 @@ localrules:
     plot_raw_returns,
 
 
-rule plot_best_so_far:  # Figure 3 of the paper, with CIs and reference marks
+rule plot_best_so_far:  # Figure 3 of the paper, with CIs or single seeds, and reference marks
     input:
         returns=rules.aggregate.output.returns,
     output:
@@ -29,6 +29,10 @@ rule plot_best_so_far:  # Figure 3 of the paper, with CIs and reference marks
         variants=config["figures"]["best_so_far_variants"],
         palette=config["figures"]["palette"],
         reference_curves=config["figures"]["reference_curves"],
+        settings_note=settings_note(),
+        ci_method=CI_METHOD,
+        x_convention=X_CONVENTION,
+        min_seeds_for_band=MIN_SEEDS_FOR_BAND,
     script:
         "../scripts/plot_best_so_far.py"
 
@@ -36,6 +40,7 @@ rule plot_best_so_far:  # Figure 3 of the paper, with CIs and reference marks
 rule plot_ablation:  # Figure 4 of the paper: model x propagation
     input:
         summary=rules.summarize.output.csv,
+        returns=rules.aggregate.output.returns,
     output:
         pdf="results/figures/ablation.pdf",
         png=report(
@@ -50,6 +55,8 @@ rule plot_ablation:  # Figure 4 of the paper: model x propagation
         "../../environment.yml"
     params:
         envs=ENVS,
+        settings_note=settings_note(),
+        ci_method=CI_METHOD,
     script:
         "../scripts/plot_ablation.py"
 
@@ -73,11 +80,25 @@ rule plot_raw_returns:
         envs=ENVS,
         variants=config["figures"]["best_so_far_variants"],
         palette=config["figures"]["palette"],
+        settings_note=settings_note(),
     script:
         "../scripts/plot_raw_returns.py"
 
 
 rule figures:  # regenerate tables and figures only (with existing_runs: no training at all)
     input:
-        rules.summarize.output,
-        expand("results/figures/{name}.{ext}", name=FIGURES, ext=["pdf", "png"]),
+        analysis_outputs(),
+
+
+rule report:  # the HTML report, built by the main command (`snakemake --report` underneath)
+    input:
+        analysis_outputs(),
+    output:
+        report="results/report.html",
+    log:
+        "results/logs/report.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/report.py"

@@ -1,14 +1,34 @@
-"""Every run's logs.mat -> results/tables/returns.csv (the tidy table)."""
+"""Every run's logs.mat -> results/tables/returns.csv (tidy table) and runs.csv (one row a run).
+
+Partial runs are left out (or, with ``--config include_partial=true``, kept and marked); each one
+is named on the terminal and in the log.
+"""
 
 import sys
+import warnings
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
+log = open(snakemake.log[0], "w", buffering=1)
+terminal = sys.__stderr__
+sys.stderr = log
 
 from pathlib import Path
 
-from pets_core.analysis.aggregate import collect_runs
+from pets_core.analysis.aggregate import PartialRunWarning, collect_runs, run_records
+from pets_core.logs import write_text
 
+
+def show(message, category, filename, lineno, file=None, line=None):
+    text = f"{category.__name__}: {message}"
+    if category is PartialRunWarning and not snakemake.params.include_partial:
+        text += " (include it with --config include_partial=true)"
+    for stream in (terminal, log):
+        print(text, file=stream)
+
+
+warnings.showwarning = show
 run_dirs = [Path(path).parent for path in snakemake.input]  # done.json or logs.mat
-table = collect_runs(run_dirs)
-table.to_csv(snakemake.output.returns, index=False)
-print(f"{len(run_dirs)} runs, {len(table)} rows -> {snakemake.output.returns}", file=sys.stderr)
+table = collect_runs(run_dirs, include_partial=snakemake.params.include_partial)
+write_text(Path(snakemake.output.returns), table.to_csv(index=False))
+runs = run_records(run_dirs, table)
+write_text(Path(snakemake.output.runs), runs.to_csv(index=False))
+print(f"{len(runs)} runs, {len(table)} rows -> {snakemake.output.returns}", file=log)

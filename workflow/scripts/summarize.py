@@ -1,4 +1,4 @@
-"""Tidy table + benchmark TSVs -> final_returns.{csv,md,tex}."""
+"""Tidy table + run list + benchmark TSVs -> final_returns.{csv,md,tex,html}."""
 
 import sys
 
@@ -9,13 +9,20 @@ from pathlib import Path
 import pandas as pd
 
 from pets_core.analysis.stats import summary_table
-from pets_core.analysis.tables import to_latex, to_markdown
+from pets_core.analysis.tables import to_html, to_latex, to_markdown
+from pets_core.logs import write_text
 
 tidy = pd.read_csv(snakemake.input.returns)
+runs = pd.read_csv(snakemake.input.runs)
 benchmarks = sorted(Path(snakemake.params.benchmarks).glob("*/*/seed*.tsv"))
-table = summary_table(
-    tidy, snakemake.params.thresholds, benchmarks, gpu_per_run=snakemake.params.gpu_per_run
+kept = {(r.env, r.variant, int(r.seed)) for r in runs.itertuples()}
+benchmarks = [b for b in benchmarks if (b.parts[-3], b.parts[-2], int(b.stem[4:])) in kept]
+table = summary_table(tidy, snakemake.params.thresholds, benchmarks, runs)
+caption = (
+    f"Settings: {snakemake.params.settings_note}. CI: {snakemake.params.ci_method}. "
+    "IQM only where it trims a run (4 seeds or more)."
 )
-table.to_csv(snakemake.output.csv, index=False)
-Path(snakemake.output.markdown).write_text(to_markdown(table))
-Path(snakemake.output.latex).write_text(to_latex(table))
+write_text(Path(snakemake.output.csv), table.to_csv(index=False))
+write_text(Path(snakemake.output.markdown), to_markdown(table))
+write_text(Path(snakemake.output.latex), to_latex(table))
+write_text(Path(snakemake.output.html), to_html(table, caption))
