@@ -245,7 +245,7 @@ MISSPELT = {
     "top level": (
         {"devise": "cpu"},
         "config: unknown key 'devise' (did you mean 'device'?); valid keys: envs, experiments, "
-        "overrides, device, mlflow, train, existing_runs, figures\n",
+        "overrides, device, mlflow, train, existing_runs, include_partial, figures\n",
     ),
     "nested": (
         {"train": {"thread": 2}},
@@ -255,7 +255,7 @@ MISSPELT = {
     "two unknown": (
         {"envz": ["cartpole"], "seedz": [1]},
         "config: unknown keys 'envz', 'seedz'; valid keys: envs, experiments, overrides, device, "
-        "mlflow, train, existing_runs, figures\n",
+        "mlflow, train, existing_runs, include_partial, figures\n",
     ),
 }
 
