@@ -21,7 +21,9 @@ import yaml
 from test_workflow import REPO, copy_workflow
 
 TRAIN_KEYS = ("gpu=1", "cpus_per_gpu=4", "mem_mb=1000", "runtime=10")
-SACCT_FIELDS = "JobIdRaw,JobName,State,AllocCPUS,ReqMem,Timelimit,AllocTRES,Partition,Account,Comment"
+SACCT_FIELDS = (
+    "JobIdRaw,JobName,State,AllocCPUS,ReqMem,Timelimit,AllocTRES,Partition,Account,Comment"
+)
 
 
 def _train_resources(env: dict[str, str]) -> list[str]:
@@ -138,7 +140,8 @@ def test_test_matrix_through_a_real_slurm_cluster(slurm_cluster: dict, tmp_path:
     start = time.strftime("%Y-%m-%dT%H:%M:%S")
     process = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--workflow-profile", "workflow/profiles/slurm",
-         "--configfile", "config/slurm-test.yaml", "--slurm-init-seconds-before-status-checks", "2"],
+         "--configfile", "config/slurm-test.yaml",
+         "--slurm-init-seconds-before-status-checks", "2"],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, **env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
     )  # fmt: skip
