@@ -7,6 +7,7 @@ another machine using an address the server was not told about). Artifacts go th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -42,18 +43,18 @@ def _status(url: str) -> int:
         return 0
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    """`mlflow server --host 0.0.0.0 --allowed-hosts 127.0.0.2:PORT --serve-artifacts`."""
-    root = tmp_path_factory.mktemp("mlflow-server")
+@contextlib.contextmanager
+def _server(root: Path, env: dict, *extra: str):
+    """`mlflow server --host 0.0.0.0 --allowed-hosts 127.0.0.2:PORT --serve-artifacts` in root,
+    killed (its whole process group) on exit; yields the port."""
     port = _free_port()
     log = (root / "server.log").open("w")
     process = subprocess.Popen(
         [Path(sys.executable).parent / "mlflow", "server", "--host", "0.0.0.0", "--port", str(port),
          "--workers", "1", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
          "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
-         "--allowed-hosts", f"127.0.0.2:{port}"],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+         "--allowed-hosts", f"127.0.0.2:{port}", *extra],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 240  # seconds on a loaded 2-core box
@@ -61,15 +62,23 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             assert process.poll() is None, (root / "server.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "mlflow server did not come up"
             time.sleep(0.5)
-        yield {"port": port, "root": root}
+        yield port
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        with contextlib.suppress(ProcessLookupError):  # its group may be gone already
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with _server(root, dict(os.environ)) as port:
+        yield {"port": port, "root": root}
 
 
 def test_host_header_check_refuses_unlisted_addresses_with_a_clear_reason(server: dict) -> None:
