@@ -111,6 +111,18 @@ def _slurm(args: list[str], env: dict[str, str]) -> str:
     ).stdout
 
 
+def _start_now(job: str, env: dict) -> None:
+    """Cut SLURM's 120 s requeue delay once the requeued job is pending again."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = _slurm(["squeue", "-h", "-j", job, "-o", "%T"], env).strip()
+        if state == "PENDING":
+            _slurm(["scontrol", "update", f"jobid={job}", "StartTime=now"], env)
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"requeued job {job} never became pending again")
+
+
 def _requeue_one_run_mid_way(workdir: Path, process: subprocess.Popen, env: dict) -> str:
     """Preempt (requeue) the first training job seen with a checkpoint but no done.json, as a
     preempting partition would; SLURM's own 120 s requeue delay is cut short. Returns its run."""
@@ -123,7 +135,7 @@ def _requeue_one_run_mid_way(workdir: Path, process: subprocess.Popen, env: dict
                 job = [j for j, c in (x.split("|") for x in queue.split()) if c.endswith(wildcards)]
                 if job:
                     _slurm(["scontrol", "requeue", job[0]], env)
-                    _slurm(["scontrol", "update", f"jobid={job[0]}", "StartTime=now"], env)
+                    _start_now(job[0], env)
                     return f"{run.parent.name}/{run.name}"
         time.sleep(0.1)
     raise AssertionError("the workflow ended before any run could be preempted")
