@@ -136,3 +136,41 @@ def test_workflow_end_to_end_through_the_server(server: dict, tmp_path: Path) ->
         stored = server["root"] / "artifacts" / experiment.experiment_id / run.info.run_id
         assert (stored / "artifacts/logs.mat").stat().st_size > 0  # written by the server
     assert not list(workdir.rglob("mlruns")) and not list(workdir.rglob("mlartifacts"))
+
+
+def test_credentials_refusal_is_one_line_and_env_credentials_are_sent(monkeypatch) -> None:
+    """MLflow's basic-auth app (needs mlflow[auth], not pinned here) answers 401 without valid
+    credentials; a stand-in HTTP server that accepts exactly admin:pw checks what the probe
+    sends."""
+    import base64
+    import http.server
+    import threading
+
+    good = "Basic " + base64.b64encode(b"admin:pw").decode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # the http.server API
+            ok = self.path == "/health" or self.headers.get("Authorization") == good
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+        assert tracking.unreachable_reason(uri) == (
+            f"{uri} needs credentials (401): set MLFLOW_TRACKING_USERNAME and _PASSWORD"
+        )
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+        assert "needs credentials (401)" in tracking.unreachable_reason(uri)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")
+        assert tracking.unreachable_reason(uri) is None
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
