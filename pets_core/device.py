@@ -1,4 +1,5 @@
-"""Device resolution and global fallback seeds (STYLE sec. 6)."""
+"""Device resolution (one GPU per run on a multi-GPU box: pets_core.gpu_slots) and global
+fallback seeds (STYLE sec. 6)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,21 @@ import random
 import numpy as np
 import torch
 
+from pets_core.gpu_slots import claim_gpu
+
 
 class DeviceError(RuntimeError):
     """An explicitly requested device is not available."""
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
-    """'auto' picks CUDA when visible; an explicit 'cuda' that is not visible is an error."""
+    """'auto' picks CUDA when visible; an explicit 'cuda' that is not visible is an error.
+
+    'auto' and 'cuda' claim the least-used visible GPU (pets_core.gpu_slots); 'cuda:N' is kept."""
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        requested = "cuda"
     if requested not in ("cpu", "cuda") and not requested.startswith("cuda:"):
         raise DeviceError(f"unknown device {requested!r}; valid: auto, cpu, cuda")
     device = torch.device(requested)
@@ -23,6 +30,10 @@ def resolve_device(requested: str = "auto") -> torch.device:
         raise DeviceError(
             f"--device {requested} asked for CUDA but no GPU is visible; use auto or cpu"
         )
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", claim_gpu(torch.cuda.device_count()))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # a bare torch.cuda call also lands on this run's GPU
     return device
 
 

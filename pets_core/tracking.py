@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -59,6 +61,7 @@ def unreachable_reason(uri: str, timeout_s: float = 3.0) -> str | None:
             return None  # something answers; let mlflow decide
         except (OSError, ValueError) as err:
             return f"{uri} unreachable ({getattr(err, 'reason', err)})"
+        return _server_refusal(uri, timeout_s)
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
         try:
@@ -67,6 +70,32 @@ def unreachable_reason(uri: str, timeout_s: float = 3.0) -> str | None:
             return f"cannot create {db.parent} ({err.strerror})"
         if not os.access(db.parent, os.W_OK):
             return f"{db.parent} is not writable"
+    return None
+
+
+def _server_refusal(uri: str, timeout_s: float) -> str | None:
+    """/health answers even where the API refuses this client: ask the API once, so that a
+    Host-header or credentials refusal is one clear line rather than a traceback per job."""
+    request = urllib.request.Request(
+        uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
+    )
+    user, password = (os.environ.get(f"MLFLOW_TRACKING_{k}") for k in ("USERNAME", "PASSWORD"))
+    if user and password:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        urllib.request.urlopen(request, timeout=timeout_s).close()
+    except urllib.error.HTTPError as err:
+        host = urllib.parse.urlsplit(uri).netloc
+        if err.code == 403 and b"Host header" in err.read(500):
+            return (
+                f"{uri} refuses requests for host {host} (403 Invalid Host header): start "
+                f"`mlflow server` with --allowed-hosts {host} (README: Scaling out)"
+            )
+        if err.code == 401:
+            return f"{uri} needs credentials (401): set MLFLOW_TRACKING_USERNAME and _PASSWORD"
+    except (OSError, ValueError) as err:
+        return f"{uri} unreachable ({getattr(err, 'reason', err)})"
     return None
 
 
