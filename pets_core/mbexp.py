@@ -195,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if tracker.log_ms:
         ms = sum(tracker.log_ms) / len(tracker.log_ms)
         print(f"MLflow: run {tracker.run_id} in {tracker.uri} ({ms:.1f} ms per iteration batch)")
+    if tracker.active:
+        print(f"MLflow: browse with {tracker.browse_hint()}")
     return 0
 
 

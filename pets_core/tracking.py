@@ -7,8 +7,10 @@
   an exclusive file lock beside the db (``<db>.lock``), so concurrent runs and ingests neither race
   on the schema nor create a run twice. A store whose experiments point at another folder's
   ``mlartifacts`` (a copied store) is relocated to its own folder before anything is written.
-* Experiments are tagged ``mlflow.experimentKind = custom_model_development`` so MLflow 3's UI opens
-  them on the runs, not on its GenAI trace pages.
+* Experiments are tagged ``mlflow.experimentKind = custom_model_development`` (MLflow 3's "Machine
+  learning" kind). MLflow 3.17's UI routes by its global GenAI / Model training toggle instead
+  (default GenAI, remembered per browser), so the links this module prints carry
+  ``?workflowType=machine_learning``, which opens the runs.
 * Run name ``<variant> seed<N>`` (the experiment is the env); tags env, variant, seed, run_dir,
   run_uid, device, command, ``mlflow.source.*`` (name, type, git commit); the description
   (``mlflow.note.content``) lists the settings that differ from the paper's for that variant.
@@ -40,6 +42,10 @@ DEFAULT_URI = "sqlite:///results/mlflow.db"
 DISABLED = ("", "none", "off", "false")
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 """MLflow 3's UI opens an experiment without this tag on its GenAI pages (0 traces)."""
+UI_URL = "http://127.0.0.1:5000"
+UI_QUERY = "workflowType=machine_learning"
+"""MLflow 3.17's UI picks GenAI or "Model training" pages from a global toggle (default GenAI,
+remembered by the browser), not from the experiment's kind; this query selects Model training."""
 SYSTEM_METRICS_INTERVAL_S = 5.0
 """Sampling interval of MLflow's system-metrics monitor: a one-minute run gets ~12 samples."""
 METRIC_KEYS = (
@@ -389,6 +395,7 @@ class Tracker:
         self.echo = echo
         self.client = None
         self.run_id: str | None = None
+        self.experiment_id: str | None = None
         self.logged_through = 0
         self.finished = False
         self.created = False
@@ -444,13 +451,20 @@ class Tracker:
                     )
                 if resume and not self.finished and run.info.status != "RUNNING":
                     client.update_run(run.info.run_id, status="RUNNING")
-            self.client, self.run_id = client, run.info.run_id
+            self.client, self.run_id, self.experiment_id = client, run.info.run_id, exp_id
         except Exception as err:  # the store is optional; the files are the record
             self.skip(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
             return self
         if self.system_metrics and not self.finished:
             self._start_system_metrics()
         return self
+
+    def browse_hint(self) -> str:
+        """Where to look: the run's page in MLflow's UI (opened on runs, not on GenAI traces)."""
+        page = f"#/experiments/{self.experiment_id}/runs/{self.run_id}?{UI_QUERY}"
+        if self.uri is not None and self.uri.startswith(("http://", "https://")):
+            return f"{self.uri.rstrip('/')}/{page}"
+        return f"mlflow ui --backend-store-uri {shlex.quote(self.uri or '')}, then {UI_URL}/{page}"
 
     def _start_system_metrics(self) -> None:
         try:

@@ -169,7 +169,7 @@ def tracked_args(env="cartpole", variant="PE-TSinf-CEM", iters=2):
 
 @pytest.mark.slow
 def test_a_real_run_shows_commit_command_description_keys_system_metrics_and_video(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.5")  # a 5-s run gets some
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -180,6 +180,11 @@ def test_a_real_run_shows_commit_command_description_keys_system_metrics_and_vid
     exp = client.get_experiment_by_name("pets-cartpole")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     (run,) = client.search_runs([exp.experiment_id])
+    page = f"#/experiments/{exp.experiment_id}/runs/{run.info.run_id}"
+    assert (
+        f"MLflow: browse with mlflow ui --backend-store-uri {uri}, then "
+        f"http://127.0.0.1:5000/{page}?workflowType=machine_learning\n"
+    ) in capsys.readouterr().out
     tags = run.data.tags
     assert run.info.status == "FINISHED" and run.info.run_name == "D-E-CEM seed7"
     head = subprocess.run(
