@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pets_core import config as config_mod
 from pets_core import tracking
+from pets_core.checkpoint import load_checkpoint
 from pets_core.logs import DONE_JSON, read_run_info
 from pets_core.metrics import METRICS_CSV, read_metrics_csv
 
@@ -48,7 +49,7 @@ def ingest_run(run_dir: Path, uri: str, experiment: str | None = None) -> tuple[
     cfg = config_mod.from_yaml(run_dir / "config.yaml")
     info = read_run_info(run_dir)
     done = json.loads((run_dir / DONE_JSON).read_text())
-    rows = read_metrics_csv(run_dir) if (run_dir / METRICS_CSV).exists() else []
+    rows = _rows(run_dir)
     messages: list[str] = []
     tags = {"env": cfg.env, "variant": cfg.variant, "seed": cfg.seed, **_provenance(info)}
     if done.get("device"):
@@ -80,6 +81,21 @@ def ingest_run(run_dir: Path, uri: str, experiment: str | None = None) -> tuple[
     if before == (int(rows[-1]["iteration"]) if rows else 0, True):
         return tracker.run_id, "already present"
     return tracker.run_id, "completed"
+
+
+def _rows(run_dir: Path) -> list[dict[str, float]]:
+    """metrics.csv's rows; the checkpoint's when it holds the same iterations, since they also
+    carry what metrics.csv has no column for (``train_mse`` of P / PE runs)."""
+    rows = read_metrics_csv(run_dir) if (run_dir / METRICS_CSV).exists() else []
+    try:
+        saved = load_checkpoint(run_dir)
+    except Exception:  # an unreadable checkpoint: metrics.csv is the record
+        return rows
+    if saved is None:
+        return rows
+    ckpt_rows = saved.get("run", {}).get("rows", [])
+    same = [int(r["iteration"]) for r in ckpt_rows] == [int(r["iteration"]) for r in rows]
+    return [{**r, **c} for r, c in zip(rows, ckpt_rows, strict=True)] if same and rows else rows
 
 
 def _provenance(info: dict) -> dict[str, str]:

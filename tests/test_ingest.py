@@ -46,6 +46,17 @@ def test_readme_ingest_of_results_three_times_leaves_one_run(tmp_path, monkeypat
     assert r.info.status == "FINISHED" and r.info.run_name == "PE-TSinf-CEM seed1"
     assert r.data.tags["command"].startswith("python -m pets_core.mbexp -env cartpole")
     assert len(client.get_metric_history(r.info.run_id, "return")) == 2
+    # the same keys as a live run (train/mse of a PE run comes from checkpoint.pt's rows)
+    assert set(r.data.metrics) == {
+        "return",
+        "best_so_far",
+        "env_steps",
+        "train/nll",
+        "train/mse",
+        "plan/s_per_action",
+        "time/iteration_s",
+        "time/wall_s",
+    }
 
 
 def test_ingest_twice_adds_nothing(tmp_path, capsys):

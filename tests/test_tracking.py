@@ -339,3 +339,12 @@ def fake_run_dir(path, seed=0, identity=False):
     write_logs_mat(path, obs, [np.zeros((5, 1))] * 4, [np.zeros(5)] * 4, [0.0, 1.0, 2.0])
     write_json(path / "done.json", {"env": "cartpole", "iterations": 3})
     return cfg
+
+
+def test_done_json_device_names_the_torch_device():
+    import torch
+
+    from pets_core.experiment import _device_name
+
+    assert _device_name(torch.device("cpu")) == "cpu"
+    assert _device_name(torch.device("cuda:1")) == "cuda:1"  # no GPU needed for an explicit index
