@@ -115,6 +115,7 @@ def test_older_run_dirs_without_identity_ingest_exactly_once(tmp_path, capsys):
     assert not (tmp_path / "ref" / "seed1" / "run.json").exists()  # ingest only reads
 
 
+@pytest.mark.slow
 def test_two_concurrent_ingests_of_eight_dirs_make_eight_runs(tmp_path):
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"  # not created yet
     for seed in range(8):
