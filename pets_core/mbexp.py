@@ -152,8 +152,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mbexp: error: {err}", file=sys.stderr)
         return 2
 
-    from pets_core.experiment import run_experiment
-
     tracker = tracking.Tracker(
         tracking.resolve_uri(args.mlflow_uri),
         experiment=args.mlflow_experiment or tracking.experiment_name(cfg.env),
@@ -174,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"run dir: {run_dir} ({cfg.env} {cfg.variant} seed {cfg.seed} on {device})")
     with _interrupts_as_exceptions():
         try:
+            from pets_core.experiment import run_experiment  # torch, mujoco: seconds
+
             tracker.start()
             run_experiment(
                 cfg, run_dir, device=device, tracker=tracker, progress=not args.no_progress
