@@ -28,11 +28,18 @@ from pets_core.checkpoint import load_checkpoint, save_checkpoint
 from pets_core.config import CEMCfg, PetsConfig
 from pets_core.data import Episode, TrainingSet
 from pets_core.device import global_rng_state, seed_everything, set_global_rng_state
-from pets_core.logs import DONE_JSON, atomic_path, write_json, write_logs_mat, write_predictions_mat
+from pets_core.logs import (
+    DONE_JSON,
+    atomic_path,
+    read_run_info,
+    write_json,
+    write_logs_mat,
+    write_predictions_mat,
+)
 from pets_core.metrics import best_so_far, env_steps, episodes_per_iteration, write_metrics_csv
 from pets_core.progress import PLAIN_EVERY_S, Progress
 from pets_core.seeding import RunSeeds
-from pets_core.tracking import Tracker
+from pets_core.tracking import Tracker, run_artifacts
 
 MODEL_PT = "model.pt"
 
@@ -179,6 +186,7 @@ def run_experiment(
             "best_so_far": float(best_so_far(state.returns, elog.neval)[-1]),
             "train_loss": state.last_train.get("train_loss", float("nan")),
             "holdout_mse": state.last_train.get("holdout_mse", float("nan")),
+            "train_mse": state.last_train.get("train_mse", float("nan")),  # MLflow only
             "plan_s_per_action": float(np.mean([ep.seconds_per_action for ep in episodes])),
             "wall_s": state.last_train_s + acting_s,
         }
@@ -211,16 +219,25 @@ def run_experiment(
         "iterations": state.iteration,
         "final_best_so_far": state.best_so_far,
         "wall_s": state.wall_s,
+        "device": _device_name(device),
+        "run_uid": read_run_info(run_dir)["run_uid"],
     }
     if tracker is not None:
         tracker.log_rows(state.rows)  # anything a kill left unlogged
-        tracker.finish(_artifacts(run_dir))
+        tracker.finish(run_artifacts(run_dir))
     write_json(run_dir / DONE_JSON, done)  # the completion marker: last, atomically
     echo(
         f"done: {run_dir} best-so-far {state.best_so_far:.2f} after {state.iteration} iterations "
         f"({time.perf_counter() - t_session:.1f} s this session)"
     )
     return done
+
+
+def _device_name(device: torch.device) -> str:
+    """done.json's "device": the torch device the run used, "cpu" or "cuda:<index>"."""
+    if device.type == "cuda":
+        return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
+    return str(device)
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -364,6 +381,7 @@ def _train(cfg: PetsConfig, trainer, data: TrainingSet, rng, state: RunState, mp
     state.last_train = {
         "train_loss": float(np.mean(losses)) if losses else float("nan"),
         "holdout_mse": float("nan") if stats.holdout_mse is None else float(stats.holdout_mse),
+        "train_mse": float(np.mean(stats.train_mse)) if stats.train_mse else float("nan"),
     }
     state.model_trained = True
     mpc.model_trained = True
@@ -387,19 +405,6 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
 
     with atomic_path(path) as tmp:
         imageio.mimwrite(tmp, frames, fps=fps, codec="libx264", format="FFMPEG", macro_block_size=8)
-
-
-def _artifacts(run_dir: Path) -> list[Path]:
-    names = (
-        "logs.mat",
-        "metrics.csv",
-        "config.yaml",
-        "config.txt",
-        MODEL_PT,
-        "model.mat",
-        "model.nns",
-    )
-    return [run_dir / n for n in names if (run_dir / n).exists()]
 
 
 # ----------------------------------------------------------------------------- checkpoint

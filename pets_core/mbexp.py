@@ -13,8 +13,11 @@ alone. Bad input exits 2 with one line naming the culprit and the valid choices.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +26,7 @@ from pets_core import config as config_mod
 from pets_core import tracking
 from pets_core.config import ConfigError
 from pets_core.device import DeviceError, resolve_device
-from pets_core.logs import DONE_JSON, write_text
+from pets_core.logs import DONE_JSON, ensure_run_info, write_text
 from pets_core.progress import PLAIN_EVERY_S
 from pets_core.seeding import MAX_SEED
 
@@ -128,10 +131,11 @@ def prepare_run_dir(args: argparse.Namespace, cfg: config_mod.PetsConfig) -> tup
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv_list = list(sys.argv[1:] if argv is None else argv)
     run_dir: Path | None = None
     created = False
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(argv_list)
         if not 0 <= args.seed <= MAX_SEED:
             raise UsageError(f"--seed must be in 0..{MAX_SEED} (got {args.seed})")
         cfg = config_mod.load_config(args.env, args.ca, args.o, seed=args.seed)
@@ -149,6 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         run_dir, created = prepare_run_dir(args, cfg)
         try:
+            run_info = ensure_run_info(  # before config.yaml: an older run keeps its identity
+                run_dir,
+                env=cfg.env,
+                variant=cfg.variant,
+                seed=cfg.seed,
+                command=tracking.command_line("pets_core.mbexp", argv_list),
+                git_commit=tracking.git_commit(),
+            )
             write_text(run_dir / "config.txt", config_mod.to_text(cfg))
             write_text(run_dir / "config.yaml", config_mod.to_yaml(cfg))
         except OSError as err:
@@ -159,32 +171,87 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mbexp: error: {err}", file=sys.stderr)
         return 2
 
-    from pets_core.experiment import run_experiment
-
     tracker = tracking.Tracker(
         tracking.resolve_uri(args.mlflow_uri),
         experiment=args.mlflow_experiment or tracking.experiment_name(cfg.env),
-        run_name=tracking.run_name(cfg.env, cfg.variant, cfg.seed),
+        run_name=tracking.run_name(cfg.variant, cfg.seed),
         run_dir=run_dir,
-        tags={"env": cfg.env, "variant": cfg.variant, "seed": cfg.seed, "device": device.type},
+        run_uid=run_info["run_uid"],
+        tags={
+            "env": cfg.env,
+            "variant": cfg.variant,
+            "seed": cfg.seed,
+            "device": str(device),
+            **tracking.provenance_tags(run_info),
+        },
         params=config_mod.flatten(cfg),
-    ).start()
+        description=tracking.describe_differences(cfg, run_dir),
+        system_metrics=True,
+    )
     print(f"run dir: {run_dir} ({cfg.env} {cfg.variant} seed {cfg.seed} on {device})")
-    try:
-        run_experiment(
-            cfg,
-            run_dir,
-            device=device,
-            tracker=tracker,
-            progress=not args.no_progress,
-            progress_every_s=args.progress_every,
-        )
-    except Exception:
-        if tracker.active:
+    with _interrupts_as_exceptions():
+        try:
+            from pets_core.experiment import run_experiment  # torch, mujoco: seconds
+
+            tracker.start()
+            run_experiment(
+                cfg,
+                run_dir,
+                device=device,
+                tracker=tracker,
+                progress=not args.no_progress,
+                progress_every_s=args.progress_every,
+            )
+        except Interrupted as stop:
+            tracker.finish([], status="KILLED")
+            resume = (
+                argv_list if args.run_dir is not None else [*argv_list, "--run-dir", str(run_dir)]
+            )
+            print(
+                f"mbexp: interrupted by {stop.signal_name}; {run_dir} keeps every complete "
+                f"iteration. Resume with: {tracking.command_line('pets_core.mbexp', resume)}",
+                file=sys.stderr,
+            )
+            return 128 + stop.signum
+        except BaseException:
             tracker.finish([], status="FAILED")
-        raise
+            raise
     print("\n".join(closing_summary(cfg, run_dir, tracker)), flush=True)
     return 0
+
+
+class Interrupted(BaseException):
+    """SIGINT / SIGTERM during a run: the MLflow run ends KILLED, the run dir stays resumable."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def _interrupts_as_exceptions():
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` (raised in the main thread) for the
+    block; a second signal while the first is handled is ignored, so cleanup finishes."""
+
+    def handler(signum, _frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {  # a signal the parent made us ignore (nohup, `cmd &` in a script) stays ignored
+        s: signal.signal(s, handler)
+        for s in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(s) is not signal.SIG_IGN
+    }
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def closing_summary(
@@ -203,15 +270,10 @@ def closing_summary(
     lines = [f"results: {where}  ({', '.join(files)})"]
     if tracker.uri is not None and tracker.run_id is not None:
         lines.append(
-            f"MLflow:  run {tracking.run_name(cfg.env, cfg.variant, cfg.seed)} ({tracker.run_id}) "
+            f"MLflow:  run {tracking.run_name(cfg.variant, cfg.seed)} ({tracker.run_id}) "
             f"in experiment {tracker.experiment}"
         )
-        if tracker.uri.startswith(("http://", "https://")):
-            lines.append(f"browse:  open {tracker.uri}")
-        else:
-            lines.append(
-                f"browse:  mlflow ui --backend-store-uri {tracker.uri}  -> http://127.0.0.1:5000"
-            )
+        lines.append(f"browse:  {tracker.browse_hint()}")
     else:
         lines.append(
             "MLflow:  not logged; add it later with "

@@ -158,11 +158,13 @@ def test_log_file_progress_has_no_carriage_returns_and_one_line_per_iteration(tm
         [mlflow.MlflowClient(uri).get_experiment_by_name("pets-cartpole").experiment_id]
     )
     where = run_dir.resolve()
-    name = tracking.run_name("cartpole", "PE-TSinf-CEM", 0)
+    name = tracking.run_name("PE-TSinf-CEM", 0)
+    page = f"#/experiments/{found.info.experiment_id}/runs/{found.info.run_id}"
     assert lines[-4:] == [
         f"results: {where}  (metrics.csv, logs.mat, config.yaml, model.pt)",
         f"MLflow:  run {name} ({found.info.run_id}) in experiment pets-cartpole",
-        f"browse:  mlflow ui --backend-store-uri {uri}  -> http://127.0.0.1:5000",
+        f"browse:  mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
+        "?workflowType=machine_learning",
         f"video:   python -m pets_core.render -env cartpole -model-dir {where}",
     ]
 

@@ -250,7 +250,7 @@ def test_mlflow_run_in_sqlite_store(tmp_path):
     assert run(tmp_path / "run", argv, "--mlflow-uri", uri, "--seed", "2") == 0
     client = mlflow.MlflowClient(tracking_uri=uri)
     (r,) = client.search_runs([client.get_experiment_by_name("pets-cartpole").experiment_id])
-    assert r.info.status == "FINISHED" and r.info.run_name == "cartpole/PE-TSinf-CEM/seed2"
+    assert r.info.status == "FINISHED" and r.info.run_name == "PE-TSinf-CEM seed2"
     assert r.data.tags["run_dir"] == str((tmp_path / "run").resolve())
     assert (r.data.tags["env"], r.data.tags["variant"], r.data.tags["seed"]) == (
         "cartpole",
@@ -259,7 +259,7 @@ def test_mlflow_run_in_sqlite_store(tmp_path):
     )
     assert r.data.params["exp_cfg.sim_cfg.task_hor"] == str(TASK_HOR)
     assert r.data.params["ctrl_cfg.opt_cfg.cfg.popsize"] == "8"
-    for key in ("return", "best_so_far", "train_loss", "plan_s_per_action", "env_steps"):
+    for key in ("return", "best_so_far", "train/nll", "plan/s_per_action", "env_steps"):
         assert [m.step for m in client.get_metric_history(r.info.run_id, key)] == [1, 2], key
     artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
     assert {"logs.mat", "config.yaml", "config.txt", "model.pt", "metrics.csv"} <= artifacts
