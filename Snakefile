@@ -4,7 +4,7 @@
 #   snakemake --report results/report.html                # after a run (same --configfile)
 #   snakemake figures --cores 2 --config existing_runs=DIR  # tables + figures from logs.mat only
 #   snakemake --workflow-profile workflow/profiles/slurm  # SLURM (or .../default: local GPU box)
-# Contents: workflow/rules/{common,tracking,train,aggregate,figures}.smk
+# Contents: workflow/rules/{common,tracking,train,aggregate,figures,optimizers}.smk
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -23,9 +23,11 @@ include: "workflow/rules/tracking.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/optimizers.smk"
 
 
 rule all:
     default_target: True
     input:
         final_outputs(),
+        optimizer_outputs(),
