@@ -327,7 +327,8 @@ def _validate_mppi(c: MPPICfg) -> None:
     }
     for name, (ok, rule) in checks.items():
         if not ok:
-            raise ConfigError(f"ctrl_cfg.opt_cfg.cfg.{name} must be {rule} (got {getattr(c, name)})")
+            value = getattr(c, name)
+            raise ConfigError(f"ctrl_cfg.opt_cfg.cfg.{name} must be {rule} (got {value})")
 
 
 # ----------------------------------------------------------------------------- loading

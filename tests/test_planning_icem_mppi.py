@@ -266,7 +266,8 @@ def test_mppi_weights_match_the_closed_form():
     w = mppi_weights(torch.tensor([1000.0, 1001.0]), 1.0)
     torch.testing.assert_close(w, torch.tensor([1 / (1 + math.exp(-1)), 1 / (1 + math.e)]))
     # lambda -> 0: the argmin; lambda -> inf: uniform
-    torch.testing.assert_close(mppi_weights(torch.tensor([2.0, 1.0, 3.0]), 1e-4)[1], torch.tensor(1.0))
+    costs = torch.tensor([2.0, 1.0, 3.0])
+    torch.testing.assert_close(mppi_weights(costs, 1e-4)[1], torch.tensor(1.0))
     torch.testing.assert_close(
         mppi_weights(torch.tensor([2.0, 1.0, 3.0]), 1e6), torch.full((3,), 1 / 3), rtol=1e-5, atol=0
     )

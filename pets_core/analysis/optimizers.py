@@ -200,7 +200,7 @@ def optimizer_figure(
             if seconds.size:
                 mean = float(seconds.mean())
                 low, high = bootstrap_ci(seconds)
-                yerr = None if np.isnan(low) else [[mean - low], [high - mean]]
+                yerr = None if np.isnan(low) else [[max(mean - low, 0.0)], [max(high - mean, 0.0)]]
                 bottom.bar(i, mean, color=colours[variant], yerr=yerr, capsize=2)
                 budget = _mean(runs["candidates_per_action"])
                 if not np.isnan(budget):

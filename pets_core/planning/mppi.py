@@ -99,7 +99,7 @@ class MPPIOptimizer:
 
 
 def _smooth(plan: Tensor, s: float) -> Tensor:
-    """Causal exponential filter along the horizon: ``y_0 = x_0``, ``y_t = (1-s) x_t + s y_{t-1}``."""
+    """Causal exponential filter along the horizon: ``y_0 = x_0``, ``y_t = (1-s) x_t + s y_t-1``."""
     out = plan.clone()
     for t in range(1, plan.shape[0]):
         out[t] = (1 - s) * plan[t] + s * out[t - 1]
