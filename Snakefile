@@ -30,4 +30,4 @@ rule all:
     default_target: True
     input:
         final_outputs(),
-        optimizer_outputs(),
+        OPTIMIZER_OUTPUTS,

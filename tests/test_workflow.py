@@ -162,7 +162,7 @@ def test_slurm_profile_maps_training_jobs_to_gpu_partition() -> None:
     result = snakemake("-n", "--nolock", "--workflow-profile", "workflow/profiles/slurm")
     assert result.returncode == 0, result.stderr
     train = [line for line in result.stdout.splitlines() if "slurm_partition=gpu" in line]
-    assert len(train) == 320 and all("gpu=1" in line for line in train)
+    assert len(train) == 360 and all("gpu=1" in line for line in train)
 
 
 def test_analysis_modules_import_no_torch_or_models() -> None:

@@ -5,16 +5,17 @@
 OPTIMIZERS_GROUP = config["experiments"].get("optimizers")
 
 
-def optimizer_outputs():
-    """Targets of the comparison (none without an `optimizers` group)."""
-    if not OPTIMIZERS_GROUP:
-        return []
-    return [
+# Targets of the comparison (none without an `optimizers` group); rule all requests them.
+OPTIMIZER_OUTPUTS = (
+    [
         "results/figures/optimizers.pdf",
         "results/figures/optimizers.png",
         "results/tables/optimizers.csv",
         "results/tables/optimizers.md",
     ]
+    if OPTIMIZERS_GROUP
+    else []
+)
 
 
 if OPTIMIZERS_GROUP:
