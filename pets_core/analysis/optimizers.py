@@ -206,16 +206,18 @@ def optimizer_figure(
                 if not np.isnan(budget):
                     bottom.annotate(
                         f"{budget:.0f}",
-                        (i, mean),
+                        (i, mean if np.isnan(high) else max(mean, high)),
                         xytext=(0, 2),
                         textcoords="offset points",
                         ha="center",
                         va="bottom",
                         fontsize=6,
                     )
-        bottom.set_xticks(range(len(order)), [v.rsplit("-", 1)[-1] for v in order], fontsize=7)
+        names = [v.rsplit("-", 1)[-1] for v in order]
+        bottom.set_xticks(range(len(order)), names, fontsize=6, rotation=25, ha="right")
         bottom.set(ylabel="Planning s / action" if col == 0 else "")
-        bottom.margins(y=0.2)
+        bottom.set_xlabel("over bars: candidates / action", fontsize=6)
+        bottom.margins(y=0.25)
     handles = [plt.Line2D([], [], color=colours[v], label=v) for v in present]
     _legend(fig, handles)
     return fig
