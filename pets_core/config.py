@@ -143,7 +143,7 @@ class ICEMCfg:
     alpha: float = 0.1
     """Momentum of the mean / std update."""
     noise_beta: float = 2.0
-    """Colored-noise exponent: PSD ~ 1 / f^beta along the horizon (0 = white)."""
+    """Colored-noise exponent: PSD ~ 1 / f^beta along the horizon (0 = white; per task)."""
     pop_decay: float = 1.25
     """gamma: iteration i samples max(N gamma^-i, 2 K)."""
     keep_elites_frac: float = 0.3

@@ -72,7 +72,8 @@ class ICEMOptimizer:
     colored noise ``C_beta`` (``noise_beta`` [2; 0-5 by task]); plus the best
     ``round(keep_elites_frac * K)`` [0.3] elites of the previous iteration (at ``i = 0``: of the
     previous plan's last iteration, shifted ``per`` steps left, the new tail actions drawn from the
-    current distribution); plus, at the last iteration, the mean itself. The ``K = num_elites``
+    current distribution); plus, at the last iteration, the mean itself (the authors' code
+    overwrites one sample with it; here it is one more candidate). The ``K = num_elites``
     [10] lowest costs refit ``mean <- alpha mean + (1 - alpha) elite_mean`` and
     ``std <- alpha std + (1 - alpha) elite_std`` (population std; ``alpha`` [0.1]).
     Returns the lowest-cost sequence evaluated in this call ("execute the best action").
