@@ -4,7 +4,7 @@
 #   (the main command also writes results/report.html, Snakemake's HTML report)
 #   snakemake figures --cores 2 --config existing_runs=DIR  # tables + figures from logs.mat only
 #   snakemake --workflow-profile workflow/profiles/slurm  # SLURM (or .../default: local GPU box)
-# Contents: workflow/rules/{common,tracking,train,aggregate,figures}.smk
+# Contents: workflow/rules/{common,tracking,train,aggregate,figures,optimizers}.smk
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -24,6 +24,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/optimizers.smk"
 
 
 onsuccess:
@@ -35,4 +36,5 @@ rule all:
     input:
         final_outputs(),
         analysis_outputs(),
+        OPTIMIZER_OUTPUTS,
         rules.report.output,

@@ -5,7 +5,8 @@ Layers, later wins: ``config/pets/default.yaml`` < ``config/envs/<env>.yaml`` < 
 every prefix of the path must exist, the leaf is converted by its declared type (int, float, str,
 bool; booleans "False" / "false" / "" -> False, anything else -> True) and read-only leaves are
 refused. As in the original, ``-ca opt-type`` copies the chosen optimiser's settings into
-``ctrl_cfg.opt_cfg.cfg`` (so ``-o ctrl_cfg.opt_cfg.cfg.popsize 100`` addresses it).
+``ctrl_cfg.opt_cfg.cfg`` (so ``-o ctrl_cfg.opt_cfg.cfg.popsize 100`` addresses it); the YAML
+layers keep one section per optimiser (cem, random, icem, mppi: ``OPT_CFGS``).
 """
 
 from __future__ import annotations
@@ -134,12 +135,56 @@ class RandomCfg:
 
 
 @dataclasses.dataclass(frozen=True)
+class ICEMCfg:
+    """iCEM (Pinneri et al., CoRL 2020); defaults are the paper's."""
+
+    popsize: int
+    """N: fresh samples in the first iteration (per env: CEM's N)."""
+    num_elites: int = 10
+    """K: lowest-cost candidates refitting the sampling distribution."""
+    max_iters: int = 3
+    alpha: float = 0.1
+    """Momentum of the mean / std update."""
+    noise_beta: float = 2.0
+    """Colored-noise exponent: PSD ~ 1 / f^beta along the horizon (0 = white; per task)."""
+    pop_decay: float = 1.25
+    """gamma: iteration i samples max(N gamma^-i, 2 K)."""
+    keep_elites_frac: float = 0.3
+    """xi: fraction of the elites carried into the next iteration (and, shifted, the next plan)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MPPICfg:
+    """MPPI (Williams et al., ICRA 2017; information-theoretic MPC)."""
+
+    popsize: int
+    """N: perturbed sequences per iteration (per env: CEM's N)."""
+    num_iters: int = 5
+    """Refinements of the plan per action (1 in the paper's real-time setting)."""
+    temperature: float = 1.0
+    """lambda: weights exp(-(cost - min cost) / lambda)."""
+    sigma: float = 1.0
+    """Noise std in units of the initial std (high - low) / 4."""
+    smoothing: float = 0.0
+    """Mean smoothing along the horizon, U_t <- (1-s) U_t + s U_{t-1} (0 = off)."""
+
+
+OPT_CFGS: dict[str, tuple[str, type]] = {
+    "CEM": ("cem", CEMCfg),
+    "Random": ("random", RandomCfg),
+    "iCEM": ("icem", ICEMCfg),
+    "MPPI": ("mppi", MPPICfg),
+}
+"""opt-type -> (its section under ctrl_cfg.opt_cfg in the YAML layers, its dataclass)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class OptCfg:
     mode: str
-    """CEM or Random (set by -ca opt-type)."""
+    """CEM, Random, iCEM or MPPI (set by -ca opt-type)."""
     plan_hor: int
     """H: planning horizon."""
-    cfg: CEMCfg | RandomCfg
+    cfg: CEMCfg | RandomCfg | ICEMCfg | MPPICfg
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,6 +293,10 @@ def _validate(cfg: PetsConfig) -> None:
             )
         if c.max_iters < 1 or not 0.0 <= c.alpha < 1.0:
             raise ConfigError("ctrl_cfg.opt_cfg.cfg needs max_iters >= 1 and 0 <= alpha < 1")
+    if isinstance(opt.cfg, ICEMCfg):
+        _validate_icem(opt.cfg)
+    if isinstance(opt.cfg, MPPICfg):
+        _validate_mppi(opt.cfg)
     if variant.is_ensemble and init.num_nets <= 1:
         raise ConfigError(
             f"ctrl_cfg.prop_cfg.model_init_cfg.num_nets: ensembled models ({variant.model}) must "
@@ -257,6 +306,37 @@ def _validate(cfg: PetsConfig) -> None:
         check_particles(variant, prop.npart, init.num_nets)
     except VariantError as err:
         raise ConfigError(str(err)) from None
+
+
+def _validate_icem(c: ICEMCfg) -> None:
+    where = "ctrl_cfg.opt_cfg.cfg"
+    if not 0 < c.num_elites <= c.popsize:
+        raise ConfigError(
+            f"{where}.num_elites must be in 1..popsize={c.popsize} (got {c.num_elites})"
+        )
+    checks = {
+        "max_iters": (c.max_iters >= 1, ">= 1"),
+        "alpha": (0.0 <= c.alpha < 1.0, "in [0, 1)"),
+        "noise_beta": (c.noise_beta >= 0.0, ">= 0"),
+        "pop_decay": (c.pop_decay >= 1.0, ">= 1"),
+        "keep_elites_frac": (0.0 <= c.keep_elites_frac <= 1.0, "in [0, 1]"),
+    }
+    for name, (ok, rule) in checks.items():
+        if not ok:
+            raise ConfigError(f"{where}.{name} must be {rule} (got {getattr(c, name)})")
+
+
+def _validate_mppi(c: MPPICfg) -> None:
+    checks = {
+        "num_iters": (c.num_iters >= 1, ">= 1"),
+        "temperature": (c.temperature > 0.0, "> 0"),
+        "sigma": (c.sigma > 0.0, "> 0"),
+        "smoothing": (0.0 <= c.smoothing < 1.0, "in [0, 1)"),
+    }
+    for name, (ok, rule) in checks.items():
+        if not ok:
+            value = getattr(c, name)
+            raise ConfigError(f"ctrl_cfg.opt_cfg.cfg.{name} must be {rule} (got {value})")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -313,8 +393,8 @@ def _apply_variant(tree: dict[str, Any], variant: Variant) -> dict[str, Any]:
         prop["npart"] = 1
     if variant.model == "DE" and variant.prop.startswith("TS"):
         prop["ign_var"] = True
-    chosen = {"CEM": "cem", "Random": "random"}[variant.opt]
-    opt_tree = {"mode": variant.opt, "plan_hor": opt["plan_hor"], "cfg": dict(opt[chosen])}
+    section = OPT_CFGS[variant.opt][0]
+    opt_tree = {"mode": variant.opt, "plan_hor": opt["plan_hor"], "cfg": dict(opt[section])}
     ctrl["opt_cfg"] = opt_tree
     return tree
 
@@ -333,7 +413,16 @@ def read_only_reason(path: str, variant: Variant) -> str | None:
         return "DE with TS* always propagates each member's mean (ign_var is True)"
     if path == "ctrl_cfg.prop_cfg.model_init_cfg.num_nets" and not variant.is_ensemble:
         return f"model-type {variant.model} has a single network"
+    if path.startswith("ctrl_cfg.opt_cfg.cfg."):
+        leaf = path.removeprefix("ctrl_cfg.opt_cfg.cfg.")
+        owners = [o for o, (_, c) in OPT_CFGS.items() if leaf in _field_names(c)]
+        if owners and variant.opt not in owners:
+            return f"opt-type {variant.opt} has no {leaf} (it belongs to {', '.join(owners)})"
     return None
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
 
 
 def _apply_override(tree: dict[str, Any], variant: Variant, path: str, raw: str) -> None:
@@ -531,9 +620,14 @@ def _is_dataclass_type(ftype: Any) -> bool:
 
 
 def _dataclass_of(ftype: Any, parent: Mapping[str, Any]) -> type:
-    """The one union in the tree: opt_cfg.cfg is CEMCfg or RandomCfg, chosen by opt_cfg.mode."""
+    """The one union in the tree: opt_cfg.cfg is the dataclass of opt_cfg.mode (OPT_CFGS)."""
     if typing.get_origin(ftype) in (types.UnionType, typing.Union):
-        return CEMCfg if parent.get("mode") == "CEM" else RandomCfg
+        mode = parent.get("mode")
+        if mode not in OPT_CFGS:
+            raise ConfigError(
+                f"unknown ctrl_cfg.opt_cfg.mode {mode!r}; valid: {', '.join(OPT_CFGS)}"
+            )
+        return OPT_CFGS[mode][1]
     return ftype
 
 

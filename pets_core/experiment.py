@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from pets_core.checkpoint import load_checkpoint, save_checkpoint
-from pets_core.config import CEMCfg, PetsConfig
+from pets_core.config import CEMCfg, ICEMCfg, MPPICfg, PetsConfig, RandomCfg
 from pets_core.data import Episode, TrainingSet
 from pets_core.device import global_rng_state, seed_everything, set_global_rng_state
 from pets_core.logs import (
@@ -279,27 +279,66 @@ def _make_model(cfg: PetsConfig, task, device: torch.device):
     return model, ModelTrainer(model, learning_rate=init.learning_rate)
 
 
+def make_optimizer(
+    opt_cfg: CEMCfg | RandomCfg | ICEMCfg | MPPICfg,
+    lower: torch.Tensor,  # (H, A)
+    upper: torch.Tensor,  # (H, A)
+    *,
+    per: int = 1,
+):
+    """The optimiser of ``ctrl_cfg.opt_cfg.cfg`` over the box ``[lower, upper]``.
+
+    ``per`` (actions executed per plan) tells iCEM how far to shift the last plan's elites.
+    """
+    from pets_core.planning import CEMOptimizer, ICEMOptimizer, MPPIOptimizer, RandomShooting
+
+    c = opt_cfg
+    if isinstance(c, CEMCfg):
+        return CEMOptimizer(
+            popsize=c.popsize,
+            num_elites=c.num_elites,
+            max_iters=c.max_iters,
+            epsilon=c.epsilon,
+            alpha=c.alpha,
+            lower=lower,
+            upper=upper,
+            var_update=c.var_update,
+        )
+    if isinstance(c, ICEMCfg):
+        return ICEMOptimizer(
+            popsize=c.popsize,
+            num_elites=c.num_elites,
+            max_iters=c.max_iters,
+            alpha=c.alpha,
+            noise_beta=c.noise_beta,
+            pop_decay=c.pop_decay,
+            keep_elites_frac=c.keep_elites_frac,
+            lower=lower,
+            upper=upper,
+            per=per,
+        )
+    if isinstance(c, MPPICfg):
+        return MPPIOptimizer(
+            popsize=c.popsize,
+            num_iters=c.num_iters,
+            temperature=c.temperature,
+            sigma=c.sigma,
+            smoothing=c.smoothing,
+            lower=lower,
+            upper=upper,
+        )
+    return RandomShooting(popsize=c.popsize, lower=lower, upper=upper)
+
+
 def _make_mpc(cfg: PetsConfig, env, task, model, device: torch.device):
-    from pets_core.planning import MPC, CEMOptimizer, RandomShooting
+    from pets_core.planning import MPC
 
     opt = cfg.ctrl_cfg.opt_cfg
     low = np.asarray(env.action_space.low, dtype=np.float64)
     high = np.asarray(env.action_space.high, dtype=np.float64)
     lower = torch.as_tensor(np.tile(low, (opt.plan_hor, 1)), dtype=torch.float32, device=device)
     upper = torch.as_tensor(np.tile(high, (opt.plan_hor, 1)), dtype=torch.float32, device=device)
-    if isinstance(opt.cfg, CEMCfg):
-        optimizer = CEMOptimizer(
-            popsize=opt.cfg.popsize,
-            num_elites=opt.cfg.num_elites,
-            max_iters=opt.cfg.max_iters,
-            epsilon=opt.cfg.epsilon,
-            alpha=opt.cfg.alpha,
-            lower=lower,
-            upper=upper,
-            var_update=opt.cfg.var_update,
-        )
-    else:
-        optimizer = RandomShooting(popsize=opt.cfg.popsize, lower=lower, upper=upper)
+    optimizer = make_optimizer(opt.cfg, lower, upper, per=cfg.ctrl_cfg.per)
     prop = cfg.ctrl_cfg.prop_cfg
     log = cfg.ctrl_cfg.log_cfg
     return MPC(

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar=("KEY", "VALUE"),
         help="controller argument: model-type {D,P,DE,PE}, prop-type {E,DS,TS1,TSinf,MM}, "
-        "opt-type {CEM,Random}",
+        "opt-type {CEM,Random,iCEM,MPPI}",
     )
     p.add_argument(
         "-o",

@@ -1,6 +1,8 @@
 """PETS variants named as in the paper: MODEL-PROP-OPT, e.g. PE-TSinf-CEM (Chua et al. 2018).
 
-The valid combinations are those the original's config enforces (spec sec. 3.5 and 4).
+The valid combinations are those the original's config enforces (spec sec. 3.5 and 4). The
+optimisers beyond the paper's CEM and Random are iCEM (Pinneri et al., CoRL 2020) and MPPI
+(Williams et al., ICRA 2017); they combine with every valid model / propagation pair.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Literal, get_args
 
 ModelType = Literal["D", "P", "DE", "PE"]
 PropType = Literal["E", "DS", "TS1", "TSinf", "MM"]
-OptType = Literal["CEM", "Random"]
+OptType = Literal["CEM", "Random", "iCEM", "MPPI"]
 
 MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 PROP_TYPES: tuple[str, ...] = get_args(PropType)

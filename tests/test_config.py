@@ -115,7 +115,7 @@ def test_overrides_apply_in_command_line_order():
         ([], [("ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims", "8,8")], "weight_decays needs"),
         ([], [("exp_cfg.sim_cfg.stochastic", "True")], "needs exp_cfg.sim_cfg.noise_std"),
         ([("model-type", "XL")], [], "unknown -ca model-type 'XL'; valid: D, P, DE, PE"),
-        ([("opt-type", "cem")], [], "valid: CEM, Random"),
+        ([("opt-type", "cem")], [], "valid: CEM, Random, iCEM, MPPI"),
         ([("model", "PE")], [], "unknown -ca key 'model'; valid: model-type, prop-type, opt-type"),
         ([("model-type", "D")], [], "model-type D needs prop-type E"),
         ([("model-type", "P"), ("prop-type", "TSinf")], [], "needs an ensemble"),

@@ -51,9 +51,11 @@ def tiny_args(env: str, variant: str = "PE-TSinf-CEM", iters: int = 1) -> list[s
         "ctrl_cfg.opt_cfg.cfg.popsize": 8,
         "ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims": ",".join(["8"] * layers),
     }
-    if opt == "CEM":
+    if opt in ("CEM", "iCEM"):
         o["ctrl_cfg.opt_cfg.cfg.num_elites"] = 2
         o["ctrl_cfg.opt_cfg.cfg.max_iters"] = 2
+    if opt == "MPPI":
+        o["ctrl_cfg.opt_cfg.cfg.num_iters"] = 2
     if model in ("DE", "PE"):
         o["ctrl_cfg.prop_cfg.model_init_cfg.num_nets"] = 2
     if prop != "E":

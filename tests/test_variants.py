@@ -41,7 +41,8 @@ def test_valid_combinations_are_exactly_the_originals():
     [
         ("GP-E-CEM", "model-type 'GP'"),
         ("PE-TS2-CEM", "prop-type 'TS2'"),
-        ("PE-TSinf-iCEM", "opt-type 'iCEM'"),
+        ("PE-TSinf-PSO", "opt-type 'PSO'"),
+        ("PE-TSinf-icem", "opt-type 'icem'"),
         ("D-TSinf-CEM", "needs prop-type E"),
         ("P-TS1-CEM", "needs an ensemble"),
         ("PE-TSinf", "MODEL-PROP-OPT"),

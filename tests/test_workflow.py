@@ -67,8 +67,9 @@ def test_lint_clean() -> None:
 
 def test_dry_run_paper_matrix_has_one_job_per_env_variant_seed() -> None:
     jobs = expected_jobs(REPO / "config" / "config.yaml")
-    # 4 envs x (PE-TSinf-CEM x 10 seeds + 13 other ablation variants x 5 + PE-TSinf-Random x 5)
-    assert len(jobs) == 4 * (10 + 13 * 5 + 5) == 320
+    # 4 envs x (PE-TSinf-CEM x 10 seeds + 13 other ablation variants x 5
+    #          + PE-TSinf-{Random, iCEM, MPPI} x 5)
+    assert len(jobs) == 4 * (10 + 13 * 5 + 3 * 5) == 360
     result = snakemake("-n", "--nolock")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)

@@ -1,7 +1,9 @@
-"""PETS planning: uncertainty propagation, CEM / random shooting, and the MPC controller."""
+"""PETS planning: uncertainty propagation, CEM / iCEM / MPPI / random shooting, and the MPC."""
 
 from pets_core.planning.cem import CEMOptimizer
+from pets_core.planning.icem import ICEMOptimizer, colored_noise
 from pets_core.planning.mpc import MPC, tile_bounds
+from pets_core.planning.mppi import MPPIOptimizer, mppi_weights
 from pets_core.planning.propagation import (
     NAN_COST,
     check_propagation,
@@ -14,8 +16,12 @@ __all__ = [
     "MPC",
     "NAN_COST",
     "CEMOptimizer",
+    "ICEMOptimizer",
+    "MPPIOptimizer",
     "RandomShooting",
     "check_propagation",
+    "colored_noise",
+    "mppi_weights",
     "predicted_costs",
     "predicted_particles",
     "tile_bounds",

@@ -105,6 +105,8 @@ class MPC:
     def reset(self, goal: np.ndarray | None = None) -> None:
         """Start an episode: mid-point warm start, no buffered actions, the env's current goal."""
         self.prev_sol = self.mid.clone()  # (H, A)
+        if hasattr(self.optimizer, "reset"):  # iCEM: forget the last episode's elites
+            self.optimizer.reset()
         self.action_buffer: list[np.ndarray] = []
         self.goal = (
             None
