@@ -218,8 +218,9 @@ def describe_differences(cfg, run_dir: Path | None = None) -> str:
 
 
 # ----------------------------------------------------------------------------- the store
-def unreachable_reason(uri: str, timeout_s: float = 3.0) -> str | None:
-    """A quick probe so a dead server costs seconds, not mlflow's retry budget."""
+def unreachable_reason(uri: str, timeout_s: float = 15.0) -> str | None:
+    """A quick probe so a dead server costs seconds, not mlflow's retry budget (a refused
+    connection answers at once; the timeout only bounds a hung or very busy server)."""
     if uri.startswith(("http://", "https://")):
         try:
             urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).close()

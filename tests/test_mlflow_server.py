@@ -120,13 +120,13 @@ def test_workflow_end_to_end_through_the_server(server: dict, tmp_path: Path) ->
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for run_dir in (workdir / "results/runs/cartpole").glob("*/seed*"):
         log = workdir / "results/logs/train/cartpole" / f"{run_dir.parent.name}/{run_dir.name}.log"
-        assert "tracking skipped" not in log.read_text() and f"in {uri}" in log.read_text()
+        assert "tracking skipped" not in log.read_text() and f"browse:  {uri}/#/" in log.read_text()
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("pets-cartpole")
     assert experiment.artifact_location.startswith("mlflow-artifacts:")  # proxied, not a path
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_name for r in runs) == [
-        f"cartpole/{v}/seed{s}" for v in ("D-E-CEM", "PE-TSinf-CEM") for s in (1, 2)
+        f"{v} seed{s}" for v in ("D-E-CEM", "PE-TSinf-CEM") for s in (1, 2)
     ]
     for run in runs:
         assert run.info.status == "FINISHED"
