@@ -15,6 +15,15 @@ CostFn = Callable[[Tensor], Tensor]  # (N, H, A) -> (N,), lower is better
 VarUpdate = Literal["blended", "elite"]
 
 
+def check_init(init_mean: Tensor, init_var: Tensor, lower: Tensor) -> None:
+    """An optimizer's start ``(H, A)`` must match its bounds' shape."""
+    if init_mean.shape != lower.shape or init_var.shape != lower.shape:
+        raise ValueError(
+            f"init_mean {tuple(init_mean.shape)} and init_var {tuple(init_var.shape)} must "
+            f"match the bounds' (H, A) = {tuple(lower.shape)}"
+        )
+
+
 def check_bounds(lower: Tensor, upper: Tensor) -> None:
     """``lower``/``upper`` are ``(H, A)`` with H >= 1 and ``lower <= upper``."""
     if lower.ndim != 2 or lower.shape != upper.shape:
@@ -77,11 +86,7 @@ class CEMOptimizer:
         init_var: Tensor,  # (H, A)
         generator: torch.Generator,
     ) -> Tensor:  # (H, A)
-        if init_mean.shape != self.lower.shape or init_var.shape != self.lower.shape:
-            raise ValueError(
-                f"init_mean {tuple(init_mean.shape)} and init_var {tuple(init_var.shape)} must "
-                f"match the bounds' (H, A) = {tuple(self.lower.shape)}"
-            )
+        check_init(init_mean, init_var, self.lower)
         mean, var = init_mean.clone(), init_var.clone()
         alpha = self.alpha
         self.num_iters = 0

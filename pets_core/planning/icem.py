@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor
 
-from pets_core.planning.cem import CostFn, check_bounds
+from pets_core.planning.cem import CostFn, check_bounds, check_init
 
 
 def colored_noise(
@@ -139,11 +139,7 @@ class ICEMOptimizer:
         init_var: Tensor,  # (H, A)
         generator: torch.Generator,
     ) -> Tensor:  # (H, A)
-        if init_mean.shape != self.lower.shape or init_var.shape != self.lower.shape:
-            raise ValueError(
-                f"init_mean {tuple(init_mean.shape)} and init_var {tuple(init_var.shape)} must "
-                f"match the bounds' (H, A) = {tuple(self.lower.shape)}"
-            )
+        check_init(init_mean, init_var, self.lower)
         H, A = self.lower.shape
         mean, std = init_mean.clone(), init_var.sqrt()
         kept = self._shifted_elites(mean, std, generator)  # (k, H, A)

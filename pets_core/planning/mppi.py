@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pets_core.planning.cem import CostFn, check_bounds
+from pets_core.planning.cem import CostFn, check_bounds, check_init
 
 
 def mppi_weights(costs: Tensor, temperature: float) -> Tensor:  # (N,) -> (N,)
@@ -74,11 +74,7 @@ class MPPIOptimizer:
         init_var: Tensor,  # (H, A)
         generator: torch.Generator,
     ) -> Tensor:  # (H, A)
-        if init_mean.shape != self.lower.shape or init_var.shape != self.lower.shape:
-            raise ValueError(
-                f"init_mean {tuple(init_mean.shape)} and init_var {tuple(init_var.shape)} must "
-                f"match the bounds' (H, A) = {tuple(self.lower.shape)}"
-            )
+        check_init(init_mean, init_var, self.lower)
         plan = torch.clamp(init_mean, self.lower, self.upper)  # (H, A)
         std = self.sigma * init_var.sqrt()  # (H, A)
         self.num_evaluated = 0
