@@ -20,8 +20,8 @@ import pandas as pd
 import seaborn as sns
 
 from pets_core.analysis.aggregate import parse_run_dir
-from pets_core.analysis.plots import BOOT_SEED, N_BOOT, TEXT_WIDTH_IN, _legend, variant_palette
-from pets_core.analysis.stats import bootstrap_ci
+from pets_core.analysis.plots import TEXT_WIDTH_IN, _legend, variant_palette
+from pets_core.analysis.stats import BOOTSTRAP_SEED, N_RESAMPLES, bootstrap_ci
 from pets_core.config import CEMCfg, ICEMCfg, MPPICfg, PetsConfig, RandomCfg, from_yaml
 
 COMPUTE_COLUMNS = [
@@ -187,8 +187,8 @@ def optimizer_figure(
                 hue_order=order,
                 palette=colours,
                 errorbar=("ci", 95),
-                n_boot=N_BOOT,
-                seed=BOOT_SEED,
+                n_boot=N_RESAMPLES,
+                seed=BOOTSTRAP_SEED,
                 ax=top,
                 legend=False,
             )
