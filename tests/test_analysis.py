@@ -417,3 +417,10 @@ def test_ablation_shows_single_seeds_below_five_and_whiskers_from_five(tmp_path:
     points = [line for line in fig.axes[0].lines if line.get_marker() == "o"]
     assert [list(line.get_ydata()) for line in points] == [[1.0]]  # D-E-CEM's one seed
     plt.close(fig)
+
+
+def test_compute_cost_names_devices_with_runs_lacking_done_json():
+    # a partial run has no done.json, so its device is NaN next to the others' strings
+    from pets_core.analysis.stats import _device_names
+
+    assert _device_names(["cpu", float("nan"), "cuda:0", "", "cpu"]) == "cpu, cuda:0, unknown"

@@ -9,7 +9,7 @@ with a fixed seed so tables and figures are byte-stable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +158,11 @@ def trials_to_threshold(tidy: pd.DataFrame, thresholds: Mapping[str, float]) -> 
     return pd.DataFrame(rows)
 
 
+def _device_names(devices: Iterable) -> str:
+    """A group's devices, each once; a run without done.json (NaN) or device is unknown."""
+    return ", ".join(sorted({d if isinstance(d, str) and d else "unknown" for d in devices}))
+
+
 def compute_cost(
     benchmark_files: list[Path | str],
     runs: pd.DataFrame | None = None,
@@ -198,7 +203,7 @@ def compute_cost(
     table["gpu_s"] = np.where(gpu, table["wall_s"] * gpu_per_run, cpu_only)
     cost = table.groupby(["env", "variant"], as_index=False).agg(
         runs=("seed", "count"),
-        device=("device", lambda d: ", ".join(sorted({x if x else "unknown" for x in d}))),
+        device=("device", _device_names),
         wall_s=("wall_s", "mean"),
         cpu_s=("cpu_s", "mean"),
         gpu_s=("gpu_s", "mean"),
