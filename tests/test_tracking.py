@@ -182,7 +182,7 @@ def test_a_real_run_shows_commit_command_description_keys_system_metrics_and_vid
     (run,) = client.search_runs([exp.experiment_id])
     page = f"#/experiments/{exp.experiment_id}/runs/{run.info.run_id}"
     assert (
-        f"MLflow: browse with mlflow ui --backend-store-uri {uri}, then "
+        f"browse:  mlflow ui --backend-store-uri {uri}, then "
         f"http://127.0.0.1:5000/{page}?workflowType=machine_learning\n"
     ) in capsys.readouterr().out
     tags = run.data.tags
