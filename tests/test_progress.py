@@ -207,10 +207,10 @@ def test_terminal_shows_a_live_bar_and_keeps_the_iteration_lines(tmp_path) -> No
     os.close(master)
     text = b"".join(chunks).decode()
     assert re.search("\r(?!\n)", text)  # a live bar redraws (the pty turns \n into \r\n)
+    # the bar of iteration 1 (its s/action and ETA postfix appear once a redraw falls between two
+    # steps, which a tiny run on a fast machine may never give: the fake-clock tests check those)
     bar = re.search(
-        r"cartpole PE-TSinf-CEM seed 0 iter 1/2: +\d/8 steps \|.*\| [\d:]+<[\d:?]+, "
-        r"[\d.]+ s/action, run ETA [\d:?]+",
-        text,
+        r"cartpole PE-TSinf-CEM seed 0 iter 1/2: +\d/8 steps \|.*\| [\d:]+<[\d:?]+", text
     )
     assert bar, text
     lines = [ln.split("\r")[-1] for ln in text.replace("\r\n", "\n").split("\n")]
