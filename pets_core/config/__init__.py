@@ -1,0 +1,67 @@
+"""The experiment config: the original's tree (spec sec. 6.3), built from YAML layers + -ca / -o.
+
+One concept per module:
+
+- ``tree``: the frozen dataclass tree (``PetsConfig`` ...) and ``validate``, run when one is built;
+- ``optimizers``: the ``ctrl_cfg.opt_cfg.cfg`` sections, one per opt-type (``OPT_CFGS``);
+- ``variants``: MODEL-PROP-OPT names and which combinations are valid;
+- ``layers``: default.yaml < envs/<env>.yaml < -ca < -o -> ``load_config``;
+- ``overrides``: the -ca / -o grammar and read-only leaves;
+- ``codec``: PetsConfig <-> nested dict / YAML / config.txt; ``diff``: ``first_difference``;
+- ``schema``: the declared field types both grammars read; ``errors``: ``ConfigError``.
+
+Import the public names from here (``from pets_core.config import load_config, PetsConfig``).
+"""
+
+from pets_core.config.codec import build, flatten, from_yaml, to_dict, to_text, to_yaml
+from pets_core.config.diff import first_difference
+from pets_core.config.errors import ConfigError
+from pets_core.config.layers import CONFIG_DIR, env_names, load_config
+from pets_core.config.optimizers import OPT_CFGS, CEMCfg, ICEMCfg, MPPICfg, RandomCfg
+from pets_core.config.overrides import CA_DEFAULTS, CA_KEYS, read_only_reason
+from pets_core.config.tree import (
+    CtrlCfg,
+    CtrlLogCfg,
+    ExpCfg,
+    ExpLogCfg,
+    LoopCfg,
+    ModelInitCfg,
+    ModelTrainCfg,
+    OptCfg,
+    PetsConfig,
+    PropCfg,
+    SimCfg,
+)
+
+__all__ = [
+    "CA_DEFAULTS",
+    "CA_KEYS",
+    "CONFIG_DIR",
+    "OPT_CFGS",
+    "CEMCfg",
+    "ConfigError",
+    "CtrlCfg",
+    "CtrlLogCfg",
+    "ExpCfg",
+    "ExpLogCfg",
+    "ICEMCfg",
+    "LoopCfg",
+    "MPPICfg",
+    "ModelInitCfg",
+    "ModelTrainCfg",
+    "OptCfg",
+    "PetsConfig",
+    "PropCfg",
+    "RandomCfg",
+    "SimCfg",
+    "build",
+    "env_names",
+    "first_difference",
+    "flatten",
+    "from_yaml",
+    "load_config",
+    "read_only_reason",
+    "to_dict",
+    "to_text",
+    "to_yaml",
+]
