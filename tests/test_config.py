@@ -1,14 +1,20 @@
 """The original's -ca / -o config semantics (spec sec. 6.3) on the frozen config tree."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
+import pets_core.config
+import pets_core.config.variants
+import pets_core.variants
 from pets_core.config import (
+    CONFIG_DIR,
     CEMCfg,
     ConfigError,
     RandomCfg,
     build,
+    env_names,
     flatten,
     from_yaml,
     load_config,
@@ -92,6 +98,16 @@ def test_overrides_apply_in_command_line_order():
         ([], [("ctrl_cfg.prop_cfg", "3")], "is a section, not a leaf"),
         ([], [("exp_cfg.sim_cfg.task_hor", "1.5")], "exp_cfg.sim_cfg.task_hor expects int"),
         ([], [("ctrl_cfg.opt_cfg.cfg.alpha", "abc")], "expects float, got 'abc'"),
+        (
+            [],
+            [("ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims", "[8,")],
+            "hidden_dims expects a list of int (e.g. 8,8 or ",
+        ),
+        (
+            [],
+            [("ctrl_cfg.prop_cfg.model_init_cfg.weight_decays", "1e-4,{a")],
+            "weight_decays expects a list of float (e.g. 8,8 or ",
+        ),
         ([], [("seed", "3")], "read-only: it is set by --seed"),
         ([], [("ctrl_cfg.prop_cfg.mode", "E")], "read-only: it is set by -ca prop-type"),
         (
@@ -142,3 +158,29 @@ def test_frozen_and_round_trips_through_yaml(tmp_path):
     flat = flatten(cfg)
     assert flat["seed"] == 3 and flat["ctrl_cfg.opt_cfg.cfg.num_elites"] == 40
     assert all(not isinstance(v, dict) for v in flat.values())
+
+
+def test_layers_are_the_repositorys_config_directory():
+    # pets_core/config/layers.py is one level deeper than the old pets_core/config.py
+    repo = Path(__file__).resolve().parents[1]
+    assert CONFIG_DIR == repo / "config"
+    assert env_names() == ("cartpole", "halfcheetah", "pusher", "reacher")
+    assert (CONFIG_DIR / "pets" / "default.yaml").is_file()
+
+
+def test_missing_layers_directory_is_one_line_naming_it(tmp_path):
+    # e.g. a non-editable install: site-packages has no config/ next to pets_core
+    with pytest.raises(ConfigError) as err:
+        load_config("cartpole", config_dir=tmp_path)
+    assert str(err.value) == (
+        f"no YAML layers in {tmp_path / 'envs'}: pets_core reads the repository's config/ "
+        "directory, so run it from a source checkout installed with pip install -e ."
+    )
+
+
+def test_public_api_and_the_moved_variants_module():
+    for name in pets_core.config.__all__:
+        assert getattr(pets_core.config, name) is not None, name
+    # pets_core.variants re-exports the moved module: the same objects, not copies
+    for name in ("Variant", "VariantError", "parse_variant", "MODEL_TYPES", "check_particles"):
+        assert getattr(pets_core.variants, name) is getattr(pets_core.config.variants, name)

@@ -39,6 +39,11 @@ def load_config(
 ) -> PetsConfig:
     """-env, -ca KEY VALUE pairs and -o PATH VALUE pairs (command-line order) -> PetsConfig."""
     valid_envs = env_names(config_dir)
+    if not valid_envs:
+        raise ConfigError(
+            f"no YAML layers in {config_dir / 'envs'}: pets_core reads the repository's config/ "
+            "directory, so run it from a source checkout installed with pip install -e ."
+        )
     if env not in valid_envs:
         raise ConfigError(f"unknown env {env!r}; valid: {', '.join(valid_envs)}")
     tree: dict[str, Any] = {}

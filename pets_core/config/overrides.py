@@ -136,10 +136,10 @@ def _convert(path: str, ftype: Any, raw: str) -> Any:
         return raw not in ("False", "false", "")
     if typing.get_origin(base) is tuple:
         (item, _) = typing.get_args(base)
-        parsed = yaml.safe_load(raw if raw.strip().startswith("[") else f"[{raw}]")
         try:
+            parsed = yaml.safe_load(raw if raw.strip().startswith("[") else f"[{raw}]")
             return tuple(item(str(v)) for v in parsed)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, yaml.YAMLError):
             raise ConfigError(
                 f"-o {path} expects a list of {item.__name__} (e.g. 8,8 or [8, 8]), got {raw!r}"
             ) from None
