@@ -215,7 +215,7 @@ def test_largest_seed_passes_the_dry_run_and_the_schema_says_max_seed(tmp_path: 
 
 
 def test_runner_rejects_the_seeds_the_schema_rejects(tmp_path: Path, capsys) -> None:
-    from pets_core import mbexp
+    from pets_core.cli import mbexp
 
     for seed in ("4294967296", "-1"):
         run_dir = tmp_path / f"seed{seed}"

@@ -187,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     args = _parse(argv)
-    from pets_core.device import DeviceError, resolve_device
     from pets_core.envs import make_env
     from pets_core.envs.tasks import get_task
     from pets_core.planning import MPC, CEMOptimizer, tile_bounds
+    from pets_core.run.device import DeviceError, resolve_device
     from pets_core.variants import VariantError
 
     try:

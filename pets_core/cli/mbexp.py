@@ -23,11 +23,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pets_core import config as config_mod
-from pets_core import tracking
 from pets_core.config import ConfigError
-from pets_core.device import DeviceError, resolve_device
-from pets_core.logs import DONE_JSON, ensure_run_info, write_text
-from pets_core.progress import PLAIN_EVERY_S
+from pets_core.envs import ENV_NAMES
+from pets_core.results import naming, store
+from pets_core.results.files import write_text
+from pets_core.results.identity import ensure_run_info
+from pets_core.results.rundir import (
+    CONFIG_TXT,
+    CONFIG_YAML,
+    LOGS_MAT,
+    METRICS_CSV,
+    MODEL_PT,
+    RunDir,
+)
+from pets_core.results.tracking import Tracker, tracker_for
+from pets_core.run.device import DeviceError, resolve_device
+from pets_core.run.progress import PLAIN_EVERY_S
 from pets_core.seeding import MAX_SEED
 
 PROG = "python -m pets_core.mbexp"
@@ -44,7 +55,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Run one PETS experiment (Chua et al. 2018).")
-    p.add_argument("-env", required=True, help="cartpole | reacher | pusher | halfcheetah")
+    p.add_argument("-env", required=True, help=" | ".join(ENV_NAMES))
     p.add_argument(
         "-ca",
         nargs=2,
@@ -72,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mlflow-uri",
         default=None,
-        help=f"tracking store (default $MLFLOW_TRACKING_URI or {tracking.DEFAULT_URI}; none = off)",
+        help=f"tracking store (default $MLFLOW_TRACKING_URI or {store.DEFAULT_URI}; none = off)",
     )
     p.add_argument("--mlflow-experiment", default=None, help="default pets-<env>")
     p.add_argument(
@@ -115,8 +126,8 @@ def prepare_run_dir(args: argparse.Namespace, cfg: config_mod.PetsConfig) -> tup
     except OSError as err:
         where = args.run_dir or args.logdir
         raise UsageError(f"cannot create a run directory in {where}: {err.strerror}") from None
-    saved = run_dir / "config.yaml"
-    if saved.exists() and (run_dir / "checkpoint.pt").exists():
+    saved = run_dir / CONFIG_YAML
+    if RunDir(run_dir).is_resumable:
         try:
             diff = config_mod.first_difference(config_mod.from_yaml(saved), cfg)
         except ConfigError as err:
@@ -148,8 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        if args.run_dir is not None and (Path(args.run_dir) / DONE_JSON).exists():
-            print(f"{args.run_dir} is already complete ({DONE_JSON} present); nothing to do")
+        if args.run_dir is not None and RunDir(args.run_dir).is_complete:
+            print(f"{args.run_dir} is already complete (done.json present); nothing to do")
             return 0
         run_dir, created = prepare_run_dir(args, cfg)
         try:
@@ -158,11 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 env=cfg.env,
                 variant=cfg.variant,
                 seed=cfg.seed,
-                command=tracking.command_line("pets_core.mbexp", argv_list),
-                git_commit=tracking.git_commit(),
+                command=naming.command_line("pets_core.mbexp", argv_list),
+                git_commit=naming.git_commit(),
             )
-            write_text(run_dir / "config.txt", config_mod.to_text(cfg))
-            write_text(run_dir / "config.yaml", config_mod.to_yaml(cfg))
+            write_text(run_dir / CONFIG_TXT, config_mod.to_text(cfg))
+            write_text(run_dir / CONFIG_YAML, config_mod.to_yaml(cfg))
         except OSError as err:
             raise UsageError(f"cannot write to {run_dir}: {err.strerror}") from None
     except (UsageError, ConfigError, DeviceError) as err:
@@ -171,27 +182,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mbexp: error: {err}", file=sys.stderr)
         return 2
 
-    tracker = tracking.Tracker(
-        tracking.resolve_uri(args.mlflow_uri),
-        experiment=args.mlflow_experiment or tracking.experiment_name(cfg.env),
-        run_name=tracking.run_name(cfg.variant, cfg.seed),
-        run_dir=run_dir,
-        run_uid=run_info["run_uid"],
-        tags={
-            "env": cfg.env,
-            "variant": cfg.variant,
-            "seed": cfg.seed,
-            "device": str(device),
-            **tracking.provenance_tags(run_info),
-        },
-        params=config_mod.flatten(cfg),
-        description=tracking.describe_differences(cfg, run_dir),
+    tracker = tracker_for(
+        cfg,
+        run_dir,
+        run_info,
+        store.resolve_uri(args.mlflow_uri),
+        experiment=args.mlflow_experiment,
+        device=str(device),
         system_metrics=True,
     )
     print(f"run dir: {run_dir} ({cfg.env} {cfg.variant} seed {cfg.seed} on {device})")
     with _interrupts_as_exceptions():
         try:
-            from pets_core.experiment import run_experiment  # torch, mujoco: seconds
+            from pets_core.run.loop import run_experiment  # torch, mujoco: seconds
 
             tracker.start()
             run_experiment(
@@ -209,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(
                 f"mbexp: interrupted by {stop.signal_name}; {run_dir} keeps every complete "
-                f"iteration. Resume with: {tracking.command_line('pets_core.mbexp', resume)}",
+                f"iteration. Resume with: {naming.command_line('pets_core.mbexp', resume)}",
                 file=sys.stderr,
             )
             return 128 + stop.signum
@@ -254,30 +257,24 @@ def _interrupts_as_exceptions():
             signal.signal(s, h)
 
 
-def closing_summary(
-    cfg: config_mod.PetsConfig, run_dir: Path, tracker: tracking.Tracker
-) -> list[str]:
+def closing_summary(cfg: config_mod.PetsConfig, run_dir: Path, tracker: Tracker) -> list[str]:
     """Where the results are and how to browse them (printed after a run completes)."""
-    from pets_core.experiment import MODEL_PT
-
     where = run_dir.resolve()
-    files = [
-        n for n in ("metrics.csv", "logs.mat", "config.yaml", MODEL_PT) if (where / n).exists()
-    ]
-    videos = sorted(p.relative_to(where).as_posix() for p in where.glob("train_iter*/rollout*.mp4"))
+    files = [n for n in (METRICS_CSV, LOGS_MAT, CONFIG_YAML, MODEL_PT) if (where / n).exists()]
+    videos = [p.relative_to(where).as_posix() for p in RunDir(where).videos()]
     if videos:
         files.append(videos[0] if len(videos) == 1 else f"{len(videos)} videos train_iter*/*.mp4")
     lines = [f"results: {where}  ({', '.join(files)})"]
     if tracker.uri is not None and tracker.run_id is not None:
         lines.append(
-            f"MLflow:  run {tracking.run_name(cfg.variant, cfg.seed)} ({tracker.run_id}) "
+            f"MLflow:  run {naming.run_name(cfg.variant, cfg.seed)} ({tracker.run_id}) "
             f"in experiment {tracker.experiment}"
         )
         lines.append(f"browse:  {tracker.browse_hint()}")
     else:
         lines.append(
             "MLflow:  not logged; add it later with "
-            f"python -m pets_core.ingest {where} --mlflow-uri {tracker.uri or tracking.DEFAULT_URI}"
+            f"python -m pets_core.ingest {where} --mlflow-uri {tracker.uri or store.DEFAULT_URI}"
         )
     lines.append(f"video:   python -m pets_core.render -env {cfg.env} -model-dir {where}")
     return lines

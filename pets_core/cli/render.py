@@ -31,15 +31,17 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import yaml
 
 from pets_core import config as config_mod
+from pets_core.cli.mbexp import new_run_dir
 from pets_core.config import ConfigError, PetsConfig
-from pets_core.device import DeviceError, resolve_device
-from pets_core.logs import write_json
+from pets_core.envs import ENV_NAMES
+from pets_core.results.files import write_json
+from pets_core.results.rundir import MODEL_MAT, MODEL_NNS, MODEL_PT
+from pets_core.run.device import DeviceError, resolve_device
 from pets_core.seeding import MAX_SEED, RunSeeds
 from pets_core.variants import Variant, VariantError
 
 PROG = "python -m pets_core.render"
 RENDER_JSON = "render.json"
-MODEL_PT, MODEL_MAT, MODEL_NNS = "model.pt", "model.mat", "model.nns"
 
 
 class RenderError(Exception):
@@ -53,7 +55,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Record a trained PETS model planning one episode.")
-    p.add_argument("-env", required=True, help="cartpole | reacher | pusher | halfcheetah")
+    p.add_argument("-env", required=True, help=" | ".join(ENV_NAMES))
     p.add_argument("-model-dir", "--model-dir", dest="model_dir", required=True, type=Path)
     p.add_argument("-logdir", default="log", help="parent of the timestamped output dir")
     p.add_argument("-ca", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
@@ -171,7 +173,7 @@ def check_model_type(model, model_file: Path, variant: Variant) -> None:
 
 def check_model_fits(model, model_file: Path, cfg: PetsConfig) -> None:
     """The model must be of -env and have the config's ensemble size."""
-    from pets_core.envs import ENV_NAMES, get_task
+    from pets_core.envs import get_task  # torch: only once the arguments are valid
 
     task = get_task(cfg.env)
     if (model.in_dim, model.out_dim) != (task.in_dim, task.out_dim):
@@ -216,21 +218,24 @@ def record(cfg: PetsConfig, model, device, out_dir: Path, episodes: int) -> list
     import numpy as np
 
     from pets_core.envs import get_task, make_env
-    from pets_core.experiment import RunState, _make_mpc, _run_episode, _write_video
+    from pets_core.results.artifacts import write_video
+    from pets_core.run.builders import make_mpc
+    from pets_core.run.checkpoint import RunState
+    from pets_core.run.loop import run_episode
 
     seeds = RunSeeds.from_seed(cfg.seed)  # the run's streams: its first episode's start state
     env = make_env(cfg.env, render_mode="rgb_array")
     try:
-        mpc = _make_mpc(cfg, env, get_task(cfg.env), model, device)
+        mpc = make_mpc(cfg, env, get_task(cfg.env), model, device)
         mpc.model_trained = True
         noise_rng = np.random.default_rng(seeds.noise)
         state, out = RunState(), []
         for j in range(episodes):
-            episode, frames = _run_episode(
+            episode, frames = run_episode(
                 env, mpc, cfg.exp_cfg.sim_cfg, noise_rng, state, record=True, seed=seeds.env
             )
             mp4 = out_dir / f"rollout{j}.mp4"
-            _write_video(mp4, frames, fps=1.0 / env.unwrapped.dt)
+            write_video(mp4, frames, fps=1.0 / env.unwrapped.dt)
             out.append(
                 {
                     "mp4": str(mp4.resolve()),
@@ -253,8 +258,6 @@ def config_differences(base: PetsConfig | None, cfg: PetsConfig) -> dict[str, li
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pets_core.mbexp import new_run_dir
-
     out_dir: Path | None = None
     try:
         args = build_parser().parse_args(argv)

@@ -162,7 +162,7 @@ def _relative(path):
 
 def print_summary():
     """The closing table of a workflow run (Snakefile onsuccess)."""
-    from pets_core.progress import workflow_summary
+    from pets_core.run.progress import workflow_summary
 
     if EXISTING_RUNS:
         from pets_core.analysis.aggregate import find_run_dirs
