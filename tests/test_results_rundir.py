@@ -1,5 +1,5 @@
-"""The run directory (pets_core.results.rundir): file names, artifacts in MLflow order, completeness,
-and finding runs both ways (complete only / any with logs.mat), on real directory trees."""
+"""The run directory (pets_core.results.rundir): file names, artifacts in MLflow order,
+completeness, and finding runs both ways (complete only / any with logs.mat), on real trees."""
 
 import json
 import os
