@@ -13,6 +13,8 @@ Writes only <logdir>/<timestamp>/rollout<j>.mp4 (headless, EGL) and render.json 
 file, seed, the settings that differ from the run's, frames, mp4 paths), then prints each mp4 path
 on stdout. Nothing is trained, copied or written into the run. Bad input exits 2 with one line
 naming the argument and the valid choices, and leaves no directory behind.
+
+Length (~320 lines): most of it is the argument checks, each one line naming the culprit.
 """
 
 from __future__ import annotations
