@@ -35,7 +35,7 @@ from pets_core.analysis.stats import (
     trials_to_threshold,
 )
 from pets_core.analysis.tables import duration, to_html, to_latex, to_markdown
-from pets_core.metrics import best_so_far, env_steps, episodes_per_iteration
+from pets_core.results.metrics import best_so_far, env_steps, episodes_per_iteration
 
 
 def make_run(

@@ -17,8 +17,8 @@ from pets_core.analysis.optimizers import (
     to_markdown,
 )
 from pets_core.config import load_config, to_yaml
-from pets_core.experiment import make_optimizer
-from pets_core.metrics import write_metrics_csv
+from pets_core.results.metrics import write_metrics_csv
+from pets_core.run.builders import make_optimizer
 
 OVERRIDES = [("ctrl_cfg.opt_cfg.cfg.popsize", "37"), ("ctrl_cfg.opt_cfg.plan_hor", "6")]
 

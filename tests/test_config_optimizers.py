@@ -13,8 +13,8 @@ from pets_core.config import (
     read_only_reason,
     to_dict,
 )
-from pets_core.experiment import make_optimizer
 from pets_core.planning import CEMOptimizer, ICEMOptimizer, MPPIOptimizer, RandomShooting
+from pets_core.run.builders import make_optimizer
 from pets_core.variants import parse_variant
 
 

@@ -1,4 +1,4 @@
-"""One GPU per run on a multi-GPU box (pets_core.device.claim_gpu), with a fake device count on
+"""One GPU per run on a multi-GPU box (pets_core.run.gpu_slots), with a fake device count on
 CPU: real concurrent processes and real flocks; only the GPU count is pretended."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from pets_core import device as device_mod
-from pets_core import gpu_slots
+from pets_core.run import device as device_mod
+from pets_core.run import gpu_slots
 
 REPO = Path(__file__).resolve().parents[1]
 # A run: claim a GPU out of `count`, print its index, hold it until stdin closes.
 HOLDER = (
-    "import sys; from pets_core.gpu_slots import claim_gpu; "
+    "import sys; from pets_core.run.gpu_slots import claim_gpu; "
     "print(claim_gpu(int(sys.argv[1]), sys.argv[2]), flush=True); sys.stdin.read()"
 )
 

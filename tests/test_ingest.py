@@ -12,7 +12,8 @@ from test_runner import run, tiny_args
 from test_tracking import ROWS, fake_run_dir
 
 from pets_core import config as config_mod
-from pets_core import ingest, tracking
+from pets_core.cli import ingest
+from pets_core.results import store, tracking
 
 
 def runs_of(uri, experiment="pets-cartpole"):
@@ -160,7 +161,7 @@ def test_a_run_logged_before_run_identities_is_adopted_not_duplicated(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_dir = tmp_path / "o'clock" / "seed0"
     fake_run_dir(run_dir)
-    tracking.init_store(uri, ["pets-cartpole"])
+    store.init_store(uri, ["pets-cartpole"])
     client = mlflow.MlflowClient(tracking_uri=uri)
     exp_id = client.get_experiment_by_name("pets-cartpole").experiment_id
     old = client.create_run(exp_id, tags={"run_dir": str(run_dir.resolve())})

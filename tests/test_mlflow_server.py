@@ -22,7 +22,7 @@ import pytest
 import yaml
 from test_workflow import REPO, copy_workflow, snakemake
 
-from pets_core import tracking
+from pets_core.results import store
 
 pytestmark = pytest.mark.slow
 
@@ -87,9 +87,9 @@ def test_host_header_check_refuses_unlisted_addresses_with_a_clear_reason(server
     assert _status(f"http://127.0.0.3:{port}/health") == 200  # the probe a naive client trusts
     assert _status(f"http://127.0.0.3:{port}{api}") == 403
     assert _status(f"http://127.0.0.2:{port}{api}") == 200
-    reason = tracking.unreachable_reason(f"http://127.0.0.3:{port}")
+    reason = store.unreachable_reason(f"http://127.0.0.3:{port}")
     assert reason is not None and f"--allowed-hosts 127.0.0.3:{port}" in reason, reason
-    assert tracking.unreachable_reason(f"http://127.0.0.2:{port}") is None
+    assert store.unreachable_reason(f"http://127.0.0.2:{port}") is None
 
 
 def _workflow(tmp_path: Path, uri: str, seeds: list[int]) -> tuple[Path, object]:
@@ -163,14 +163,14 @@ def test_credentials_refusal_is_one_line_and_env_credentials_are_sent(monkeypatc
     try:
         monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
         monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
-        assert tracking.unreachable_reason(uri) == (
+        assert store.unreachable_reason(uri) == (
             f"{uri} needs credentials (401): set MLFLOW_TRACKING_USERNAME and _PASSWORD"
         )
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
-        assert "needs credentials (401)" in tracking.unreachable_reason(uri)
+        assert "needs credentials (401)" in store.unreachable_reason(uri)
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")
-        assert tracking.unreachable_reason(uri) is None
+        assert store.unreachable_reason(uri) is None
     finally:
         httpd.shutdown()
         httpd.server_close()

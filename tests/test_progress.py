@@ -1,4 +1,4 @@
-"""What a run shows while it runs (pets_core.progress): exact lines and ETAs with a fake clock, and
+"""What a run shows while it runs (run.progress): exact lines and ETAs with a fake clock, and
 real tiny runs through a pipe (a log file) and through a pty (a terminal)."""
 
 import fcntl
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from test_runner import TASK_HOR, run, tiny_args
 
-from pets_core import tracking
-from pets_core.metrics import read_metrics_csv
-from pets_core.progress import Progress, hms, workflow_summary
+from pets_core.results import naming
+from pets_core.results.metrics import read_metrics_csv
+from pets_core.run.progress import Progress, hms, workflow_summary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -158,7 +158,7 @@ def test_log_file_progress_has_no_carriage_returns_and_one_line_per_iteration(tm
         [mlflow.MlflowClient(uri).get_experiment_by_name("pets-cartpole").experiment_id]
     )
     where = run_dir.resolve()
-    name = tracking.run_name("PE-TSinf-CEM", 0)
+    name = naming.run_name("PE-TSinf-CEM", 0)
     page = f"#/experiments/{found.info.experiment_id}/runs/{found.info.run_id}"
     assert lines[-4:] == [
         f"results: {where}  (metrics.csv, logs.mat, config.yaml, model.pt)",

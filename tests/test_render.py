@@ -12,8 +12,8 @@ import imageio.v2 as imageio
 import pytest
 from test_runner import TASK_HOR, logs, run, tiny_args
 
-from pets_core import render
-from pets_core.experiment import video_path
+from pets_core.cli import render
+from pets_core.results.rundir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -200,8 +200,10 @@ def test_record_iters_last_records_only_the_last_iteration_and_changes_nothing(t
     assert sorted(
         p.relative_to(tmp_path / "video").as_posix() for p in (tmp_path / "video").rglob("*.mp4")
     ) == ["train_iter3/rollout0.mp4"]
-    assert video_path(tmp_path / "video", 3) == tmp_path / "video" / "train_iter3" / "rollout0.mp4"
-    assert frames_of(video_path(tmp_path / "video", 3)) == TASK_HOR + 1
+    assert (
+        RunDir(tmp_path / "video").video(3) == tmp_path / "video" / "train_iter3" / "rollout0.mp4"
+    )
+    assert frames_of(RunDir(tmp_path / "video").video(3)) == TASK_HOR + 1
     a, b = logs(tmp_path / "plain"), logs(tmp_path / "video")
     for key in a:  # recording renders frames; it draws no random numbers
         assert (a[key] == b[key]).all(), key

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from pets_core import mbexp
+from pets_core.cli import mbexp
 from pets_core.config import load_config
 from pets_core.envs import get_task, make_env
 from pets_core.seeding import RunSeeds
@@ -114,7 +114,7 @@ def test_pe_tsinf_cem_runs_on_each_env(tmp_path, env):
 
 
 def mbexp_columns():
-    from pets_core.metrics import COLUMNS
+    from pets_core.results.metrics import COLUMNS
 
     return COLUMNS
 

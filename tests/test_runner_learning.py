@@ -8,8 +8,8 @@ member), plan horizon 20, 3 x 128 hidden units; everything else is the paper's c
 import pytest
 import torch
 
-from pets_core import mbexp
-from pets_core.metrics import read_metrics_csv
+from pets_core.cli import mbexp
+from pets_core.results.metrics import read_metrics_csv
 
 SMALL_CARTPOLE = {
     "exp_cfg.exp_cfg.ntrain_iters": 10,

@@ -11,7 +11,7 @@ import pytest
 from test_runner import logs, run, tiny_args
 from test_runner_resume import readable
 
-from pets_core.checkpoint import load_checkpoint
+from pets_core.results.checkpoint import load_checkpoint
 
 
 @pytest.mark.parametrize("variant", ["PE-TSinf-iCEM", "PE-TSinf-MPPI"])

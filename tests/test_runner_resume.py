@@ -12,8 +12,8 @@ import scipy.io
 import torch
 from test_runner import TASK_HOR, logs, run, tiny_args
 
-from pets_core.checkpoint import load_checkpoint
-from pets_core.metrics import read_metrics_csv
+from pets_core.results.checkpoint import load_checkpoint
+from pets_core.results.metrics import read_metrics_csv
 
 
 def readable(run_dir) -> int:

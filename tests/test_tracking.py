@@ -15,9 +15,12 @@ import pytest
 from test_runner import tiny_args
 
 from pets_core import config as config_mod
-from pets_core import mbexp, tracking
-from pets_core.logs import ensure_run_info, read_run_info, write_json, write_logs_mat
-from pets_core.metrics import write_metrics_csv
+from pets_core.cli import mbexp
+from pets_core.results import naming, store, tracking
+from pets_core.results.files import write_json
+from pets_core.results.identity import ensure_run_info, read_run_info
+from pets_core.results.logs import write_logs_mat
+from pets_core.results.metrics import write_metrics_csv
 
 ROWS = [
     {
@@ -55,7 +58,7 @@ def tracker(uri, run_dir, experiment, *, run_uid="uid-1", **kw):
     return tracking.Tracker(
         uri,
         experiment=experiment,
-        run_name=tracking.run_name(cfg.variant, 4),
+        run_name=naming.run_name(cfg.variant, 4),
         run_dir=run_dir,
         run_uid=run_uid,
         tags={"env": "cartpole", "variant": cfg.variant, "seed": 4},
@@ -65,7 +68,7 @@ def tracker(uri, run_dir, experiment, *, run_uid="uid-1", **kw):
 
 
 def test_tracker_logs_params_tags_and_one_batch_per_iteration(tmp_path, uri):
-    tracking.init_store(uri, ["t-live"])
+    store.init_store(uri, ["t-live"])
     cfg = config_mod.load_config("cartpole", seed=4)
     live = tracker(uri, tmp_path / "run", "t-live").start()
     assert live.active and live.created
@@ -107,8 +110,8 @@ def test_metric_keys_mean_the_same_for_every_variant():
         {**ROWS[0], "train_loss": 0.25, "holdout_mse": 0.125, "wall_s": 2.0},
         {**ROWS[1], "train_loss": 0.5, "train_mse": 0.75, "wall_s": 3.0},
     ]
-    pe = {(k, s): v for k, v, s in tracking.mlflow_metrics(rows, "PE-TSinf-CEM")}
-    de = {(k, s): v for k, v, s in tracking.mlflow_metrics(rows, "DE-TS1-CEM")}
+    pe = {(k, s): v for k, v, s in naming.mlflow_metrics(rows, "PE-TSinf-CEM")}
+    de = {(k, s): v for k, v, s in naming.mlflow_metrics(rows, "DE-TS1-CEM")}
     # P / PE: train_loss is the Gaussian NLL; its MSE only where the runner recorded it
     assert pe[("train/nll", 1)] == 0.25 and ("train/mse", 1) not in pe
     assert pe[("train/mse", 2)] == 0.75
@@ -120,7 +123,7 @@ def test_metric_keys_mean_the_same_for_every_variant():
         assert (m[("time/wall_s", 1)], m[("time/wall_s", 2)]) == (2.0, 5.0)
         assert (m[("time/iteration_s", 1)], m[("time/iteration_s", 2)]) == (2.0, 3.0)
         assert (m[("env_steps", 1)], m[("plan/s_per_action", 2)]) == (20.0, 0.01)
-    assert {k for k, _ in pe} | {k for k, _ in de} <= set(tracking.METRIC_KEYS)
+    assert {k for k, _ in pe} | {k for k, _ in de} <= set(naming.METRIC_KEYS)
 
 
 def test_unreachable_store_is_skipped_quickly_and_says_so(tmp_path):
@@ -139,8 +142,8 @@ def test_disabled_tracking_is_silent(tmp_path):
     off = tracker(None, tmp_path, "e", echo=said.append).start()
     off.log_rows(ROWS)
     assert not off.active and said == []
-    assert tracking.resolve_uri("none") is None
-    assert tracking.resolve_uri("http://h:5000") == "http://h:5000"
+    assert store.resolve_uri("none") is None
+    assert store.resolve_uri("http://h:5000") == "http://h:5000"
 
 
 def test_run_identity_is_written_once_and_derived_for_older_run_dirs(tmp_path):
@@ -303,7 +306,7 @@ def test_sigint_and_sigterm_end_the_mlflow_run_killed_and_a_rerun_finishes_it(tm
 def test_a_copied_store_writes_artifacts_beside_itself(tmp_path):
     import shutil
 
-    from pets_core import ingest
+    from pets_core.cli import ingest
 
     original = tmp_path / "project" / "results"
     run_a = original / "runs" / "a"
@@ -344,7 +347,7 @@ def fake_run_dir(path, seed=0, identity=False):
 def test_done_json_device_names_the_torch_device():
     import torch
 
-    from pets_core.experiment import _device_name
+    from pets_core.run.loop import _device_name
 
     assert _device_name(torch.device("cpu")) == "cpu"
     assert _device_name(torch.device("cuda:1")) == "cuda:1"  # no GPU needed for an explicit index

@@ -5,7 +5,7 @@ A run directory is ``<root>/{env}/{variant}/seed{seed}/`` and holds the original
 ``returns [1, iters * neval]`` (iteration-major, the initial random episodes not included).
 ``logs.mat`` is the source of truth; the run's ``config.yaml`` (when present) supplies ``neval``,
 the episodes per iteration and the planned number of iterations; ``done.json`` marks a finished run.
-Best-so-far and env steps follow the one definition in :mod:`pets_core.metrics`.
+Best-so-far and env steps follow the one definition in :mod:`pets_core.results.metrics`.
 
 Partial runs (killed or still running: no done.json although the runner wrote a config.yaml, fewer
 iterations than planned, or fewer than the longest sibling of the same env and variant) are left
@@ -25,7 +25,9 @@ import pandas as pd
 import scipy.io
 import yaml
 
-from pets_core import metrics
+from pets_core.results import metrics
+from pets_core.results.rundir import CONFIG_YAML, DONE_JSON, LOGS_MAT
+from pets_core.results.rundir import find_run_dirs as _find
 
 COLUMNS = [
     "env",
@@ -41,8 +43,6 @@ COLUMNS = [
 """env_steps: every env step so far; mpc_env_steps: without the initial random episodes (the x of
 the original's curves); return: mean over the iteration's neval evaluated episodes."""
 RUN_DIR_PATTERN = re.compile(r"(?P<env>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/?$")
-DONE_JSON = "done.json"
-CONFIG_YAML = "config.yaml"
 
 
 class RunDataError(ValueError):
@@ -54,8 +54,14 @@ class PartialRunWarning(UserWarning):
 
 
 def find_run_dirs(runs_root: Path | str) -> list[Path]:
-    """Every ``{env}/{variant}/seed{seed}`` directory under ``runs_root`` that holds a logs.mat."""
-    return sorted(path.parent for path in Path(runs_root).glob("*/*/seed*/logs.mat"))
+    """Every ``{env}/{variant}/seed{seed}`` directory under ``runs_root`` that holds a logs.mat
+    (complete or partial: :func:`collect_runs` marks partial ones)."""
+    root = Path(runs_root)
+    return [
+        path
+        for path in _find([root], complete_only=False)
+        if len(parts := path.relative_to(root).parts) == 3 and parts[2].startswith("seed")
+    ]
 
 
 def parse_run_dir(run_dir: Path | str) -> tuple[str, str, int]:
@@ -76,7 +82,7 @@ def load_run(run_dir: Path | str) -> pd.DataFrame:
     """
     run_dir = Path(run_dir)
     env, variant, seed = parse_run_dir(run_dir)
-    logs_path = run_dir / "logs.mat"
+    logs_path = run_dir / LOGS_MAT
     if not logs_path.is_file():
         raise RunDataError(f"{logs_path}: missing (the run has no logs.mat)")
     try:

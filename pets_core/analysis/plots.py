@@ -3,6 +3,8 @@
 Functions take DataFrames (and the reference points from config/reference_curves.yaml) and return a
 ``Figure``; the workflow scripts do the file I/O. Colours per variant are stable across figures and
 runs: a variant keeps its colour whichever subset of variants is plotted.
+
+Length (~320 lines): three figure functions sharing one colour / style table.
 """
 
 from __future__ import annotations

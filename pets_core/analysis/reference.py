@@ -4,7 +4,7 @@ A reference point is ``{label, env_steps, return}`` read off a published best-so
 original TF code's and the PyTorch port's, paper-and-users.md sec. 1.3). Their x counts the env
 steps of the MPC trials only: the first point is at one task horizon and 100 trials end at 15,000
 steps (reacher, pusher), so the initial random episode is not counted
-(:data:`pets_core.metrics` ``mpc_env_steps``). A point's trial is the nearest whole trial,
+(:data:`pets_core.results.metrics` ``mpc_env_steps``). A point's trial is the nearest whole trial,
 ``round(env_steps / task_hor)`` with the paper's task horizon of the env.
 """
 

@@ -29,6 +29,10 @@ A stage's time box is its cap, shortened so that every later stage keeps its min
 half-cheetah seed in hours, the concurrency slowdown) and ``DIR/gpu.log`` (one line per stage);
 run directories and stage outputs go to ``--work`` (a temporary folder unless given; removed at
 the end unless ``--keep-work``). ``--tiny`` runs everything at toy sizes (tests, CPU).
+
+Length (~500 lines): one procedure of eight time-boxed stages sharing one work folder, one
+budget and one summary; the stages are short functions, split across files they would only
+import each other.
 """
 
 from __future__ import annotations

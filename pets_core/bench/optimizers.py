@@ -2,7 +2,7 @@
 
 For every opt-type (CEM, iCEM, MPPI, Random) at its default settings (config/pets/default.yaml +
 config/envs/ENV.yaml, PE-TSinf), builds the controller exactly as the runner does
-(``experiment._make_model`` / ``_make_mpc``: paper-size ensemble, real task, real env reset
+(``run.builders.make_model`` / ``make_mpc``: paper-size ensemble, real task, real env reset
 observation) and times whole ``MPC.act`` calls after a warm-up, counting what the optimiser asks
 of the model: candidate action sequences per action, and model evaluations per action
 (candidates x particles x horizon one-step predictions of one ensemble member). The model is
@@ -48,15 +48,15 @@ def bench_optimizer(env_name: str, opt: str, overrides, device, *, warmup, repea
     from pets_core.analysis.optimizers import candidates_per_plan
     from pets_core.config import load_config, read_only_reason
     from pets_core.envs import get_task, make_env
-    from pets_core.experiment import _make_model, _make_mpc
+    from pets_core.run.builders import make_model, make_mpc
 
     variant = parse_variant(f"PE-TSinf-{opt}")
     # one override list for every optimiser: another optimiser's leaves are skipped (as the matrix)
     overrides = [(p, v) for p, v in overrides if read_only_reason(p, variant) is None]
     cfg = load_config(env_name, [("opt-type", opt)], overrides, seed=seed)
     task, env = get_task(env_name), make_env(env_name)
-    model, _ = _make_model(cfg, task, device)
-    mpc = _make_mpc(cfg, env, task, model, device)
+    model, _ = make_model(cfg, task, device)
+    mpc = make_mpc(cfg, env, task, model, device)
     obs, _ = env.reset(seed=seed)
     mpc.model_trained = True
     mpc.reset(getattr(env.unwrapped, "goal", None))
@@ -105,8 +105,8 @@ def bench_optimizer(env_name: str, opt: str, overrides, device, *, warmup, repea
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv or [])
-    from pets_core.device import resolve_device
-    from pets_core.logs import write_text
+    from pets_core.results.files import write_text
+    from pets_core.run.device import resolve_device
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

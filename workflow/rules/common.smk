@@ -9,6 +9,7 @@ from jsonschema.exceptions import best_match
 from snakemake.utils import validate
 
 from pets_core.config import ConfigError, load_config, read_only_reason
+from pets_core.envs import ENV_NAMES
 from pets_core.variants import VariantError, parse_variant
 
 
@@ -17,6 +18,10 @@ def _validate_config():
     validate prints the whole schema), then Snakemake's validate to fill the defaults."""
     schema_path = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
     schema = yaml.safe_load(schema_path.read_text())
+    envs = schema["$defs"]  # the env list is defined once, in pets_core.envs
+    envs["env"]["enum"] = list(ENV_NAMES)
+    envs["env_or_all"]["enum"] = ["all", *ENV_NAMES]
+    envs["env_or_default"]["enum"] = ["default", *ENV_NAMES]
     error = best_match(Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         raise ValueError(_schema_message(error)) from None
@@ -162,7 +167,7 @@ def _relative(path):
 
 def print_summary():
     """The closing table of a workflow run (Snakefile onsuccess)."""
-    from pets_core.progress import workflow_summary
+    from pets_core.run.progress import workflow_summary
 
     if EXISTING_RUNS:
         from pets_core.analysis.aggregate import find_run_dirs

@@ -15,7 +15,7 @@ rule init_mlflow:  # every training job waits for this: first writers race on sc
         "../../environment.yml"
     params:
         tracking_uri=config["mlflow"]["tracking_uri"],
-        experiments=[f"pets-{env}" for env in ENVS],
+        envs=ENVS,  # experiment names: pets_core.results.naming.experiment_name
     script:
         "../scripts/init_mlflow.py"
 

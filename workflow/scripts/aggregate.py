@@ -14,7 +14,7 @@ sys.stderr = log
 from pathlib import Path
 
 from pets_core.analysis.aggregate import PartialRunWarning, collect_runs, run_records
-from pets_core.logs import write_text
+from pets_core.results.files import write_text
 
 
 def show(message, category, filename, lineno, file=None, line=None):

@@ -10,7 +10,7 @@ import pandas as pd
 
 from pets_core.analysis import settings
 from pets_core.analysis.aggregate import parse_run_dir
-from pets_core.logs import write_text
+from pets_core.results.files import write_text
 
 runs = pd.read_csv(snakemake.input.runs)
 kept = set(zip(runs["env"], runs["variant"], runs["seed"].astype(int), strict=True))

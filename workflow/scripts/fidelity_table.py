@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from pets_core.analysis import reference
-from pets_core.logs import write_text
+from pets_core.results.files import write_text
 
 curves = reference.load_reference(snakemake.input.reference)
 tidy = pd.read_csv(snakemake.input.returns)

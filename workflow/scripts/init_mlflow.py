@@ -4,6 +4,7 @@ import sys
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 
-from pets_core.tracking import init_store
+from pets_core.results.naming import experiment_name
+from pets_core.results.store import init_store
 
-init_store(snakemake.params.tracking_uri, snakemake.params.experiments)
+init_store(snakemake.params.tracking_uri, [experiment_name(env) for env in snakemake.params.envs])

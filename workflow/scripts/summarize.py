@@ -10,7 +10,7 @@ import pandas as pd
 
 from pets_core.analysis.stats import summary_table
 from pets_core.analysis.tables import to_html, to_latex, to_markdown
-from pets_core.logs import write_text
+from pets_core.results.files import write_text
 
 tidy = pd.read_csv(snakemake.input.returns)
 runs = pd.read_csv(snakemake.input.runs)

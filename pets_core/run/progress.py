@@ -14,13 +14,14 @@ underestimate when training time grows with the data.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
+
+from pets_core.results.rundir import RunDir
 
 PLAIN_EVERY_S = 30.0
 """Seconds between progress lines in a log file."""
@@ -178,10 +179,9 @@ def workflow_summary(
     """The closing table of a workflow run: one row per (env, variant) from the runs' done.json,
     then where the results are and how to browse them."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for run_dir in run_dirs:
-        done = Path(run_dir) / "done.json"
-        if done.exists():
-            d = json.loads(done.read_text())
+    for run in map(RunDir, run_dirs):
+        if run.is_complete:
+            d = run.done()
             groups.setdefault((d["env"], d["variant"]), []).append(d)
     n_runs = sum(len(g) for g in groups.values())
     rows = [("env", "variant", "seeds", "iterations", "best-so-far mean [min, max]", "wall (sum)")]

@@ -1,4 +1,6 @@
-"""checkpoint.pt: everything needed to continue after the last complete iteration.
+"""checkpoint.pt's file format: nested dicts of tensors, numpy arrays and plain values.
+
+What a checkpoint holds (the loop's state, models, RNGs) is :mod:`pets_core.run.checkpoint`.
 
 Written atomically after every iteration (temp file + os.replace), so a kill at any moment leaves
 either the previous or the new checkpoint. numpy arrays are stored as tagged tensors so the file
@@ -13,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from pets_core.logs import atomic_path
+from pets_core.results.files import atomic_path
+from pets_core.results.rundir import CHECKPOINT_PT
 
-CHECKPOINT = "checkpoint.pt"
 _ND = "__ndarray__"
 
 
@@ -43,12 +45,12 @@ def unpack(obj: Any) -> Any:
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
-    with atomic_path(Path(run_dir) / CHECKPOINT) as tmp:
+    with atomic_path(Path(run_dir) / CHECKPOINT_PT) as tmp:
         torch.save(pack(state), tmp)
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / CHECKPOINT
+    path = Path(run_dir) / CHECKPOINT_PT
     if not path.exists():
         return None
     return unpack(torch.load(path, map_location="cpu", weights_only=True))

@@ -1,4 +1,4 @@
-"""Device resolution (one GPU per run on a multi-GPU box: pets_core.gpu_slots) and global
+"""Device resolution (one GPU per run on a multi-GPU box: pets_core.run.gpu_slots) and global
 fallback seeds (STYLE sec. 6)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-from pets_core.gpu_slots import claim_gpu
+from pets_core.run.gpu_slots import claim_gpu
 
 
 class DeviceError(RuntimeError):
@@ -18,7 +18,8 @@ class DeviceError(RuntimeError):
 def resolve_device(requested: str = "auto") -> torch.device:
     """'auto' picks CUDA when visible; an explicit 'cuda' that is not visible is an error.
 
-    'auto' and 'cuda' claim the least-used visible GPU (pets_core.gpu_slots); 'cuda:N' is kept."""
+    'auto' and 'cuda' claim the least-used visible GPU (pets_core.run.gpu_slots); 'cuda:N'
+    is kept."""
     if requested == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")

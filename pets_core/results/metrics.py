@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pets_core.logs import write_text
+from pets_core.results.files import write_text
+from pets_core.results.rundir import METRICS_CSV
 
-METRICS_CSV = "metrics.csv"
 COLUMNS = (
     "iteration",
     "env_steps",

@@ -29,10 +29,6 @@ class Episode:
         """Undiscounted return."""
         return float(np.sum(self.rewards))
 
-    @property
-    def steps(self) -> int:
-        return len(self.actions)
-
 
 class TrainingSet:
     """inputs [N, I] and targets [N, T_out] of all logged episodes (float64 as the original)."""

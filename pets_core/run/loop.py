@@ -13,9 +13,7 @@ logs.mat equals an uninterrupted run's (on CPU).
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,46 +22,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from pets_core.checkpoint import load_checkpoint, save_checkpoint
-from pets_core.config import CEMCfg, ICEMCfg, MPPICfg, PetsConfig, RandomCfg
-from pets_core.data import Episode, TrainingSet
-from pets_core.device import global_rng_state, seed_everything, set_global_rng_state
-from pets_core.logs import (
-    DONE_JSON,
-    atomic_path,
-    read_run_info,
-    write_json,
-    write_logs_mat,
-    write_predictions_mat,
+from pets_core.config import PetsConfig
+from pets_core.envs import get_task, make_env
+from pets_core.results.artifacts import save_model, write_video
+from pets_core.results.checkpoint import load_checkpoint
+from pets_core.results.files import write_json
+from pets_core.results.identity import read_run_info
+from pets_core.results.logs import write_logs_mat, write_predictions_mat
+from pets_core.results.metrics import (
+    best_so_far,
+    env_steps,
+    episodes_per_iteration,
+    write_metrics_csv,
 )
-from pets_core.metrics import best_so_far, env_steps, episodes_per_iteration, write_metrics_csv
-from pets_core.progress import PLAIN_EVERY_S, Progress
+from pets_core.results.rundir import DONE_JSON, RunDir
+from pets_core.results.tracking import Tracker
+from pets_core.run.builders import make_model, make_mpc
+from pets_core.run.checkpoint import RunState, restore_run_state, save_run_state
+from pets_core.run.data import Episode, TrainingSet
+from pets_core.run.device import seed_everything
+from pets_core.run.progress import PLAIN_EVERY_S, Progress
 from pets_core.seeding import RunSeeds
-from pets_core.tracking import Tracker, run_artifacts
-
-MODEL_PT = "model.pt"
-
-
-@dataclasses.dataclass
-class RunState:
-    """Everything a checkpoint holds besides model / RNG states."""
-
-    iteration: int = 0
-    """Last complete iteration (0: initial rollouts done)."""
-    episodes: list[Episode] = dataclasses.field(default_factory=list)
-    """Logged episodes (initial + nrollouts_per_iter per iteration)."""
-    returns: list[float] = dataclasses.field(default_factory=list)
-    rows: list[dict[str, float]] = dataclasses.field(default_factory=list)
-    env_steps: int = 0
-    wall_s: float = 0.0
-    model_trained: bool = False
-    last_train: dict[str, float] = dataclasses.field(default_factory=dict)
-    last_train_s: float = 0.0
-    env_seeded: bool = False
-
-    @property
-    def best_so_far(self) -> float:
-        return float(best_so_far(self.returns)[-1]) if self.returns else float("nan")
 
 
 def run_experiment(
@@ -81,9 +60,8 @@ def run_experiment(
     ``progress``: live progress (a bar on a terminal, a line every ``progress_every_s`` seconds
     in a log file); the one-line summary of each iteration is printed either way.
     """
-    from pets_core.envs import get_task, make_env
-
     run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     sim, loop, elog = cfg.exp_cfg.sim_cfg, cfg.exp_cfg.exp_cfg, cfg.exp_cfg.log_cfg
     t_session = time.perf_counter()
     seeds = RunSeeds.from_seed(cfg.seed)  # independent streams; MPC and model derive theirs too
@@ -95,17 +73,16 @@ def run_experiment(
         os.environ.setdefault("MUJOCO_GL", "egl")  # headless; read when the renderer is made
     env = make_env(cfg.env, render_mode="rgb_array" if elog.nrecord > 0 else None)
     task = get_task(cfg.env)
-    model, trainer = _make_model(cfg, task, device)
-    mpc = _make_mpc(cfg, env, task, model, device)
+    model, trainer = make_model(cfg, task, device)
+    mpc = make_mpc(cfg, env, task, model, device)
     data = TrainingSet(task)
     state = RunState()
 
-    for stale in [*run_dir.glob(".*.tmp*"), *run_dir.glob("train_iter*/.*.tmp*")]:
-        # temp files of an atomic write that a kill interrupted
+    for stale in run.stale_temp_files():
         stale.unlink(missing_ok=True)
     ckpt = load_checkpoint(run_dir)
     if ckpt is not None:
-        state = _restore(ckpt, trainer, mpc, env, train_rng, noise_rng, data)
+        state = restore_run_state(ckpt, trainer, mpc, env, train_rng, noise_rng, data)
         echo(f"resuming {run_dir} after iteration {state.iteration} of {loop.ntrain_iters}")
     else:
         # 1. initial rollouts with the untrained controller: uniform random actions
@@ -113,12 +90,12 @@ def run_experiment(
         mpc.model_trained = state.model_trained
         t0 = time.perf_counter()
         for _ in range(loop.ninit_rollouts):
-            episode, _ = _run_episode(env, mpc, sim, noise_rng, state, record=False, seed=seeds.env)
+            episode, _ = run_episode(env, mpc, sim, noise_rng, state, record=False, seed=seeds.env)
             state.episodes.append(episode)
             data.append(episode)
         mpc.pop_prediction_log()  # random actions: nothing planned
         if loop.ninit_rollouts > 0:
-            _train(cfg, trainer, data, train_rng, state, mpc)
+            train(cfg, trainer, data, train_rng, state, mpc)
         state.wall_s += time.perf_counter() - t0
         _checkpoint(run_dir, state, trainer, mpc, env, train_rng, noise_rng, tracker)
 
@@ -135,13 +112,13 @@ def run_experiment(
     for i in range(state.iteration + 1, loop.ntrain_iters + 1):
         t0 = time.perf_counter()
         shown.start_iteration(i)
-        iter_dir = run_dir / f"train_iter{i}"
+        iter_dir = run.iter_dir(i)
         iter_dir.mkdir(exist_ok=True)
         # 2b. nrecord recorded episodes, then the rest up to max(neval, nrollouts_per_iter)
         episodes = []
         nrecord = elog.nrecord if records(i, loop.ntrain_iters, elog.record_iters) else 0
         for j in range(episodes_per_iter):
-            episode, frames = _run_episode(
+            episode, frames = run_episode(
                 env,
                 mpc,
                 sim,
@@ -153,14 +130,14 @@ def run_experiment(
             )
             episodes.append(episode)
             if frames:
-                _write_video(video_path(run_dir, i, j), frames, fps=1.0 / env.unwrapped.dt)
+                write_video(run.video(i, j), frames, fps=1.0 / env.unwrapped.dt)
         # 2c. returns of the first neval; the first nrollouts_per_iter become data and logs
         state.returns.extend(ep.ret for ep in episodes[: elog.neval])
         for episode in episodes[: loop.nrollouts_per_iter]:
             state.episodes.append(episode)
             data.append(episode)
         # 2d-e. the model that acted, prediction logs, logs.mat, metrics
-        _save_model(cfg, model, iter_dir if cfg.ctrl_cfg.log_cfg.save_all_models else run_dir)
+        save_model(model, iter_dir if cfg.ctrl_cfg.log_cfg.save_all_models else run_dir)
         write_predictions_mat(iter_dir, mpc.pop_prediction_log())
         write_logs_mat(
             run_dir,
@@ -198,7 +175,7 @@ def run_experiment(
         state.last_train, state.last_train_s = {}, 0.0
         if i < loop.ntrain_iters:
             shown.training(len(data))
-            _train(cfg, trainer, data, train_rng, state, mpc)
+            train(cfg, trainer, data, train_rng, state, mpc)
         state.iteration = i
         state.wall_s += time.perf_counter() - t0
         _checkpoint(run_dir, state, trainer, mpc, env, train_rng, noise_rng, tracker)
@@ -224,7 +201,7 @@ def run_experiment(
     }
     if tracker is not None:
         tracker.log_rows(state.rows)  # anything a kill left unlogged
-        tracker.finish(run_artifacts(run_dir))
+        tracker.finish(run.artifacts())
     write_json(run_dir / DONE_JSON, done)  # the completion marker: last, atomically
     echo(
         f"done: {run_dir} best-so-far {state.best_so_far:.2f} after {state.iteration} iterations "
@@ -241,11 +218,6 @@ def _device_name(device: torch.device) -> str:
 
 
 # ----------------------------------------------------------------------------- building blocks
-def video_path(run_dir: Path, iteration: int, episode: int = 0) -> Path:
-    """<run_dir>/train_iter<i>/rollout<j>.mp4: recorded episode j of iteration i (1-based)."""
-    return Path(run_dir) / f"train_iter{iteration}" / f"rollout{episode}.mp4"
-
-
 def records(i: int, ntrain_iters: int, record_iters: tuple[int, ...]) -> bool:
     """Does iteration i (1-based) record its first nrecord episodes? () = every iteration."""
     return not record_iters or any(
@@ -253,113 +225,7 @@ def records(i: int, ntrain_iters: int, record_iters: tuple[int, ...]) -> bool:
     )
 
 
-def _make_model(cfg: PetsConfig, task, device: torch.device):
-    from pets_core.models import ModelTrainer, load_model, load_original, make_model
-
-    init = cfg.ctrl_cfg.prop_cfg.model_init_cfg
-    if init.load_model:
-        model_dir = Path(init.model_dir or ".")
-        if (model_dir / MODEL_PT).exists():
-            model = load_model(model_dir / MODEL_PT, device)
-        else:
-            model = load_original(model_dir, device)
-    else:
-        model = make_model(
-            init.model_type,
-            in_dim=task.in_dim,
-            out_dim=task.out_dim,
-            hidden_dims=list(init.hidden_dims),
-            weight_decays=list(init.weight_decays),
-            num_nets=init.num_nets,
-            max_logvar_init=init.max_logvar_init,
-            min_logvar_init=init.min_logvar_init,
-            device=device,
-            seed=cfg.seed,
-        )
-    return model, ModelTrainer(model, learning_rate=init.learning_rate)
-
-
-def make_optimizer(
-    opt_cfg: CEMCfg | RandomCfg | ICEMCfg | MPPICfg,
-    lower: torch.Tensor,  # (H, A)
-    upper: torch.Tensor,  # (H, A)
-    *,
-    per: int = 1,
-):
-    """The optimiser of ``ctrl_cfg.opt_cfg.cfg`` over the box ``[lower, upper]``.
-
-    ``per`` (actions executed per plan) tells iCEM how far to shift the last plan's elites.
-    """
-    from pets_core.planning import CEMOptimizer, ICEMOptimizer, MPPIOptimizer, RandomShooting
-
-    c = opt_cfg
-    if isinstance(c, CEMCfg):
-        return CEMOptimizer(
-            popsize=c.popsize,
-            num_elites=c.num_elites,
-            max_iters=c.max_iters,
-            epsilon=c.epsilon,
-            alpha=c.alpha,
-            lower=lower,
-            upper=upper,
-            var_update=c.var_update,
-        )
-    if isinstance(c, ICEMCfg):
-        return ICEMOptimizer(
-            popsize=c.popsize,
-            num_elites=c.num_elites,
-            max_iters=c.max_iters,
-            alpha=c.alpha,
-            noise_beta=c.noise_beta,
-            pop_decay=c.pop_decay,
-            keep_elites_frac=c.keep_elites_frac,
-            lower=lower,
-            upper=upper,
-            per=per,
-        )
-    if isinstance(c, MPPICfg):
-        return MPPIOptimizer(
-            popsize=c.popsize,
-            num_iters=c.num_iters,
-            temperature=c.temperature,
-            sigma=c.sigma,
-            smoothing=c.smoothing,
-            lower=lower,
-            upper=upper,
-        )
-    return RandomShooting(popsize=c.popsize, lower=lower, upper=upper)
-
-
-def _make_mpc(cfg: PetsConfig, env, task, model, device: torch.device):
-    from pets_core.planning import MPC
-
-    opt = cfg.ctrl_cfg.opt_cfg
-    low = np.asarray(env.action_space.low, dtype=np.float64)
-    high = np.asarray(env.action_space.high, dtype=np.float64)
-    lower = torch.as_tensor(np.tile(low, (opt.plan_hor, 1)), dtype=torch.float32, device=device)
-    upper = torch.as_tensor(np.tile(high, (opt.plan_hor, 1)), dtype=torch.float32, device=device)
-    optimizer = make_optimizer(opt.cfg, lower, upper, per=cfg.ctrl_cfg.per)
-    prop = cfg.ctrl_cfg.prop_cfg
-    log = cfg.ctrl_cfg.log_cfg
-    return MPC(
-        model=model,
-        task=task,
-        optimizer=optimizer,
-        plan_hor=opt.plan_hor,
-        per=cfg.ctrl_cfg.per,
-        num_particles=prop.npart,
-        prop=prop.mode,
-        ign_var=prop.ign_var,
-        action_low=low,
-        action_high=high,
-        device=device,
-        seed=cfg.seed,
-        log_traj_preds=log.log_traj_preds,
-        log_particles=log.log_particles,
-    )
-
-
-def _run_episode(
+def run_episode(
     env, mpc, sim, noise_rng, state: RunState, *, record: bool, seed: int, on_step=None
 ):
     """env.reset, policy.reset, task_hor steps; the stored action is the noise-free one.
@@ -375,9 +241,9 @@ def _run_episode(
     observations, actions, rewards = [obs], [], []
     frames = [env.render()] if record else []
     act_s = 0.0
-    for t in range(sim.task_hor):
+    for _ in range(sim.task_hor):
         t0 = time.perf_counter()
-        action = np.asarray(mpc.act(obs, t), dtype=np.float64)
+        action = np.asarray(mpc.act(obs), dtype=np.float64)
         dt = time.perf_counter() - t0
         act_s += dt
         executed = action
@@ -393,7 +259,6 @@ def _run_episode(
             frames.append(env.render())
         if on_step is not None:
             on_step(dt)
-    state.env_steps += sim.task_hor
     episode = Episode(
         observations=np.asarray(observations, dtype=np.float64),  # [T + 1, O]
         actions=np.asarray(actions, dtype=np.float64),  # [T, A]
@@ -403,7 +268,7 @@ def _run_episode(
     return episode, frames
 
 
-def _train(cfg: PetsConfig, trainer, data: TrainingSet, rng, state: RunState, mpc) -> None:
+def train(cfg: PetsConfig, trainer, data: TrainingSet, rng, state: RunState, mpc) -> None:
     train = cfg.ctrl_cfg.prop_cfg.model_train_cfg
     t0 = time.perf_counter()
     stats = trainer.train(
@@ -426,63 +291,16 @@ def _train(cfg: PetsConfig, trainer, data: TrainingSet, rng, state: RunState, mp
     mpc.model_trained = True
 
 
-def _save_model(cfg: PetsConfig, model, directory: Path) -> None:
-    """model.pt (bit-exact, ours) + model.mat / model.nns (the original's format), atomically."""
-    from pets_core.models import export_original, save_model
-
-    directory.mkdir(parents=True, exist_ok=True)
-    with atomic_path(directory / MODEL_PT) as tmp:
-        save_model(model, tmp)
-    with tempfile.TemporaryDirectory(dir=directory, prefix=".export-") as tmp_dir:
-        export_original(model, Path(tmp_dir))
-        for produced in Path(tmp_dir).iterdir():
-            os.replace(produced, directory / produced.name)
-
-
-def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    import imageio.v2 as imageio
-
-    with atomic_path(path) as tmp:
-        imageio.mimwrite(tmp, frames, fps=fps, codec="libx264", format="FFMPEG", macro_block_size=8)
-
-
-# ----------------------------------------------------------------------------- checkpoint
 def _checkpoint(run_dir, state, trainer, mpc, env, train_rng, noise_rng, tracker) -> None:
-    save_checkpoint(
+    save_run_state(
         run_dir,
-        {
-            "run": {
-                **{k: v for k, v in dataclasses.asdict(state).items() if k != "episodes"},
-                "episodes": [dataclasses.astuple(ep) for ep in state.episodes],
-            },
-            "trainer": trainer.state_dict(),
-            "mpc": mpc.state_dict(),
-            "rng": {
-                "global": global_rng_state(),
-                "train": train_rng.bit_generator.state,
-                "noise": noise_rng.bit_generator.state,
-                "env": env.unwrapped.np_random.bit_generator.state,
-            },
-            "mlflow_run_id": tracker.run_id if tracker is not None else None,
-        },
+        state,
+        trainer,
+        mpc,
+        env,
+        train_rng,
+        noise_rng,
+        mlflow_run_id=tracker.run_id if tracker is not None else None,
     )
     if tracker is not None:
         tracker.log_rows(state.rows)  # after the checkpoint: a resumed run never logs twice
-
-
-def _restore(ckpt, trainer, mpc, env, train_rng, noise_rng, data: TrainingSet) -> RunState:
-    run = dict(ckpt["run"])
-    episodes = [Episode(*fields) for fields in run.pop("episodes")]
-    state = RunState(**run, episodes=episodes)
-    for episode in episodes:
-        data.append(episode)
-    trainer.load_state_dict(ckpt["trainer"])
-    mpc.load_state_dict(ckpt["mpc"])
-    mpc.model_trained = state.model_trained
-    set_global_rng_state(ckpt["rng"]["global"])
-    train_rng.bit_generator.state = ckpt["rng"]["train"]
-    noise_rng.bit_generator.state = ckpt["rng"]["noise"]
-    env_rng = np.random.Generator(np.random.PCG64())
-    env_rng.bit_generator.state = ckpt["rng"]["env"]
-    env.unwrapped.np_random = env_rng
-    return state

@@ -1,0 +1,58 @@
+"""`python -m pets_core.ingest DIR... [--mlflow-uri URI]`: add finished run directories to MLflow.
+
+Idempotent (:mod:`pets_core.results.ingest`): a run already in the store is completed if it lacks
+metrics or artifacts and otherwise left alone, so running it twice, on a moved or copied results
+dir, or from two shells at once, adds nothing. Folders that hold a store's artifacts
+(``mlartifacts``, ``mlruns``) are never searched for runs. Use it for runs whose live tracking was
+skipped, or for run directories made on another machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pets_core.results import store
+from pets_core.results.ingest import ingest_run
+from pets_core.results.rundir import DONE_JSON, find_run_dirs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pets_core.ingest", description=__doc__)
+    parser.add_argument(
+        "dirs", nargs="+", type=Path, help="run directories or folders holding them"
+    )
+    parser.add_argument(
+        "--mlflow-uri", default=None, help=f"default $MLFLOW_TRACKING_URI or {store.DEFAULT_URI}"
+    )
+    parser.add_argument("--mlflow-experiment", default=None, help="default pets-<env>")
+    args = parser.parse_args(argv)
+    uri = store.resolve_uri(args.mlflow_uri)
+    if uri is None:
+        print(
+            "ingest: error: MLflow is disabled (--mlflow-uri none); nothing to do", file=sys.stderr
+        )
+        return 2
+    run_dirs = find_run_dirs(args.dirs, complete_only=True)
+    if not run_dirs:
+        print(
+            f"ingest: no finished run directories (with {DONE_JSON}) under "
+            f"{', '.join(map(str, args.dirs))}"
+        )
+        return 0
+    failed = 0
+    for run_dir in run_dirs:
+        try:
+            run_id, what = ingest_run(run_dir, uri, args.mlflow_experiment)
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+            run_id, what = None, f"unreadable run directory ({type(err).__name__}: {err})"
+        failed += run_id is None
+        print(f"{run_dir}: {what}" + (f" (run {run_id})" if run_id else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

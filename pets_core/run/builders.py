@@ -1,0 +1,121 @@
+"""Factories: config -> model + trainer, optimiser, MPC (the objects the loop and render drive).
+
+Each builder reads one config node and nothing else; ``make_mpc`` is the one place an MPC is
+constructed from a config (the runner, render and the optimiser benchmark all use it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pets_core import models
+from pets_core.config import CEMCfg, ICEMCfg, MPPICfg, PetsConfig, RandomCfg
+from pets_core.envs import TaskSpec
+from pets_core.planning import MPC, CEMOptimizer, ICEMOptimizer, MPPIOptimizer, RandomShooting
+from pets_core.results.rundir import MODEL_PT
+
+
+def make_model(cfg: PetsConfig, task: TaskSpec, device: torch.device):
+    """(model, trainer) of ``ctrl_cfg.prop_cfg.model_init_cfg``: a fresh ensemble seeded from the
+    run's seed, or the one in ``model_dir`` (model.pt, else the original's model.mat / .nns)."""
+    init = cfg.ctrl_cfg.prop_cfg.model_init_cfg
+    if init.load_model:
+        model_dir = Path(init.model_dir or ".")
+        if (model_dir / MODEL_PT).exists():
+            model = models.load_model(model_dir / MODEL_PT, device)
+        else:
+            model = models.load_original(model_dir, device)
+    else:
+        model = models.make_model(
+            init.model_type,
+            in_dim=task.in_dim,
+            out_dim=task.out_dim,
+            hidden_dims=list(init.hidden_dims),
+            weight_decays=list(init.weight_decays),
+            num_nets=init.num_nets,
+            max_logvar_init=init.max_logvar_init,
+            min_logvar_init=init.min_logvar_init,
+            device=device,
+            seed=cfg.seed,
+        )
+    return model, models.ModelTrainer(model, learning_rate=init.learning_rate)
+
+
+def make_optimizer(
+    opt_cfg: CEMCfg | RandomCfg | ICEMCfg | MPPICfg,
+    lower: torch.Tensor,  # (H, A)
+    upper: torch.Tensor,  # (H, A)
+    *,
+    per: int = 1,
+):
+    """The optimiser of ``ctrl_cfg.opt_cfg.cfg`` over the box ``[lower, upper]``.
+
+    ``per`` (actions executed per plan) tells iCEM how far to shift the last plan's elites.
+    """
+    c = opt_cfg
+    if isinstance(c, CEMCfg):
+        return CEMOptimizer(
+            popsize=c.popsize,
+            num_elites=c.num_elites,
+            max_iters=c.max_iters,
+            epsilon=c.epsilon,
+            alpha=c.alpha,
+            lower=lower,
+            upper=upper,
+            var_update=c.var_update,
+        )
+    if isinstance(c, ICEMCfg):
+        return ICEMOptimizer(
+            popsize=c.popsize,
+            num_elites=c.num_elites,
+            max_iters=c.max_iters,
+            alpha=c.alpha,
+            noise_beta=c.noise_beta,
+            pop_decay=c.pop_decay,
+            keep_elites_frac=c.keep_elites_frac,
+            lower=lower,
+            upper=upper,
+            per=per,
+        )
+    if isinstance(c, MPPICfg):
+        return MPPIOptimizer(
+            popsize=c.popsize,
+            num_iters=c.num_iters,
+            temperature=c.temperature,
+            sigma=c.sigma,
+            smoothing=c.smoothing,
+            lower=lower,
+            upper=upper,
+        )
+    return RandomShooting(popsize=c.popsize, lower=lower, upper=upper)
+
+
+def make_mpc(cfg: PetsConfig, env, task: TaskSpec, model, device: torch.device) -> MPC:
+    """The controller of ``ctrl_cfg`` for ``env``'s action box: optimiser + propagation + logs."""
+    opt = cfg.ctrl_cfg.opt_cfg
+    low = np.asarray(env.action_space.low, dtype=np.float64)
+    high = np.asarray(env.action_space.high, dtype=np.float64)
+    lower = torch.as_tensor(np.tile(low, (opt.plan_hor, 1)), dtype=torch.float32, device=device)
+    upper = torch.as_tensor(np.tile(high, (opt.plan_hor, 1)), dtype=torch.float32, device=device)
+    optimizer = make_optimizer(opt.cfg, lower, upper, per=cfg.ctrl_cfg.per)
+    prop = cfg.ctrl_cfg.prop_cfg
+    log = cfg.ctrl_cfg.log_cfg
+    return MPC(
+        model=model,
+        task=task,
+        optimizer=optimizer,
+        plan_hor=opt.plan_hor,
+        per=cfg.ctrl_cfg.per,
+        num_particles=prop.npart,
+        prop=prop.mode,
+        ign_var=prop.ign_var,
+        action_low=low,
+        action_high=high,
+        device=device,
+        seed=cfg.seed,
+        log_traj_preds=log.log_traj_preds,
+        log_particles=log.log_particles,
+    )
