@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_workflow import REPO, copy_workflow, job_counts, snakemake
+from support.workflow import REPO, copy_workflow, job_counts, snakemake
 
 from pets_core.analysis.optimizers import (
     candidates_per_plan,

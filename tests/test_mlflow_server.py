@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import REPO, copy_workflow, snakemake
+from support.workflow import REPO, copy_workflow, snakemake
 
 from pets_core import tracking
 

@@ -8,8 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from test_runner import logs, run, tiny_args
-from test_runner_resume import readable
+from support.runs import logs, readable, run, tiny_args
 
 from pets_core.checkpoint import load_checkpoint
 

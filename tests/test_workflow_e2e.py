@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_analysis import make_run
-from test_workflow import REPO, copy_workflow, snakemake
+from support.runs import _tiny_run, make_run
+from support.workflow import REPO, copy_workflow, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -147,9 +147,7 @@ def test_figures_from_logs_mat_alone_train_nothing(tmp_path: Path) -> None:
 
 
 def _tiny_runs(root: Path, seeds: dict[int, int]) -> Path:
-    """Real runs of the runner at tests/test_runner.py's tiny settings: seed -> iterations."""
-    from test_analysis import _tiny_run
-
+    """Real runs of the runner at support.runs' tiny settings: seed -> iterations."""
     for seed, iters in seeds.items():
         _tiny_run(
             root / f"cartpole/PE-TSinf-CEM/seed{seed}", "cartpole", iters, "--seed", str(seed)

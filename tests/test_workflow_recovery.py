@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_workflow import REPO, copy_workflow, snakemake
+from support.workflow import REPO, copy_workflow, snakemake
 
 pytestmark = pytest.mark.slow
 
