@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from gymnasium.utils.env_checker import check_env
+from support import spec_rewards as spec
 
 from pets_core.envs import ENV_IDS, ENV_NAMES, canonical_name, make_env
 from pets_core.envs.kinematics import reacher3d_end_effector
@@ -210,6 +211,8 @@ def test_reacher_end_effector_is_palm_point_when_elbow_bent():
     end = reacher3d_end_effector(torch.from_numpy(q)).numpy()
     palm = np.array([_palm_point(model, data, qi) for qi in q])
     np.testing.assert_allclose(end, palm, atol=1e-12)
+    # the test oracle's formula (tests/support/spec_rewards.py) is MuJoCo's palm point as well
+    np.testing.assert_allclose(np.array([spec.reacher_ee(qi) for qi in q]), palm, atol=1e-12)
 
 
 def test_reacher_end_effector_keeps_the_discontinuity_at_straight_elbow():
@@ -407,34 +410,6 @@ def test_pusher_scripted_push_moves_object_toward_goal(push_steps):
     assert after < before - 0.2
 
 
-def _original_reacher_end_effector(q: np.ndarray) -> np.ndarray:
-    """The original's `get_ee_pos` (spec sec. 1.2), written independently in plain numpy."""
-    t1, t2, t3, t4, t5, t6 = q[:6]
-    rot_axis = np.array([np.cos(t2) * np.cos(t1), np.cos(t2) * np.sin(t1), -np.sin(t2)])
-    rot_perp_axis = np.array([-np.sin(t1), np.cos(t1), 0.0])
-    cur_end = np.array(
-        [
-            0.1 * np.cos(t1) + 0.4 * np.cos(t1) * np.cos(t2),
-            0.1 * np.sin(t1) + 0.4 * np.sin(t1) * np.cos(t2) - 0.188,
-            -0.4 * np.sin(t2),
-        ]
-    )
-    for length, hinge, roll in [(0.321, t4, t3), (0.16828, t6, t5)]:
-        perp_all_axis = np.cross(rot_axis, rot_perp_axis)
-        x = np.cos(hinge) * rot_axis
-        y = np.sin(hinge) * np.sin(roll) * rot_perp_axis
-        z = -np.sin(hinge) * np.cos(roll) * perp_all_axis
-        new_rot_axis = x + y + z
-        new_rot_perp_axis = np.cross(new_rot_axis, rot_axis)
-        if np.linalg.norm(new_rot_perp_axis) > 1e-30:
-            new_rot_perp_axis /= np.linalg.norm(new_rot_perp_axis)
-        else:
-            new_rot_perp_axis = rot_perp_axis
-        cur_end = cur_end + length * new_rot_axis
-        rot_axis, rot_perp_axis = new_rot_axis, new_rot_perp_axis
-    return cur_end
-
-
 @pytest.mark.parametrize("elbow", [0.0, -1e-4, 1e-4, -1.0])
 @pytest.mark.parametrize("wrist", [0.0, -0.7])
 def test_reacher_end_effector_equals_the_original_formula_at_straight_joints(elbow, wrist):
@@ -444,4 +419,4 @@ def test_reacher_end_effector_equals_the_original_formula_at_straight_joints(elb
     for q in [np.array([0.3, 0.4, 0.5, elbow, 0.2, wrist, 0.1]), *rng.uniform(-1, 1, (20, 7))]:
         q[3], q[5] = elbow, wrist
         end = reacher3d_end_effector(torch.from_numpy(q)).numpy()
-        np.testing.assert_allclose(end, _original_reacher_end_effector(q), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(end, spec.reacher_ee(q), rtol=0, atol=1e-12)
