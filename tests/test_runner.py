@@ -77,7 +77,13 @@ def test_same_seed_same_logs_other_seed_differs(tmp_path):
     a, b, c = (logs(tmp_path / n) for n in "abc")
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
-    assert not np.array_equal(a["observations"], c["observations"])
+    # the run seed reaches the env reset and the random episode's actions through its streams
+    for data, seed in ((a, 3), (c, 4)):
+        seeds = RunSeeds.from_seed(seed)
+        first_obs, _ = make_env("cartpole").reset(seed=seeds.env)
+        np.testing.assert_array_equal(data["observations"][0, 0], first_obs)
+        random_actions = np.random.default_rng(seeds.actions).uniform(-3.0, 3.0, (TASK_HOR, 1))
+        np.testing.assert_array_equal(data["actions"][0], random_actions)
 
 
 def test_neval_nrollouts_and_logging_options(tmp_path):

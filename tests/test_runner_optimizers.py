@@ -21,7 +21,8 @@ def test_same_seed_same_logs_other_seed_differs(tmp_path, variant):
     a, b, c = (logs(tmp_path / n) for n in "abc")
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    assert not np.array_equal(a["actions"], c["actions"])
+    # the planned episodes (the first one is random), where the optimizer's draws show
+    assert not np.array_equal(a["actions"][1:], c["actions"][1:])
 
 
 @pytest.mark.slow
