@@ -72,9 +72,8 @@ def _random_state(name: str, env, rng: np.random.Generator, bend_back: bool):
         if bend_back:
             qpos[3], qvel[3] = 0.0, 5.0
         if name == "pusher":
-            qpos[7:9] = np.array([-0.25, 0.15]) + rng.normal(
-                0.0, 0.1, 2
-            )  # the object, around its start
+            # the object's slides (y, x), around where reset puts it
+            qpos[7:9] = np.array([-0.25, 0.15]) + rng.normal(0.0, 0.1, 2)
             qvel[7:] = 0.0
         else:
             qvel[7:] = 0.0  # the target never moves
@@ -151,8 +150,10 @@ def test_task_costs_equal_the_spec_oracle_on_random_states(name, seed):
         )
     else:  # one goal (pusher) or none: the whole batch at once
         goal = rows[0][5]
-        assert all(np.array_equal(r[5], goal) for r in rows) if goal is not None else True
-        got = task.obs_cost(next_obs, None if goal is None else torch.from_numpy(goal))
+        if goal is not None:
+            assert all(np.array_equal(r[5], goal) for r in rows)
+            goal = torch.from_numpy(goal)
+        got = task.obs_cost(next_obs, goal)
     expected = [spec_obs_cost(r[2], r[5]) for r in rows]
     np.testing.assert_allclose(got.numpy(), expected, **ORACLE_TOL)
     expected_ac = [spec_ac_cost(r[1]) for r in rows]
@@ -173,7 +174,8 @@ def test_task_cost_of_the_next_state_is_minus_the_spec_reward(name):
 
 
 def test_pusher_env_reward_scores_the_pre_step_state_and_the_planner_the_next():
-    # spec sec. 7.1.1: the oracle reward of a step is the oracle cost of its PRE-step obs ...
+    # spec sec. 7.1.1: the env's reward of a step (the oracle on MuJoCo's pre-step COMs) is the
+    # spec cost of the obs the env returned BEFORE the step ...
     task = get_task("pusher")
     rows = _oracle_transitions("pusher", seed=3)
     goal = torch.tensor(spec.PUSHER_GOAL, dtype=torch.float64)
