@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.io
+from support.runs import _tiny_run, make_run
 
 from pets_core.analysis.aggregate import (
     COLUMNS,
@@ -38,34 +39,6 @@ from pets_core.analysis.tables import duration, to_html, to_latex, to_markdown
 from pets_core.results.metrics import best_so_far, env_steps, episodes_per_iteration
 
 
-def make_run(
-    root: Path,
-    env: str,
-    variant: str,
-    seed: int,
-    returns: list[float],
-    *,
-    task_hor: int = 4,
-    n_init: int = 1,
-    obs_dim: int = 3,
-    act_dim: int = 2,
-) -> Path:
-    """A run dir with a logs.mat in the original's keys and shapes (spec sec. 6.2)."""
-    run_dir = root / "runs" / env / variant / f"seed{seed}"
-    run_dir.mkdir(parents=True)
-    n = n_init + len(returns)
-    scipy.io.savemat(
-        run_dir / "logs.mat",
-        {
-            "observations": np.zeros((n, task_hor + 1, obs_dim)),  # [n, T+1, O]
-            "actions": np.zeros((n, task_hor, act_dim)),  # [n, T, A]
-            "rewards": np.zeros((n, task_hor)),  # [n, T]
-            "returns": np.asarray(returns, dtype=float)[None, :],  # [1, iters]
-        },
-    )
-    return run_dir
-
-
 def test_load_run_best_so_far_and_env_steps(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path, "cartpole", "PE-TSinf-CEM", 3, [1.0, 5.0, 2.0, 7.0, 6.0])
     table = load_run(run_dir)
@@ -91,14 +64,6 @@ def test_metrics_definitions_exact() -> None:
     assert steps.tolist() == [50, 80]
     assert env_steps(2, task_hor=10, ninit_rollouts=0, episodes_per_iter=1) == 20
     assert isinstance(env_steps(2, task_hor=10, ninit_rollouts=0, episodes_per_iter=1), int)
-
-
-def _tiny_run(run_dir: Path, env: str = "cartpole", iters: int = 2, *extra: str) -> Path:
-    """A real run of the runner (a second or two: tests/test_runner.py's tiny settings)."""
-    from test_runner import run, tiny_args
-
-    assert run(run_dir, tiny_args(env, iters=iters), *extra) == 0
-    return run_dir
 
 
 def test_runner_and_analysis_share_best_so_far_and_env_steps_with_neval_3(tmp_path: Path) -> None:
@@ -387,7 +352,7 @@ def test_settings_name_every_difference_from_the_paper(tmp_path: Path) -> None:
     run_dir = _tiny_run(tmp_path / "runs/cartpole/PE-TSinf-CEM/seed2", "cartpole", 1, "--seed", "2")
     (row,) = experiments([run_dir])
     assert (row["env"], row["variant"], row["seeds"]) == ("cartpole", "PE-TSinf-CEM", [2])
-    # tests/test_runner.py's tiny_args: task_hor 8, 1 iteration, horizon 3, CEM 8 / 2 / 2 iters,
+    # support.runs' tiny_args: task_hor 8, 1 iteration, horizon 3, CEM 8 / 2 / 2 iters,
     # 3 x 8 network, 2 nets, 4 particles; the paper's cartpole: 200, 50, 25, 400 / 40 / 5, 3 x 500
     assert row["differences"] == {
         "ctrl_cfg.opt_cfg.cfg.max_iters": (2, 5),

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_workflow import REPO, copy_workflow, job_counts, snakemake
+from support.workflow import REPO, copy_workflow, job_counts, snakemake
 
 from pets_core.analysis.optimizers import (
     candidates_per_plan,
@@ -141,7 +141,11 @@ def test_figure_has_curves_and_one_bar_per_optimiser_of_mean_seconds():
         palette={"PE-TSinf-CEM": "#d62728"},
     )
     top, bottom = fig.axes[:2]
-    assert top.get_title() == "cartpole" and len(top.get_lines()) >= 2
+    assert top.get_title() == "cartpole"
+    # one curve per optimiser: the middle seed's best-so-far per trial (seeds 75/85/95, 20/30/25)
+    curves = [(line.get_xdata().tolist(), line.get_ydata().tolist()) for line in top.get_lines()]
+    assert curves == [([1, 2], [85, 170]), ([1, 2], [25, 50])]
+    assert top.get_lines()[0].get_color() == "#d62728"  # the palette's colour for CEM
     heights = [p.get_height() for p in bottom.patches]
     np.testing.assert_allclose(heights, [0.3, 0.1])
     assert [t.get_text() for t in bottom.get_xticklabels()] == ["CEM", "Random"]

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from gymnasium.utils.env_checker import check_env
+from support import spec_rewards as spec
 
 from pets_core.envs import ENV_IDS, ENV_NAMES, canonical_name, make_env
 from pets_core.envs.kinematics import reacher3d_end_effector
@@ -81,6 +82,26 @@ def _rollout(env: gymnasium.Env, seed: int, num_steps: int) -> tuple[np.ndarray,
         observations.append(obs)
         rewards.append(reward)
     return np.array(observations), np.array(rewards)
+
+
+def _spec_reset_obs(name: str, seed: int) -> np.ndarray:
+    """The first obs after reset(seed=seed), from the spec's reset noise (sec. 1.1-1.4) drawn from
+    the env's np_random, which gymnasium seeds as numpy's default_rng(seed)."""
+    rng = np.random.default_rng(seed)
+    if name == "cartpole":  # qpos then qvel, each N(0, 0.1^2)
+        return np.concatenate([rng.normal(0.0, 0.1, 2), rng.normal(0.0, 0.1, 2)])
+    if name == "reacher":  # the arm at exactly 0, the goal (0, 0.25, 0) + N(0, 0.1^2)
+        return np.concatenate(
+            [np.zeros(7), np.array([0.0, 0.25, 0.0]) + rng.normal(0.0, 0.1, 3), np.zeros(7)]
+        )
+    if name == "pusher":  # object slides (y, x) = (-0.25, 0.15) + N(0, 0.025^2); qvel U(+-0.005)
+        slide_y, slide_x = np.array([-0.25, 0.15]) + rng.normal(0.0, 0.025, 2)
+        arm_qvel = rng.uniform(-0.005, 0.005, 11)[:7]
+        tip, obj = [0.921, -0.6, 0.0], [0.45 + slide_x, -0.05 + slide_y, -0.275]  # spec sec. 9
+        return np.concatenate([np.zeros(7), arm_qvel, tip, obj])
+    # halfcheetah: qpos, qvel ~ N(0, 0.001^2); obs[0], the step's velocity, is 0 after reset
+    qpos, qvel = rng.normal(0.0, 0.001, 9), rng.normal(0.0, 0.001, 9)
+    return np.concatenate([[0.0], qpos[1:], qvel])
 
 
 # registry ------------------------------------------------------------------------------------
@@ -210,6 +231,8 @@ def test_reacher_end_effector_is_palm_point_when_elbow_bent():
     end = reacher3d_end_effector(torch.from_numpy(q)).numpy()
     palm = np.array([_palm_point(model, data, qi) for qi in q])
     np.testing.assert_allclose(end, palm, atol=1e-12)
+    # the test oracle's formula (tests/support/spec_rewards.py) is MuJoCo's palm point as well
+    np.testing.assert_allclose(np.array([spec.reacher_ee(qi) for qi in q]), palm, atol=1e-12)
 
 
 def test_reacher_end_effector_keeps_the_discontinuity_at_straight_elbow():
@@ -233,10 +256,10 @@ def test_reacher_reset_randomises_only_the_goal():
     np.testing.assert_array_equal(obs[10:], np.zeros(7))
     np.testing.assert_array_equal(obs[7:10], env.goal)
     assert env.goal.shape == (3,) and env.goal.dtype == np.float64
-    assert np.abs(env.goal - [0.0, 0.25, 0.0]).max() < 0.5  # N(0, 0.1^2) noise
-    previous = env.goal.copy()
-    env.reset()
-    assert not np.array_equal(env.goal, previous)
+    rng = np.random.default_rng(5)  # what gymnasium's reset(seed=5) seeds np_random with
+    np.testing.assert_array_equal(env.goal, np.array([0.0, 0.25, 0.0]) + rng.normal(0.0, 0.1, 3))
+    env.reset()  # unseeded: the next draws of the same stream
+    np.testing.assert_array_equal(env.goal, np.array([0.0, 0.25, 0.0]) + rng.normal(0.0, 0.1, 3))
 
 
 def test_reacher_goal_never_moves():
@@ -262,9 +285,9 @@ def test_pusher_reset_noise_and_constant_goal():
     env = make_env("pusher").unwrapped
     obs, _ = env.reset(seed=0)
     np.testing.assert_array_equal(obs[:7], np.zeros(7))
-    assert 0 < np.abs(obs[7:14]).max() <= 0.005  # arm qvel ~ U(-0.005, 0.005)
+    np.testing.assert_array_equal(obs[:14], _spec_reset_obs("pusher", 0)[:14])
     np.testing.assert_array_equal(env.data.qvel[7:], np.zeros(4))
-    assert np.abs(obs[17:19] - [0.60, -0.30]).max() < 0.15  # N(0, 0.025^2) offsets
+    np.testing.assert_allclose(obs[14:], _spec_reset_obs("pusher", 0)[14:], rtol=0, atol=1e-12)
     goal = env.goal.copy()
     env.reset(seed=1)
     np.testing.assert_array_equal(env.goal, goal)
@@ -286,10 +309,9 @@ def test_pusher_reward_scores_the_pre_step_state():
 def test_halfcheetah_reset_state():
     env = make_env("halfcheetah").unwrapped
     obs, _ = env.reset(seed=0)
-    assert obs[0] == 0.0
-    assert env.data.body("torso").xpos[2] == pytest.approx(0.7, abs=0.01)
-    assert np.abs(env.data.qpos).max() < 0.01  # N(0, 0.001^2) noise
-    assert np.abs(env.data.qvel).max() < 0.01
+    np.testing.assert_array_equal(obs, _spec_reset_obs("halfcheetah", 0))
+    # the torso frame starts at z = 0.7 (spec sec. 9), moved by the rootz noise
+    assert env.data.body("torso").xpos[2] == pytest.approx(0.7 + env.data.qpos[1], abs=1e-15)
 
 
 def test_halfcheetah_obs0_is_finite_difference_velocity_over_the_step():
@@ -313,7 +335,9 @@ def test_reset_seed_reproduces_an_episode_exactly(name):
     other = _rollout(make_env(name), seed=8, num_steps=30)
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])
-    assert not np.array_equal(first[0][0], other[0][0])
+    spec = _spec_reset_obs(name, 7), _spec_reset_obs(name, 8)  # COMs: kinematics, ~1e-16 off
+    np.testing.assert_allclose(first[0][0], spec[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(other[0][0], spec[1], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
@@ -407,34 +431,6 @@ def test_pusher_scripted_push_moves_object_toward_goal(push_steps):
     assert after < before - 0.2
 
 
-def _original_reacher_end_effector(q: np.ndarray) -> np.ndarray:
-    """The original's `get_ee_pos` (spec sec. 1.2), written independently in plain numpy."""
-    t1, t2, t3, t4, t5, t6 = q[:6]
-    rot_axis = np.array([np.cos(t2) * np.cos(t1), np.cos(t2) * np.sin(t1), -np.sin(t2)])
-    rot_perp_axis = np.array([-np.sin(t1), np.cos(t1), 0.0])
-    cur_end = np.array(
-        [
-            0.1 * np.cos(t1) + 0.4 * np.cos(t1) * np.cos(t2),
-            0.1 * np.sin(t1) + 0.4 * np.sin(t1) * np.cos(t2) - 0.188,
-            -0.4 * np.sin(t2),
-        ]
-    )
-    for length, hinge, roll in [(0.321, t4, t3), (0.16828, t6, t5)]:
-        perp_all_axis = np.cross(rot_axis, rot_perp_axis)
-        x = np.cos(hinge) * rot_axis
-        y = np.sin(hinge) * np.sin(roll) * rot_perp_axis
-        z = -np.sin(hinge) * np.cos(roll) * perp_all_axis
-        new_rot_axis = x + y + z
-        new_rot_perp_axis = np.cross(new_rot_axis, rot_axis)
-        if np.linalg.norm(new_rot_perp_axis) > 1e-30:
-            new_rot_perp_axis /= np.linalg.norm(new_rot_perp_axis)
-        else:
-            new_rot_perp_axis = rot_perp_axis
-        cur_end = cur_end + length * new_rot_axis
-        rot_axis, rot_perp_axis = new_rot_axis, new_rot_perp_axis
-    return cur_end
-
-
 @pytest.mark.parametrize("elbow", [0.0, -1e-4, 1e-4, -1.0])
 @pytest.mark.parametrize("wrist", [0.0, -0.7])
 def test_reacher_end_effector_equals_the_original_formula_at_straight_joints(elbow, wrist):
@@ -444,4 +440,4 @@ def test_reacher_end_effector_equals_the_original_formula_at_straight_joints(elb
     for q in [np.array([0.3, 0.4, 0.5, elbow, 0.2, wrist, 0.1]), *rng.uniform(-1, 1, (20, 7))]:
         q[3], q[5] = elbow, wrist
         end = reacher3d_end_effector(torch.from_numpy(q)).numpy()
-        np.testing.assert_allclose(end, _original_reacher_end_effector(q), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(end, spec.reacher_ee(q), rtol=0, atol=1e-12)

@@ -8,8 +8,7 @@ import sys
 
 import mlflow
 import pytest
-from test_runner import run, tiny_args
-from test_tracking import ROWS, fake_run_dir
+from support.runs import ROWS, fake_run_dir, run, tiny_args
 
 from pets_core import config as config_mod
 from pets_core.cli import ingest

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import REPO, copy_workflow, snakemake
+from support.workflow import REPO, copy_workflow, snakemake
 
 from pets_core.results import store
 
@@ -104,7 +104,7 @@ def _workflow(tmp_path: Path, uri: str, seeds: list[int]) -> tuple[Path, object]
 def test_refused_client_fails_before_any_job_with_the_fix_named(server, tmp_path) -> None:
     uri = f"http://127.0.0.3:{server['port']}"
     workdir, result = _workflow(tmp_path, uri, [1])
-    assert result.returncode != 0
+    assert result.returncode == 1  # Snakemake's exit status for a workflow error
     assert "Error in rule init_mlflow" in result.stdout + result.stderr
     log = (workdir / "results/logs/init_mlflow.log").read_text()
     assert f"--allowed-hosts 127.0.0.3:{server['port']}" in log.strip().splitlines()[-1], log
@@ -134,7 +134,10 @@ def test_workflow_end_to_end_through_the_server(server: dict, tmp_path: Path) ->
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert "logs.mat" in names, names
         stored = server["root"] / "artifacts" / experiment.experiment_id / run.info.run_id
-        assert (stored / "artifacts/logs.mat").stat().st_size > 0  # written by the server
+        variant, seed = run.info.run_name.split(" ")  # "PE-TSinf-CEM seed1"
+        local = workdir / "results/runs/cartpole" / variant / seed / "logs.mat"
+        # uploaded through the server, byte for byte
+        assert (stored / "artifacts/logs.mat").read_bytes() == local.read_bytes()
     assert not list(workdir.rglob("mlruns")) and not list(workdir.rglob("mlartifacts"))
 
 

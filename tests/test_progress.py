@@ -15,7 +15,7 @@ import termios
 from pathlib import Path
 
 import pytest
-from test_runner import TASK_HOR, run, tiny_args
+from support.runs import TASK_HOR, run, tiny_args
 
 from pets_core.results import naming
 from pets_core.results.metrics import read_metrics_csv

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import imageio.v2 as imageio
 import pytest
-from test_runner import TASK_HOR, logs, run, tiny_args
+from support.runs import TASK_HOR, logs, run, tiny_args
 
 from pets_core.cli import render
 from pets_core.results.rundir import RunDir

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 import scipy.io
+from support.runs import TASK_HOR, logs, run, tiny_args
 
 from pets_core.cli import mbexp
-from pets_core.config import load_config
 from pets_core.envs import get_task, make_env
 from pets_core.seeding import RunSeeds
 from pets_core.variants import MODEL_TYPES, OPT_TYPES, PROP_TYPES, Variant, VariantError
@@ -23,55 +23,6 @@ for _m in MODEL_TYPES:
                 VALID_VARIANTS.append(Variant(_m, _p, _o).name)
             except VariantError:
                 pass
-
-TASK_HOR = 8
-
-
-def tiny_args(env: str, variant: str = "PE-TSinf-CEM", iters: int = 1) -> list[str]:
-    """-ca / -o for a run of a second or two: small nets, 8 candidates, horizon 3."""
-    model, prop, opt = variant.split("-")
-    layers = len(load_config(env).ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims)
-    argv = [
-        "-env",
-        env,
-        "-ca",
-        "model-type",
-        model,
-        "-ca",
-        "prop-type",
-        prop,
-        "-ca",
-        "opt-type",
-        opt,
-    ]
-    o = {
-        "exp_cfg.sim_cfg.task_hor": TASK_HOR,
-        "exp_cfg.exp_cfg.ntrain_iters": iters,
-        "ctrl_cfg.opt_cfg.plan_hor": 3,
-        "ctrl_cfg.opt_cfg.cfg.popsize": 8,
-        "ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims": ",".join(["8"] * layers),
-    }
-    if opt in ("CEM", "iCEM"):
-        o["ctrl_cfg.opt_cfg.cfg.num_elites"] = 2
-        o["ctrl_cfg.opt_cfg.cfg.max_iters"] = 2
-    if opt == "MPPI":
-        o["ctrl_cfg.opt_cfg.cfg.num_iters"] = 2
-    if model in ("DE", "PE"):
-        o["ctrl_cfg.prop_cfg.model_init_cfg.num_nets"] = 2
-    if prop != "E":
-        o["ctrl_cfg.prop_cfg.npart"] = 4
-    for path, value in o.items():
-        argv += ["-o", path, str(value)]
-    return [*argv, "--mlflow-uri", "none", "--no-progress"]
-
-
-def run(run_dir, argv, *extra) -> int:
-    return mbexp.main([*argv, "--run-dir", str(run_dir), *extra])
-
-
-def logs(run_dir) -> dict[str, np.ndarray]:
-    data = scipy.io.loadmat(run_dir / "logs.mat")
-    return {k: data[k] for k in ("observations", "actions", "rewards", "returns")}
 
 
 def assert_original_shapes(run_dir, env: str, n: int, n_returns: int) -> None:
@@ -126,7 +77,13 @@ def test_same_seed_same_logs_other_seed_differs(tmp_path):
     a, b, c = (logs(tmp_path / n) for n in "abc")
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
-    assert not np.array_equal(a["observations"], c["observations"])
+    # the run seed reaches the env reset and the random episode's actions through its streams
+    for data, seed in ((a, 3), (c, 4)):
+        seeds = RunSeeds.from_seed(seed)
+        first_obs, _ = make_env("cartpole").reset(seed=seeds.env)
+        np.testing.assert_array_equal(data["observations"][0, 0], first_obs)
+        random_actions = np.random.default_rng(seeds.actions).uniform(-3.0, 3.0, (TASK_HOR, 1))
+        np.testing.assert_array_equal(data["actions"][0], random_actions)
 
 
 def test_neval_nrollouts_and_logging_options(tmp_path):

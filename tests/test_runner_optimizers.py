@@ -8,8 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from test_runner import logs, run, tiny_args
-from test_runner_resume import readable
+from support.runs import logs, readable, run, tiny_args
 
 from pets_core.results.checkpoint import load_checkpoint
 
@@ -22,7 +21,8 @@ def test_same_seed_same_logs_other_seed_differs(tmp_path, variant):
     a, b, c = (logs(tmp_path / n) for n in "abc")
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    assert not np.array_equal(a["actions"], c["actions"])
+    # the planned episodes (the first one is random), where the optimizer's draws show
+    assert not np.array_equal(a["actions"][1:], c["actions"][1:])
 
 
 @pytest.mark.slow

@@ -8,25 +8,11 @@ import time
 
 import numpy as np
 import pytest
-import scipy.io
 import torch
-from test_runner import TASK_HOR, logs, run, tiny_args
+from support.runs import logs, readable, run, tiny_args
 
 from pets_core.results.checkpoint import load_checkpoint
 from pets_core.results.metrics import read_metrics_csv
-
-
-def readable(run_dir) -> int:
-    """Load every file a reader may open mid-run; returns the logged returns so far."""
-    n = 0
-    if (run_dir / "logs.mat").exists():
-        data = scipy.io.loadmat(run_dir / "logs.mat")
-        assert data["observations"].shape[1:] == (TASK_HOR + 1, 4)
-        assert data["observations"].shape[0] == data["actions"].shape[0]
-        n = data["returns"].shape[1]
-    if (run_dir / "metrics.csv").exists():
-        assert len(read_metrics_csv(run_dir)) in (n, n - 1, n + 1)
-    return n
 
 
 @pytest.mark.slow

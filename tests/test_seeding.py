@@ -1,6 +1,7 @@
 """One run seed, independent streams: no two consumers of randomness draw the same numbers."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -66,15 +67,55 @@ def test_planner_generator_is_not_the_model_init_generator(seed):
     assert mpc.generator.initial_seed() != seed
 
 
-def test_model_init_is_fixed_by_the_run_seed_alone():
+def _spawned(seed: int, index: int) -> np.random.SeedSequence:
+    """Child ``index`` of the run seed, as the table in pets_core/seeding.py documents it."""
+    return np.random.SeedSequence(seed).spawn(7)[index]
+
+
+def _as_63_bits(child: np.random.SeedSequence) -> int:
+    return int(child.generate_state(1, dtype=np.uint64)[0]) >> 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 12345, MAX_SEED])
+def test_the_run_streams_are_the_documented_spawn_children(seed):
+    seeds = RunSeeds.from_seed(seed)
+    for name, index in (("train", 0), ("noise", 1), ("actions", 3)):
+        np.testing.assert_array_equal(
+            np.random.default_rng(getattr(seeds, name)).random(4),
+            np.random.default_rng(_spawned(seed, index)).random(4),
+        )
+    assert seeds.env == _as_63_bits(_spawned(seed, 2))
+    assert seeds.planner == _as_63_bits(_spawned(seed, 4))
+    assert seeds.model_init == _as_63_bits(_spawned(seed, 5))
+    assert seeds.fallback == int(_spawned(seed, 6).generate_state(1, dtype=np.uint32)[0])
+
+
+def _spec_init(seed: int, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
+    """The documented init: W ~ truncated normal at +-2 std, std = 1 / (2 sqrt(fan_in)), drawn
+    layer by layer from one CPU generator seeded with the run's model_init child; b = 0; log-
+    variance bounds 0.5 / -10 (spec sec. 3.1, 3.6). shapes: W0, b0, W1, b1, ..., max, min."""
+    generator = torch.Generator().manual_seed(_as_63_bits(_spawned(seed, 5)))
+    *layers, max_shape, min_shape = shapes
+    params = []
+    for weight_shape, bias_shape in zip(layers[::2], layers[1::2], strict=True):
+        std = 1.0 / (2.0 * math.sqrt(weight_shape[1]))  # (E, fan_in, fan_out)
+        w = torch.empty(weight_shape)
+        torch.nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std, generator=generator)
+        params += [w, torch.zeros(bias_shape)]
+    return [*params, torch.full(max_shape, 0.5), torch.full(min_shape, -10.0)]
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_model_init_is_fixed_by_the_run_seed_alone(seed):
     task = get_task("cartpole")
     kw = dict(in_dim=task.in_dim, out_dim=task.out_dim, hidden_dims=[8], weight_decays=[0, 0])
-    a, b, c = (make_model("PE", **kw, seed=s).state_dict() for s in (3, 3, 4))
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
-    assert any(
-        not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point() and a[k].numel() > 2
-    )
+    params = [p.detach() for p in make_model("PE", **kw, seed=seed).trainable_parameters()]
+    assert [tuple(p.shape) for p in params] == [
+        (5, 6, 8), (5, 1, 8), (5, 8, 8), (5, 1, 8), (1, 4), (1, 4)
+    ]  # fmt: skip
+    expected = _spec_init(seed, [tuple(p.shape) for p in params])
+    for got, want in zip(params, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("bad", [-1, MAX_SEED + 1, 2**40])

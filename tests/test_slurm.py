@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import REPO, copy_workflow
+from support.workflow import REPO, copy_workflow
 
 TRAIN_KEYS = ("gpu=1", "cpus_per_gpu=4", "mem_mb=1000", "runtime=10")
 SACCT_FIELDS = (

@@ -2,13 +2,12 @@
 
 import math
 
-import mujoco
 import numpy as np
 import pytest
 import torch
+from support import spec_rewards as spec
 
 from pets_core.envs import ENV_IDS, ENV_NAMES, get_task, make_env
-from pets_core.envs.tasks import PUSHER_GOAL
 
 # name: (model input dim I, target dim T), spec sec. 2.1
 MODEL_DIMS = {"cartpole": (6, 4), "reacher": (24, 17), "pusher": (27, 20), "halfcheetah": (24, 18)}
@@ -51,31 +50,163 @@ def test_get_task_accepts_ids_and_rejects_unknown_names():
         get_task("walker")
 
 
-@pytest.mark.parametrize("name", ["cartpole", "reacher", "halfcheetah"])
+ORACLE_TOL = {"rtol": 1e-13, "atol": 1e-13}
+"""torch (pets_core) vs numpy (oracle) float64 may differ in the last bits (sin/cos/exp, summation
+order): measured at most 3.6e-15 absolute, 5e-16 relative; a constant changed in its third digit
+moves a reward by > 1e-4."""
+
+
+def _random_state(name: str, env, rng: np.random.Generator, bend_back: bool):
+    """qpos, qvel anywhere in the joint ranges, at speeds a random policy reaches; the env's own
+    goal (reacher target, pusher goal slides) left where reset put it. bend_back: the elbow at its
+    limit 0 moving past it (the reacher EE's mirrored region, spec sec. 1.2)."""
+    qpos, qvel = env.data.qpos.copy(), rng.normal(0.0, 1.0, env.model.nv)
+    low, high = env.model.jnt_range[:, 0], env.model.jnt_range[:, 1]
+    limited = env.model.jnt_limited.astype(bool)
+    if name == "cartpole":
+        qpos[:] = rng.uniform(-2.0, 2.0), rng.uniform(-2 * np.pi, 2 * np.pi)
+    elif name in ("reacher", "pusher"):
+        arm = rng.uniform(np.where(limited, low, -np.pi)[:7], np.where(limited, high, np.pi)[:7])
+        arm[3] = rng.uniform(-2.3213, 0.03)  # the elbow, across the reacher EE's quirk at 0
+        qpos[:7] = arm
+        if bend_back:
+            qpos[3], qvel[3] = 0.0, 5.0
+        if name == "pusher":
+            # the object's slides (y, x), around where reset puts it
+            qpos[7:9] = np.array([-0.25, 0.15]) + rng.normal(0.0, 0.1, 2)
+            qvel[7:] = 0.0
+        else:
+            qvel[7:] = 0.0  # the target never moves
+    else:  # halfcheetah: root x, z, pitch, then six limited joints
+        qpos[:3] = rng.uniform(-1.0, 1.0), rng.normal(0.0, 0.1), rng.uniform(-np.pi, np.pi)
+        qpos[3:] = rng.uniform(low[3:], high[3:])
+    return qpos, qvel
+
+
+def _oracle_transitions(name: str, seed: int, starts: int = 4, steps: int = 5):
+    """Real MuJoCo transitions from random states and actions, with what the oracle needs read
+    from MuJoCo's data (not from the env's obs): (obs, action, next_obs, reward, oracle reward,
+    goal) per step."""
+    env = make_env(name).unwrapped
+    rng = np.random.default_rng(seed)
+    rows = []
+    for start in range(starts):
+        env.reset(seed=1000 * seed + start)
+        bend_back = start == 0 and name == "reacher"
+        env.set_state(*_random_state(name, env, rng, bend_back))
+        obs = env._get_obs()
+        for _ in range(steps):
+            low, high = env.action_space.low, env.action_space.high
+            action = rng.uniform(low, high).astype(np.float64)
+            if bend_back:
+                action[3] = high[3]  # keeps the elbow above 0 for all the steps
+            data = env.data
+            if name == "pusher":  # scored on the pre-step subtree COMs (spec sec. 1.3)
+                com = {b: data.subtree_com[data.body(b).id].copy() for b in ("tips_arm", "object")}
+                goal = data.subtree_com[data.body("goal").id].copy()
+                np.testing.assert_allclose(goal, spec.PUSHER_GOAL, rtol=0, atol=1e-12)
+            x_before = data.qpos[0]
+            next_obs, reward, *_ = env.step(action)
+            if name == "cartpole":
+                expected = spec.cartpole_reward(np.concatenate([data.qpos, data.qvel]), action)
+                goal = None
+            elif name == "reacher":
+                goal = data.qpos[7:10].copy()  # the target's world position (spec sec. 1.2)
+                expected = spec.reacher_reward(data.qpos[:7], action, goal)
+            elif name == "pusher":
+                expected = spec.pusher_reward(com["tips_arm"], com["object"], goal, action)
+            else:
+                expected = spec.halfcheetah_reward(x_before, data.qpos[0], action)
+                goal = None
+            rows.append((obs, action, next_obs, reward, expected, goal))
+            obs = next_obs
+    return rows
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_planner_cost_is_exactly_minus_env_reward(name, seed):
+def test_env_reward_equals_the_spec_oracle_on_random_states(name, seed):
+    rows = _oracle_transitions(name, seed)
+    if name == "reacher":  # the EE formula's both sides of elbow 0 are covered
+        elbows = np.array([r[2][3] for r in rows])
+        assert (elbows > 0).sum() >= 5 and (elbows < 0).sum() >= 10
+    rewards = np.array([r[3] for r in rows])
+    expected = np.array([r[4] for r in rows])
+    np.testing.assert_allclose(rewards, expected, **ORACLE_TOL)
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_task_costs_equal_the_spec_oracle_on_random_states(name, seed):
+    # the planner scores next states (all four envs, spec sec. 2.3), batched as in the planner
     task = get_task(name)
-    obs, action, reward, goal = _random_transitions(name, seed)
-    cost = task.obs_cost(obs[1:], goal) + task.ac_cost(action)  # cost of s_{t+1}, a_t
-    torch.testing.assert_close(cost, -reward, rtol=0, atol=0)
+    spec_obs_cost, spec_ac_cost = spec.SPEC_COSTS[name]
+    rows = _oracle_transitions(name, seed)
+    next_obs = torch.from_numpy(np.stack([r[2] for r in rows]))
+    action = torch.from_numpy(np.stack([r[1] for r in rows]))
+    if name == "reacher":  # one goal per episode: scored row by row
+        got = torch.stack(
+            [task.obs_cost(s, torch.from_numpy(r[5])) for s, r in zip(next_obs, rows, strict=True)]
+        )
+    else:  # one goal (pusher) or none: the whole batch at once
+        goal = rows[0][5]
+        if goal is not None:
+            assert all(np.array_equal(r[5], goal) for r in rows)
+            goal = torch.from_numpy(goal)
+        got = task.obs_cost(next_obs, goal)
+    expected = [spec_obs_cost(r[2], r[5]) for r in rows]
+    np.testing.assert_allclose(got.numpy(), expected, **ORACLE_TOL)
+    expected_ac = [spec_ac_cost(r[1]) for r in rows]
+    np.testing.assert_allclose(task.ac_cost(action).numpy(), expected_ac, **ORACLE_TOL)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_pusher_cost_of_pre_step_obs_is_exactly_minus_env_reward(seed):
-    # the env scores the state the action is applied in (spec sec. 7.1.1)
+@pytest.mark.parametrize("name", ["cartpole", "reacher", "halfcheetah"])
+def test_task_cost_of_the_next_state_is_minus_the_spec_reward(name):
+    # spec sec. 2.3: "exactly the negative env reward" for these three, checked on the oracle's
+    # reward (not on the env's, which pets_core computes with the same task functions)
+    task = get_task(name)
+    for _, action, next_obs, _, expected, goal in _oracle_transitions(name, seed=2):
+        goal_t = None if goal is None else torch.from_numpy(goal)
+        cost = task.obs_cost(torch.from_numpy(next_obs), goal_t) + task.ac_cost(
+            torch.from_numpy(action)
+        )
+        assert cost.item() == pytest.approx(-expected, rel=1e-13, abs=1e-13)
+
+
+def test_pusher_env_reward_scores_the_pre_step_state_and_the_planner_the_next():
+    # spec sec. 7.1.1: the env's reward of a step (the oracle on MuJoCo's pre-step COMs) is the
+    # spec cost of the obs the env returned BEFORE the step ...
     task = get_task("pusher")
-    obs, action, reward, goal = _random_transitions("pusher", seed)
-    torch.testing.assert_close(goal, torch.tensor(PUSHER_GOAL, dtype=torch.float64))
-    cost = task.obs_cost(obs[:-1], goal) + task.ac_cost(action)
-    torch.testing.assert_close(cost, -reward, rtol=0, atol=0)
+    rows = _oracle_transitions("pusher", seed=3)
+    goal = torch.tensor(spec.PUSHER_GOAL, dtype=torch.float64)
+    spec_obs_cost, spec_ac_cost = spec.SPEC_COSTS["pusher"]
+    for obs, action, next_obs, _, expected, _ in rows:
+        assert spec_obs_cost(obs, goal.numpy()) + spec_ac_cost(action) == pytest.approx(
+            -expected, rel=1e-13, abs=1e-13
+        )
+        # ... while the planner scores the step's next obs
+        assert task.obs_cost(torch.from_numpy(next_obs), goal).item() == pytest.approx(
+            spec_obs_cost(next_obs, goal.numpy()), rel=1e-13, abs=1e-13
+        )
+    moved = [
+        np.abs(r[2][17:20] - r[0][17:20]).sum() + np.abs(r[2][14:17] - r[0][14:17]).sum()
+        for r in rows
+    ]
+    assert min(moved) > 1e-4  # so the two conventions give different numbers on these steps
 
 
-def test_pusher_post_step_cost_is_not_the_env_reward():
-    # documents why the pre-step convention shows in the cost: obs_cost(s_{t+1}) != -r_t
-    task = get_task("pusher")
-    obs, action, reward, goal = _random_transitions("pusher", 0, num_steps=20)
-    post = task.obs_cost(obs[1:], goal) + task.ac_cost(action)
-    assert not torch.equal(post, -reward)
+@pytest.mark.parametrize("elbow", [0.0, -1e-4, 1e-4, -1.0])
+@pytest.mark.parametrize("wrist", [0.0, -0.7])
+def test_reacher_cost_equals_the_spec_oracle_at_straight_joints(elbow, wrist):
+    # the analytic EE's degenerate hinge (exactly 0) and its discontinuity (spec sec. 1.2)
+    task = get_task("reacher")
+    rng = np.random.default_rng(11)
+    goal = np.array([0.1, 0.2, -0.05])
+    for q in [np.array([0.3, 0.4, 0.5, elbow, 0.2, wrist, 0.1]), *rng.uniform(-1, 1, (20, 7))]:
+        q[3], q[5] = elbow, wrist
+        obs = np.concatenate([q, goal, np.zeros(7)])
+        got = task.obs_cost(torch.from_numpy(obs), torch.from_numpy(goal)).item()
+        assert got == pytest.approx(spec.SPEC_COSTS["reacher"][0](obs, goal), rel=1e-13, abs=1e-13)
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
@@ -161,40 +292,3 @@ def test_pusher_cost_weights():
     goal = torch.tensor([0.0, 2.0, 0.0], dtype=torch.float64)  # object at the origin
     assert task.obs_cost(obs, goal).item() == pytest.approx(0.5 * 1.0 + 1.25 * 2.0)
     assert task.ac_cost(torch.ones(7)).item() == pytest.approx(0.7)
-
-
-def _spec_reward(name: str, obs: np.ndarray, action: np.ndarray, goal) -> float:
-    """The env rewards of spec sec. 1, written independently in numpy (reacher: elbow < 0 only,
-    where the analytic end effector is the palm point (0.16828, 0, 0))."""
-    if name == "cartpole":
-        tip = np.array([obs[0] - 0.6 * np.sin(obs[1]), -0.6 * np.cos(obs[1])])
-        return np.exp(-np.sum((tip - [0.0, 0.6]) ** 2) / 0.6**2) - 0.01 * np.sum(action**2)
-    if name == "halfcheetah":
-        return obs[0] - 0.1 * np.sum(action**2)
-    raise ValueError(name)
-
-
-@pytest.mark.parametrize("name", ["cartpole", "halfcheetah"])
-def test_env_reward_follows_the_spec_formula(name):
-    obs, action, reward, goal = _random_transitions(name, seed=3, num_steps=50)
-    pairs = zip(obs[1:].numpy(), action.numpy(), strict=True)
-    expected = [_spec_reward(name, o, a, goal) for o, a in pairs]
-    np.testing.assert_allclose(reward.numpy(), expected, rtol=1e-12, atol=1e-14)
-
-
-def test_reacher_env_reward_follows_the_spec_formula_with_the_palm_point():
-    env = make_env("reacher").unwrapped
-    data = mujoco.MjData(env.model)
-    obs, action, reward, goal = _random_transitions("reacher", seed=3, num_steps=50)
-    checked = 0
-    for o, a, r in zip(obs[1:].numpy(), action.numpy(), reward.numpy(), strict=True):
-        if o[3] >= -1e-6:  # the analytic formula's quirk region (test_envs covers it)
-            continue
-        data.qpos[:7] = o[:7]
-        mujoco.mj_kinematics(env.model, data)
-        palm = data.body("r_gripper_palm_link")
-        end = palm.xpos + palm.xmat.reshape(3, 3) @ [0.16828, 0.0, 0.0]
-        expected = -np.sum((end - goal.numpy()) ** 2) - 0.01 * np.sum(a**2)
-        assert r == pytest.approx(expected, rel=1e-10)
-        checked += 1
-    assert checked > 10

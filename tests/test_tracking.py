@@ -10,31 +10,14 @@ import time
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pytest
-from test_runner import tiny_args
+from support.runs import ROWS, fake_run_dir, tiny_args
 
 from pets_core import config as config_mod
 from pets_core.cli import mbexp
 from pets_core.results import naming, store, tracking
-from pets_core.results.files import write_json
 from pets_core.results.identity import ensure_run_info, read_run_info
-from pets_core.results.logs import write_logs_mat
-from pets_core.results.metrics import write_metrics_csv
 
-ROWS = [
-    {
-        "iteration": i,
-        "env_steps": 10 * (i + 1),
-        "return": float(i),
-        "best_so_far": float(i),
-        "train_loss": 0.5 / i,
-        "holdout_mse": float("nan"),
-        "plan_s_per_action": 0.01,
-        "wall_s": 1.5,
-    }
-    for i in (1, 2, 3)
-]
 NON_SYSTEM_KEYS_PE = {
     "return",
     "best_so_far",
@@ -327,21 +310,6 @@ def test_a_copied_store_writes_artifacts_beside_itself(tmp_path):
     for run in client.search_runs([exp.experiment_id]):
         assert run.info.artifact_uri.startswith((copy / "mlartifacts").resolve().as_uri())
         assert "logs.mat" in {a.path for a in client.list_artifacts(run.info.run_id)}
-
-
-def fake_run_dir(path, seed=0, identity=False):
-    """What mbexp leaves behind, without running PETS (today's format unless ``identity``)."""
-    cfg = config_mod.load_config("cartpole", seed=seed)
-    path.mkdir(parents=True)
-    if identity:
-        ensure_run_info(path, env="cartpole", variant=cfg.variant, seed=seed)
-    (path / "config.yaml").write_text(config_mod.to_yaml(cfg))
-    (path / "config.txt").write_text(config_mod.to_text(cfg))
-    write_metrics_csv(path, ROWS)
-    obs = [np.zeros((6, 4))] * 4
-    write_logs_mat(path, obs, [np.zeros((5, 1))] * 4, [np.zeros(5)] * 4, [0.0, 1.0, 2.0])
-    write_json(path / "done.json", {"env": "cartpole", "iterations": 3})
-    return cfg
 
 
 def test_done_json_device_names_the_torch_device():

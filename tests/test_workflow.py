@@ -3,49 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "environment.yml"]
-
-
-def snakemake(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run Snakemake with this interpreter's environment first on PATH (the jobs call python)."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def copy_workflow(dest: Path) -> Path:
-    """A fresh working directory holding the workflow and configs (results/ stays empty)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name)
-        else:
-            shutil.copy2(source, dest / name)
-    return dest
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run -> {rule: count}."""
-    table = output.split("Job stats:", 1)[1]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+from support.workflow import REPO, copy_workflow, job_counts, snakemake
 
 
 def expected_jobs(config_path: Path) -> set[tuple[str, str, int]]:
@@ -157,7 +120,7 @@ def test_bad_config_fails_before_any_job_naming_the_key(case: str, tmp_path: Pat
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
     result = snakemake("-n", "--nolock", "--configfile", str(path))
-    assert result.returncode != 0
+    assert result.returncode == 1  # Snakemake's exit status for a workflow error
     output = result.stdout + result.stderr
     assert message in output, output
     assert "Job stats" not in output
@@ -195,7 +158,7 @@ def test_seed_out_of_range_fails_in_the_dry_run_naming_it(case: str, tmp_path: P
     path.write_text(yaml.safe_dump(config))
     result = snakemake("-n", "--nolock", "--configfile", str(path))
     output = result.stdout + result.stderr
-    assert result.returncode != 0
+    assert result.returncode == 1  # Snakemake's exit status for a workflow error
     assert message in output, output
     assert "Job stats" not in output and "Failed validating" not in output
     assert len(output.splitlines()) <= 4, output  # the message and Snakemake's location lines
@@ -266,7 +229,7 @@ def test_misspelt_key_is_named_with_the_valid_keys_not_the_schema(case, tmp_path
     path.write_text(yaml.safe_dump(config))
     result = snakemake("-n", "--nolock", "--configfile", str(path))
     output = result.stdout + result.stderr
-    assert result.returncode != 0
+    assert result.returncode == 1  # Snakemake's exit status for a workflow error
     assert message in output, output
     assert len(output.splitlines()) <= 4, output  # was 219 lines: the whole schema
 

@@ -3,6 +3,7 @@ and a killed training job that resumes from its checkpoint when the workflow run
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_analysis import make_run
-from test_workflow import REPO, copy_workflow, snakemake
+from support.runs import _tiny_run, make_run
+from support.workflow import REPO, copy_workflow, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +63,10 @@ def test_tables_figures_and_report(test_run: Path) -> None:
     ]  # the original's x: random one not counted
     summary = pd.read_csv(test_run / "results/tables/final_returns.csv")
     assert sorted(summary["variant"]) == ["D-E-CEM", "PE-TSinf-CEM"]
-    assert (summary["wall_h_per_run"] > 0).all()
+    for row in summary.itertuples():  # the mean of the runs' done.json wall_s, in hours
+        seeds = (test_run / "results/runs/cartpole" / row.variant).glob("seed*/done.json")
+        walls = [json.loads(done.read_text())["wall_s"] for done in seeds]
+        assert len(walls) == 4 and row.wall_h_per_run == pytest.approx(sum(walls) / 4 / 3600)
     assert (
         "| cartpole | PE-TSinf-CEM | 4 |"
         in (test_run / "results/tables/final_returns.md").read_text()
@@ -147,9 +151,7 @@ def test_figures_from_logs_mat_alone_train_nothing(tmp_path: Path) -> None:
 
 
 def _tiny_runs(root: Path, seeds: dict[int, int]) -> Path:
-    """Real runs of the runner at tests/test_runner.py's tiny settings: seed -> iterations."""
-    from test_analysis import _tiny_run
-
+    """Real runs of the runner at support.runs' tiny settings: seed -> iterations."""
     for seed, iters in seeds.items():
         _tiny_run(
             root / f"cartpole/PE-TSinf-CEM/seed{seed}", "cartpole", iters, "--seed", str(seed)

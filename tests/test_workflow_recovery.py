@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_workflow import REPO, copy_workflow, snakemake
+from support.workflow import REPO, copy_workflow, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def test_sigkill_after_done_json_recovers_with_unlock_then_rerun_incomplete(tmp_
 
     assert snakemake("--configfile", str(config), "--unlock", cwd=workdir).returncode == 0
     plain = snakemake("--configfile", str(config), "--cores", "1", target, cwd=workdir)
-    assert plain.returncode != 0 and "IncompleteFilesException" in plain.stdout + plain.stderr
+    assert plain.returncode == 1 and "IncompleteFilesException" in plain.stdout + plain.stderr
     again = snakemake(
         "--configfile", str(config), "--cores", "1", "--rerun-incomplete", target, cwd=workdir
     )
