@@ -21,13 +21,13 @@ from typing import Any, TypeVar
 
 import yaml
 
+from pets_core.planning.propagation import PropagationSpec
 from pets_core.variants import (
     MODEL_TYPES,
     OPT_TYPES,
     PROP_TYPES,
     Variant,
     VariantError,
-    check_particles,
 )
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
@@ -303,7 +303,7 @@ def _validate(cfg: PetsConfig) -> None:
             f"have more than one net (got {init.num_nets})"
         )
     try:
-        check_particles(variant, prop.npart, init.num_nets)
+        PropagationSpec.from_prop_cfg(prop)
     except VariantError as err:
         raise ConfigError(str(err)) from None
 

@@ -331,7 +331,7 @@ def make_optimizer(
 
 
 def _make_mpc(cfg: PetsConfig, env, task, model, device: torch.device):
-    from pets_core.planning import MPC
+    from pets_core.planning import MPC, PropagationSpec
 
     opt = cfg.ctrl_cfg.opt_cfg
     low = np.asarray(env.action_space.low, dtype=np.float64)
@@ -347,9 +347,7 @@ def _make_mpc(cfg: PetsConfig, env, task, model, device: torch.device):
         optimizer=optimizer,
         plan_hor=opt.plan_hor,
         per=cfg.ctrl_cfg.per,
-        num_particles=prop.npart,
-        prop=prop.mode,
-        ign_var=prop.ign_var,
+        propagation=PropagationSpec.from_prop_cfg(prop),
         action_low=low,
         action_high=high,
         device=device,

@@ -25,13 +25,13 @@ def _recording_trainer(model):
     """Trainer whose gradient call records the row ids (encoded in target 0) of every member."""
     trainer = ModelTrainer(model, learning_rate=1e-3)
     seen: list[np.ndarray] = []
-    gradient = trainer._gradient
+    gradient = trainer.gradient
 
     def record(x, target):
         seen.append(target[..., 0].round().long().numpy().copy())  # (E, B) row ids
         gradient(x, target)
 
-    trainer._gradient = record
+    trainer.gradient = record
     return trainer, seen
 
 

@@ -58,12 +58,12 @@ def flops_per_step(in_dim: int, hidden: list[int], head: int, E: int, B: int) ->
 
 def _time_fast(trainer: ModelTrainer, x: torch.Tensor, y: torch.Tensor, idxs, repeats: int):
     sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
-    trainer._run_epoch(x, y, idxs, BATCH_SIZE)  # warm-up
+    trainer.run_epoch(x, y, idxs, BATCH_SIZE)  # warm-up
     sync()
     times, cpu_times = [], []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
-        trainer._run_epoch(x, y, idxs, BATCH_SIZE)
+        trainer.run_epoch(x, y, idxs, BATCH_SIZE)
         sync()
         times.append(time.perf_counter() - t0)
         cpu_times.append(time.process_time() - c0)
@@ -76,7 +76,7 @@ def _step_times(trainer: ModelTrainer, x: torch.Tensor, y: torch.Tensor, idxs) -
     On a shared machine a single ~1 ms step often runs without being preempted, so a low
     percentile of these times estimates the step time of an idle machine.
     """
-    g, adam = trainer._gradient, trainer._adam
+    g, adam = trainer.gradient, trainer.adam
     xs, ys = x[idxs], y[idxs]  # (E, N, I + 1), (E, N, T)
     times = []
     for b0 in range(0, idxs.shape[1], BATCH_SIZE):
@@ -94,24 +94,12 @@ def _time_floor(trainer: ModelTrainer, x: torch.Tensor, steps: int, repeats: int
     implementation of the same maths can beat the GEMM time on this CPU unless its GEMMs are
     faster, and Adam must touch every float of p, g, m and v once per step.
     """
-    g, adam = trainer._gradient, trainer._adam
+    g, adam = trainer.gradient, trainer.adam
     sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
     xb = x[:BATCH_SIZE].expand(ENSEMBLE_SIZE, BATCH_SIZE, x.shape[1]).contiguous()
-    buf = g._buffers_for(BATCH_SIZE)
-    z, h_aug, dh, dz, out = buf["z"], buf["h_aug"], buf["dh"], buf["dz"], buf["out"][0]
-    L = len(g.p.layers)
 
     def matmuls():
-        layer_in = xb
-        for i in range(L - 1):
-            torch.bmm(layer_in, g.p.layers[i], out=z[i])
-            layer_in = h_aug[i]
-        torch.bmm(layer_in, g.p.layers[-1], out=out)
-        for i in range(L - 1, -1, -1):
-            layer_in = xb if i == 0 else h_aug[i - 1]
-            torch.bmm(layer_in.transpose(1, 2), dz[i], out=g.g.layers[i])
-            if i > 0:
-                torch.bmm(dz[i], g.p.weights[i].transpose(1, 2), out=dh[i - 1])
+        g.matmuls(xb)
 
     results = []
     for fn in (matmuls, adam.step):
