@@ -140,7 +140,7 @@ class EnsembleGradient:
     def __call__(self, x: Tensor, target: Tensor) -> None:
         """Gradient for ``x (E, B, I + 1)`` (normalised, ones column) and ``target (E, B, T)``."""
         B = x.shape[1]
-        out = self._forward(x)
+        out = self.forward(x)
         dz = self._buffers_for(B)["dz"]
         # d loss / d head output, into dz[-1].
         if self.is_probabilistic:
@@ -152,10 +152,10 @@ class EnsembleGradient:
 
     def matmuls(self, x: Tensor) -> None:
         """The step's matmuls alone, no activation or loss kernels (bench train's FLOP floor)."""
-        self._forward(x, activations=False)
+        self.forward(x, activations=False)
         self._backward(x, activations=False)
 
-    def _forward(self, x: Tensor, activations: bool = True) -> Tensor:
+    def forward(self, x: Tensor, activations: bool = True) -> Tensor:
         """z_l = [h_{l-1}, 1] [W_l; b_l], h_l = swish(z_l) (models.mlp), into the buffers;
         returns the head output ``(E, B, D_L)``."""
         buf = self._buffers_for(x.shape[1])
