@@ -10,7 +10,7 @@ import torch
 from support.devices import DEVICES
 from support.fakes import FakeEnsemble, fake_task, spec_for
 
-from pets_core.planning import NAN_COST, PropagationSpec, predicted_costs, predicted_particles
+from pets_core.planning import NAN_COST, predicted_costs, predicted_particles
 from pets_core.variants import VariantError
 
 

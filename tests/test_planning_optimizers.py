@@ -130,7 +130,10 @@ def test_cem_ranks_a_nan_cost_exactly_like_an_infinite_one():
 
     plans = [
         _cem(max_iters=3).optimize(
-            cost_fn(bad), torch.zeros(3, 2), torch.full((3, 2), 0.25), torch.Generator().manual_seed(0)
+            cost_fn(bad),
+            torch.zeros(3, 2),
+            torch.full((3, 2), 0.25),
+            torch.Generator().manual_seed(0),
         )
         for bad in (torch.nan, torch.inf)
     ]

@@ -30,6 +30,7 @@ import torch
 
 from pets_core.bench.cli import Parser, UsageError, choice_list, int_at_least, run
 from pets_core.config import ConfigError, PetsConfig, load_config
+from pets_core.variants import MODEL_TYPES, PROP_TYPES, ensemble_size, is_ensemble
 
 BASELINE_S_PER_ACTION = {"cartpole": 8.46, "halfcheetah": 3.78}  # mbrl-lib 0.2.0, this machine
 
@@ -49,8 +50,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--horizon", type=pos, help="H (paper: per env)")
     p.add_argument("--iters", type=pos, help="CEM iterations (paper: 5)")
     p.add_argument("--num-nets", type=pos, help="ensemble size E (paper: 5)")
-    p.add_argument("--prop", default="TSinf", choices=["E", "DS", "TS1", "TSinf", "MM"])
-    p.add_argument("--model", default="PE", choices=["D", "P", "DE", "PE"])
+    p.add_argument("--prop", default="TSinf", choices=PROP_TYPES)
+    p.add_argument("--model", default="PE", choices=MODEL_TYPES)
     p.add_argument("--threads", type=pos, default=torch.get_num_threads())
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument(
@@ -340,9 +341,7 @@ def _sized_config(args: argparse.Namespace, paper: PetsConfig, variant) -> PetsC
     K = given(args.elites, max(1, N * cem.num_elites // cem.popsize))
     if K > N:
         raise UsageError(f"argument --elites: must be <= the population N = {N}, got {K}")
-    num_nets = given(args.num_nets, prop.model_init_cfg.num_nets)
-    if args.model in ("D", "P"):
-        num_nets = 1
+    num_nets = ensemble_size(args.model, given(args.num_nets, prop.model_init_cfg.num_nets))
     if args.prop == "E":
         if args.particles not in (None, 1):
             raise UsageError(
@@ -361,7 +360,7 @@ def _sized_config(args: argparse.Namespace, paper: PetsConfig, variant) -> PetsC
     }
     if args.prop != "E":
         sizes["ctrl_cfg.prop_cfg.npart"] = given(args.particles, prop.npart)
-    if args.model in ("DE", "PE"):
+    if is_ensemble(args.model):
         sizes["ctrl_cfg.prop_cfg.model_init_cfg.num_nets"] = num_nets
     try:
         return load_config(args.env, variant, [(k, str(v)) for k, v in sizes.items()])

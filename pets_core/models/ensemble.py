@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from pets_core.models.mlp import MLPWeights, baddbmm_layer, gaussian_head, mlp, moment_match
 from pets_core.models.normalizer import Normalizer
 from pets_core.seeding import RunSeeds
-from pets_core.variants import MODEL_TYPES
+from pets_core.variants import MODEL_TYPES, ensemble_size, is_ensemble
 
 
 class EnsembleModel(nn.Module):
@@ -202,15 +202,14 @@ def make_model(
     """Build and initialise a D / P (one network) or DE / PE (``num_nets`` networks) model."""
     if model_type not in MODEL_TYPES:
         raise ValueError(f"unknown model type {model_type!r}; valid: {', '.join(MODEL_TYPES)}")
-    is_ensemble = model_type.endswith("E")
-    if is_ensemble and num_nets < 2:
+    if is_ensemble(model_type) and num_nets < 2:
         raise ValueError(f"model type {model_type} needs num_nets > 1, got {num_nets}")
     model = EnsembleModel(
         in_dim=in_dim,
         out_dim=out_dim,
         hidden_dims=hidden_dims,
         weight_decays=weight_decays,
-        ensemble_size=num_nets if is_ensemble else 1,
+        ensemble_size=ensemble_size(model_type, num_nets),
         is_probabilistic=model_type.startswith("P"),
         max_logvar_init=max_logvar_init,
         min_logvar_init=min_logvar_init,
