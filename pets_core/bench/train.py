@@ -19,33 +19,35 @@ import os
 import resource
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from pets_core.bench.cli import Parser, UsageError, int_at_least, int_list, run
+from pets_core.config import env_names, load_config
+from pets_core.envs.tasks import get_task
 from pets_core.models import ModelTrainer, make_model
 from pets_core.models.backprop import with_ones_column
 from pets_core.models.loss import training_loss
 
-ENV_DIMS = {"cartpole": (6, 4), "reacher": (24, 17), "pusher": (27, 20), "halfcheetah": (24, 18)}
 BASELINE_S_PER_EPOCH = {  # mbrl-lib 0.2.0, N -> s/epoch (issue 3)
     "cartpole": {2000: 0.79, 10000: 3.86},
     "halfcheetah": {2000: 0.22, 10000: 1.15},
 }
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "envs"
 ENSEMBLE_SIZE, BATCH_SIZE = 5, 32
 
 
 def env_network(env: str) -> dict:
-    cfg = yaml.safe_load((CONFIG_DIR / f"{env}.yaml").read_text())
-    init = cfg["ctrl_cfg"]["prop_cfg"]["model_init_cfg"]
+    """The env's paper network (config/pets/default.yaml + config/envs/ENV.yaml, via the config
+    module) and its model dims (the env's task)."""
+    init = load_config(env).ctrl_cfg.prop_cfg.model_init_cfg
+    task = get_task(env)
     return {
-        "hidden_dims": list(init["hidden_dims"]),
-        "weight_decays": list(init["weight_decays"]),
-        "learning_rate": float(init["learning_rate"]),
+        "hidden_dims": list(init.hidden_dims),
+        "weight_decays": list(init.weight_decays),
+        "learning_rate": float(init.learning_rate),
+        "in_dim": task.in_dim,
+        "out_dim": task.out_dim,
     }
 
 
@@ -148,7 +150,7 @@ PROG = "python -m pets_core.bench train"
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = Parser(prog=PROG, description=__doc__)
-    parser.add_argument("--env", choices=sorted(ENV_DIMS), default="cartpole")
+    parser.add_argument("--env", choices=env_names(), default="cartpole")
     parser.add_argument(
         "--n", default=[2000, 10000], type=int_list(1), help="comma-separated dataset sizes"
     )
@@ -178,7 +180,7 @@ def _main(argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     net = env_network(args.env)
-    in_dim, out_dim = ENV_DIMS[args.env]
+    in_dim, out_dim = net["in_dim"], net["out_dim"]
     rng = np.random.default_rng(args.seed)
     flops = flops_per_step(in_dim, net["hidden_dims"], 2 * out_dim, ENSEMBLE_SIZE, BATCH_SIZE)
 
