@@ -137,7 +137,7 @@ def _propagate(
     def block(i: int, cand: slice):
         def job() -> None:
             results[i] = _rollout(
-                predictor, task, spec, obs, action_seqs, goal, draws, cand, record
+                predictor, task, spec, obs, action_seqs, goal, draws, cand, record=record
             )
 
         return job
@@ -184,7 +184,7 @@ def _graphed_costs(
 
 
 def _rollout(
-    predictor, task, spec: PropagationSpec, obs, action_seqs, goal, draws, cand: slice,
+    predictor, task, spec: PropagationSpec, obs, action_seqs, goal, draws, cand: slice, *,
     record: bool,
 ) -> tuple[Tensor, list[Tensor]]:  # fmt: skip
     """Candidates ``cand``: mean particle cost ``(Nc,)`` and, if ``record``, the states."""
