@@ -4,8 +4,8 @@ Importing the package registers the four PETS environments with gymnasium
 (pets/Cartpole-v0, pets/Reacher3D-v0, pets/Pusher-v0, pets/HalfCheetah-v0).
 """
 
+from pets_core.config.variants import Variant, VariantError, parse_variant
 from pets_core.envs import ENV_NAMES, make_env
-from pets_core.variants import Variant, VariantError, parse_variant
 
 __all__ = ["ENV_NAMES", "Variant", "VariantError", "get_task", "make_env", "parse_variant"]
 __version__ = "0.1.0"

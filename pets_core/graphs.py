@@ -1,6 +1,6 @@
 """Static-buffer calls, captured as one CUDA graph on CUDA: launch-free planning and training steps.
 
-On CUDA the planner's horizon rollout (``planning.propagation._rollout``) and the trainer's
+On CUDA the planner's horizon rollout (``planning.rollout._rollout``) and the trainer's
 forward + backward (``models.backprop.EnsembleGradient``) are many small kernels: at paper size
 about a thousand launches per CEM iteration and ~40 per training step, and the GPU waits on the
 launching CPU thread. ``StaticGraph`` runs such a function on fixed input buffers and, on CUDA,

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+import pets_core
 import pets_core.config
 import pets_core.config.variants
-import pets_core.variants
 from pets_core.config import (
     CONFIG_DIR,
     CEMCfg,
@@ -178,9 +178,9 @@ def test_missing_layers_directory_is_one_line_naming_it(tmp_path):
     )
 
 
-def test_public_api_and_the_moved_variants_module():
+def test_public_api_and_the_variants_module():
     for name in pets_core.config.__all__:
         assert getattr(pets_core.config, name) is not None, name
-    # pets_core.variants re-exports the moved module: the same objects, not copies
-    for name in ("Variant", "VariantError", "parse_variant", "MODEL_TYPES", "check_particles"):
-        assert getattr(pets_core.variants, name) is getattr(pets_core.config.variants, name)
+    # the package root re-exports the variant names: the same objects, not copies
+    for name in ("Variant", "VariantError", "parse_variant"):
+        assert getattr(pets_core, name) is getattr(pets_core.config.variants, name)

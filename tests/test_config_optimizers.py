@@ -13,9 +13,9 @@ from pets_core.config import (
     read_only_reason,
     to_dict,
 )
+from pets_core.config.variants import parse_variant
 from pets_core.planning import CEMOptimizer, ICEMOptimizer, MPPIOptimizer, RandomShooting
 from pets_core.run.builders import make_optimizer
-from pets_core.variants import parse_variant
 
 
 @pytest.mark.parametrize("env", env_names())

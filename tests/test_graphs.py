@@ -10,12 +10,12 @@ on the same device and against the CPU path.
 import numpy as np
 import pytest
 import torch
-from conftest import DEVICES
+from support.devices import DEVICES
 
 from pets_core.envs.tasks import get_task
 from pets_core.models.ensemble import make_model
-from pets_core.planning import MPC, CEMOptimizer, predicted_costs, tile_bounds
-from pets_core.planning.propagation import _GRAPHS as _CACHE
+from pets_core.planning import MPC, CEMOptimizer, PropagationSpec, predicted_costs, tile_bounds
+from pets_core.planning.rollout import _GRAPHS as _CACHE
 
 
 def _model(model_type, task, device="cpu", seed=0):
@@ -42,10 +42,8 @@ def _costs(model, task, obs, seqs, prop, P, graph, gen, fast="auto", goal=None):
         task,
         obs,
         seqs,
-        prop=prop,
-        num_particles=P,
+        spec=PropagationSpec.for_model(model, prop, P),
         goal=goal,
-        ign_var=False,
         generator=gen,
         fast=fast,
         graph=graph,
@@ -125,9 +123,9 @@ def _mpc(model, task, graph, device="cpu", H=6):
         popsize=30, num_elites=5, max_iters=3, epsilon=1e-3, alpha=0.1, lower=lower, upper=upper
     )
     mpc = MPC(
-        model=model, task=task, optimizer=cem, plan_hor=H, per=1, num_particles=10,
-        prop="TSinf", ign_var=False, action_low=low, action_high=high, device=device, seed=4,
-        graph=graph,
+        model=model, task=task, optimizer=cem, plan_hor=H, per=1,
+        propagation=PropagationSpec.for_model(model, "TSinf", 10), action_low=low,
+        action_high=high, device=device, seed=4, graph=graph,
     )  # fmt: skip
     mpc.model_trained = True
     return mpc
@@ -162,13 +160,13 @@ def test_cuda_graph_equals_the_cpu_planner():
     torch.testing.assert_close(graphed, eager, rtol=1e-6, atol=1e-6)  # same kernels replayed
     # the CPU planner on the same model: float tolerance (different kernels); the eps draws
     # differ between devices, so compare the mean (no sampling) path
+    spec = PropagationSpec.for_model(cpu_model, "TSinf", 20, ign_var=True)
     cpu = predicted_costs(
-        cpu_model, task, obs, seqs, prop="TSinf", num_particles=20, goal=None, ign_var=True,
-        generator=torch.Generator(), graph=True,
-    )  # fmt: skip
+        cpu_model, task, obs, seqs, spec=spec, goal=None, generator=torch.Generator(), graph=True
+    )
     gpu = predicted_costs(
-        cuda_model, task, obs.cuda(), seqs.cuda(), prop="TSinf", num_particles=20, goal=None,
-        ign_var=True, generator=torch.Generator(device="cuda"), graph=True,
+        cuda_model, task, obs.cuda(), seqs.cuda(), spec=spec, goal=None,
+        generator=torch.Generator(device="cuda"), graph=True,
     )  # fmt: skip
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-4)
 

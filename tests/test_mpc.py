@@ -1,12 +1,15 @@
 """The MPC controller (spec sec. 5.1, 5.4): random start, warm-start shift, replanning, logging."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
-from test_planning import FakeEnsemble, fake_task
+from support.fakes import FakeEnsemble, fake_mpc, fake_task
 
-from pets_core.planning import MPC, CEMOptimizer, tile_bounds
-from pets_core.variants import VariantError
+import pets_core.planning.mpc as mpc_module
+from pets_core.config.variants import VariantError
+from pets_core.planning import NAN_COST, CEMOptimizer, tile_bounds
 
 
 class RecordingOptimizer:
@@ -23,48 +26,21 @@ class RecordingOptimizer:
         return offset + torch.arange(self.H * self.A, dtype=torch.float32).view(self.H, self.A)
 
 
-def _mpc(optimizer=None, *, H=4, A=2, per=1, P=10, prop="TSinf", seed=0, low=-1.0, high=1.0, **kw):
-    task = fake_task(O=3, A=A)
-    model = kw.pop("model", None) or FakeEnsemble(
-        5, 3 + A, 3, probabilistic=True, var=0.1, mean_fn=lambda x, e: x[..., 3:4] + 0.1 * e
-    )
-    if optimizer is None:
-        lower, upper = tile_bounds(np.full(A, low), np.full(A, high), H, "cpu")
-        optimizer = CEMOptimizer(
-            popsize=30, num_elites=5, max_iters=2, epsilon=1e-3, alpha=0.1, lower=lower, upper=upper
-        )
-    return MPC(
-        model=model,
-        task=task,
-        optimizer=optimizer,
-        plan_hor=H,
-        per=per,
-        num_particles=P,
-        prop=prop,
-        ign_var=False,
-        action_low=np.full(A, low),
-        action_high=np.full(A, high),
-        device="cpu",
-        seed=seed,
-        **kw,
-    )
-
-
 def test_uniform_random_actions_before_the_first_training():
     opt = RecordingOptimizer(4, 2)
-    mpc = _mpc(opt, low=-0.5, high=2.0, seed=3)
+    mpc = fake_mpc(opt, low=-0.5, high=2.0, seed=3)
     actions = np.stack([mpc.act(np.zeros(3), t) for t in range(200)])
     assert opt.init_means == []  # no planning before training
     assert actions.shape == (200, 2) and actions.min() >= -0.5 and actions.max() <= 2.0
     assert actions.std(axis=0).min() > 0.5  # uniform on a width-2.5 box: sd 0.72
-    again = _mpc(RecordingOptimizer(4, 2), low=-0.5, high=2.0, seed=3)
+    again = fake_mpc(RecordingOptimizer(4, 2), low=-0.5, high=2.0, seed=3)
     np.testing.assert_array_equal(actions, np.stack([again.act(np.zeros(3)) for _ in range(200)]))
 
 
 def test_warm_start_shifts_the_solution_by_per_and_appends_zeros():
     H, A = 4, 2
     opt = RecordingOptimizer(H, A)
-    mpc = _mpc(opt, H=H, A=A, low=0.0, high=2.0)  # mid-point 1, so the zeros are visible
+    mpc = fake_mpc(opt, H=H, A=A, low=0.0, high=2.0)  # mid-point 1, so the zeros are visible
     mpc.model_trained = True
     first = mpc.act(np.zeros(3))
     second = mpc.act(np.zeros(3))
@@ -78,22 +54,27 @@ def test_warm_start_shifts_the_solution_by_per_and_appends_zeros():
         torch.testing.assert_close(init_var, torch.full((H, A), 0.25))
 
 
-def test_replans_every_per_steps_and_executes_the_buffered_actions():
+def test_replans_every_per_steps_and_executes_the_buffered_actions(monkeypatch):
+    ticks = iter(range(100))  # a fake clock: each reading is one second after the last
+    monkeypatch.setattr(mpc_module, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
     H, A, per = 5, 1, 2
     opt = RecordingOptimizer(H, A)
-    mpc = _mpc(opt, H=H, A=A, per=per)
+    mpc = fake_mpc(opt, H=H, A=A, per=per)
     mpc.model_trained = True
     actions = [mpc.act(np.zeros(3))[0] for _ in range(4)]
     assert actions == [100.0, 101.0, 200.0, 201.0]
     assert len(opt.init_means) == 2
     expected = torch.tensor([[102.0], [103.0], [104.0], [0.0], [0.0]])
     torch.testing.assert_close(opt.init_means[1], expected)
-    assert mpc.num_planned_actions == 4 and mpc.seconds_per_action >= 0
+    # two plans of one (fake) second each, two actions each
+    assert (mpc.plan_seconds, mpc.num_planned_actions, mpc.seconds_per_action) == (2, 4, 0.5)
+    mpc.reset(None)
+    assert np.isnan(mpc.seconds_per_action)  # nothing planned since the reset
 
 
 def test_reset_restores_the_mid_point_clears_the_buffer_and_refreshes_the_goal():
     opt = RecordingOptimizer(3, 1)
-    mpc = _mpc(opt, H=3, A=1, per=2, low=0.0, high=4.0)
+    mpc = fake_mpc(opt, H=3, A=1, per=2, low=0.0, high=4.0)
     mpc.model_trained = True
     mpc.act(np.zeros(3))
     mpc.reset(goal=np.array([0.1, 0.2, 0.3]))
@@ -109,7 +90,7 @@ def test_the_goal_reaches_the_cost():
     task = fake_task(O=3, A=1)
     goals = []
     task.obs_cost = lambda next_obs, goal: goals.append(goal) or next_obs[..., 0]
-    mpc = _mpc(H=2, A=1)
+    mpc = fake_mpc(H=2, A=1)
     mpc.task = task
     mpc.model_trained = True
     mpc.reset(goal=np.array([1.0, 2.0, 3.0]))
@@ -120,24 +101,24 @@ def test_the_goal_reaches_the_cost():
 @pytest.mark.parametrize("prop", ["TSinf", "TS1", "DS", "MM"])
 def test_same_seed_gives_the_same_actions_on_cpu(prop):
     def run(seed):
-        mpc = _mpc(prop=prop, seed=seed)
+        mpc = fake_mpc(prop=prop, seed=seed)
         mpc.model_trained = True
         return np.stack([mpc.act(np.full(3, 0.1 * t)) for t in range(3)])
 
     np.testing.assert_array_equal(run(0), run(0))
-    assert not np.array_equal(run(0), run(1))
+    assert (run(0) != run(1)).all()  # another seed: every action component differs
 
 
 def test_state_dict_resumes_the_random_streams():
     """Resume happens at an episode boundary: random and planned actions continue identically."""
-    mpc = _mpc(seed=5)
+    mpc = fake_mpc(seed=5)
     mpc.act(np.zeros(3))  # one random action
     mpc.model_trained = True
     mpc.act(np.zeros(3))  # one plan
     mpc.reset(None)
     state = mpc.state_dict()
     expected = np.stack([mpc.act(np.zeros(3)) for _ in range(3)])
-    resumed = _mpc(seed=99)
+    resumed = fake_mpc(seed=99)
     resumed.load_state_dict(state)
     assert resumed.model_trained
     np.testing.assert_array_equal(expected, np.stack([resumed.act(np.zeros(3)) for _ in range(3)]))
@@ -146,7 +127,7 @@ def test_state_dict_resumes_the_random_streams():
 @pytest.mark.parametrize("log_particles", [False, True])
 def test_prediction_log_shapes(log_particles):
     H, P, O = 4, 10, 3
-    mpc = _mpc(H=H, P=P, log_traj_preds=True, log_particles=log_particles)
+    mpc = fake_mpc(H=H, P=P, log_traj_preds=True, log_particles=log_particles)
     mpc.model_trained = True
     obs = np.array([0.5, -1.0, 2.0])
     for _ in range(3):
@@ -164,7 +145,7 @@ def test_prediction_log_shapes(log_particles):
 
 
 def test_no_prediction_log_by_default():
-    mpc = _mpc()
+    mpc = fake_mpc()
     mpc.model_trained = True
     mpc.act(np.zeros(3))
     assert mpc.pop_prediction_log() == {}
@@ -187,9 +168,49 @@ def test_no_prediction_log_by_default():
 )
 def test_invalid_settings_raise_clear_errors(kw, error, match):
     with pytest.raises(error, match=match):
-        _mpc(RecordingOptimizer(4, 2), **kw)
+        fake_mpc(RecordingOptimizer(4, 2), **kw)
 
 
 def test_optimizer_bounds_must_match_the_horizon():
     with pytest.raises(ValueError, match="optimizer bounds"):
-        _mpc(RecordingOptimizer(3, 2), H=4)
+        fake_mpc(RecordingOptimizer(3, 2), H=4)
+
+
+def test_a_spec_for_another_model_is_refused():
+    spec_model = FakeEnsemble(5, 5, 3, probabilistic=True)
+    with pytest.raises(ValueError) as err:
+        fake_mpc(model=FakeEnsemble(4, 5, 3, probabilistic=True), propagation_of=spec_model)
+    assert str(err.value) == (
+        "propagation spec is for model-type PE with E = 5, got a PE model with E = 4"
+    )
+
+
+def test_nan_particles_cost_1e6_each_so_cem_still_ranks_their_candidates():
+    """Through the MPC's real CEM: a particle whose cost is NaN costs NAN_COST (the original's
+    tf.where(is_nan, 1e6)), so a candidate with a > 0 (member 0 NaN, members 1-4 cost 0) costs
+    exactly 1e6 / 5 = 2e5 and beats every a <= 0 candidate (all particles 1e7). Left NaN, the
+    optimiser would rank those candidates last (torch.topk puts NaN last) and plan a <= 0."""
+
+    def mean_fn(x, e):  # (E, M, 4): obs 3, action 1; member e
+        a = x[..., 3:4]
+        out = torch.where(a > 0, torch.where(e == 0, torch.nan, 0.0), 1e7)
+        return out.expand(*x.shape[:-1], 3)
+
+    def cem():
+        lower, upper = tile_bounds(np.full(1, -1.0), np.full(1, 1.0), 1, "cpu")
+        return CEMOptimizer(
+            popsize=40, num_elites=5, max_iters=3, epsilon=1e-9, alpha=0.1, lower=lower, upper=upper
+        )
+
+    model = FakeEnsemble(5, 4, 3, probabilistic=False, mean_fn=mean_fn)
+    mpc = fake_mpc(cem(), H=1, A=1, P=5, prop="TSinf", model=model)
+    mpc.model_trained = True
+    generator = torch.Generator().set_state(mpc.generator.get_state())
+    action = mpc.act(np.zeros(3))
+
+    def oracle(seqs):  # the costs the rollout must produce, written independently
+        return torch.where(seqs[:, 0, 0] > 0, NAN_COST / 5, 1e7)
+
+    expected = cem().optimize(oracle, torch.zeros(1, 1), torch.full((1, 1), 0.25), generator)
+    assert action[0] > 0
+    np.testing.assert_array_equal(action, expected[0].numpy().astype(np.float64))

@@ -5,52 +5,13 @@ expose no weights, so ``predicted_costs`` calls the contract API (the fast layou
 against the real model at the end).
 """
 
-from types import SimpleNamespace
-
 import pytest
 import torch
-from conftest import DEVICES
+from support.devices import DEVICES
+from support.fakes import FakeEnsemble, fake_task, spec_for
 
+from pets_core.config.variants import VariantError
 from pets_core.planning import NAN_COST, predicted_costs, predicted_particles
-from pets_core.variants import VariantError
-
-
-class FakeEnsemble:
-    """Member e predicts ``mean_fn(x, e)`` with variance ``var``; records every call."""
-
-    def __init__(self, E, in_dim, out_dim, *, probabilistic, mean_fn=None, var=0.0, device="cpu"):
-        self.ensemble_size, self.in_dim, self.out_dim = E, in_dim, out_dim
-        self.is_probabilistic = probabilistic
-        self.mean_fn = mean_fn or (lambda x, e: e.expand(*x.shape[:-1], out_dim))
-        self.var, self.device, self.calls = var, device, []
-
-    def predict(self, x):  # (E, M, I) -> (E, M, T)
-        self.calls.append("predict")
-        assert x.ndim == 3 and x.shape[0] == self.ensemble_size and x.shape[2] == self.in_dim
-        e = torch.arange(self.ensemble_size, device=x.device, dtype=x.dtype).view(-1, 1, 1)
-        mean = self.mean_fn(x, e)
-        return mean, torch.full_like(mean, self.var if self.is_probabilistic else 0.0)
-
-    def predict_moments(self, x):  # (M, I) -> (M, T)
-        self.calls.append("predict_moments")
-        assert x.ndim == 2 and x.shape[1] == self.in_dim
-        mean = self.mean_fn(x, torch.zeros((), device=x.device))
-        return mean, torch.full_like(mean, self.var)
-
-
-def fake_task(O=1, A=1, ac_cost=None):
-    """Identity preprocessing, next = obs + prediction, cost = first obs dim of the next obs."""
-    return SimpleNamespace(
-        name="fake",
-        obs_dim=O,
-        act_dim=A,
-        in_dim=O + A,
-        out_dim=O,
-        obs_preproc=lambda obs: obs,
-        obs_postproc=lambda obs, pred: obs + pred,
-        obs_cost=lambda next_obs, goal: next_obs[..., 0],
-        ac_cost=ac_cost or (lambda action: torch.zeros(action.shape[:-1], device=action.device)),
-    )
 
 
 def _particles(model, task, prop, P, N=3, H=4, seed=0, ign_var=False, device="cpu"):
@@ -62,10 +23,8 @@ def _particles(model, task, prop, P, N=3, H=4, seed=0, ign_var=False, device="cp
         task,
         obs,
         seqs,
-        prop=prop,
-        num_particles=P,
+        spec=spec_for(model, prop, P, ign_var),
         goal=None,
-        ign_var=ign_var,
         generator=gen,
     )
 
@@ -159,10 +118,8 @@ def test_e_is_deterministic():
             task,
             torch.zeros(1),
             seqs,
-            prop="E",
-            num_particles=1,
+            spec=spec_for(model, "E", 1, False),
             goal=None,
-            ign_var=False,
             generator=torch.Generator().manual_seed(seed),
         )
         for seed in (0, 1)
@@ -183,10 +140,8 @@ def test_cost_is_the_undiscounted_mean_over_particles_plus_action_cost():
         task,
         torch.zeros(1),
         seqs,
-        prop="TSinf",
-        num_particles=P,
+        spec=spec_for(model, "TSinf", P, False),
         goal=None,
-        ign_var=False,
         generator=torch.Generator(),
     )
     mean_member = (E - 1) / 2  # particle on member e: cost sum_{t=1..H} t e
@@ -204,10 +159,8 @@ def test_nan_cost_becomes_1e6_per_particle_before_the_mean(prop):
         fake_task(),
         torch.zeros(1),
         torch.zeros(3, 2, 1),
-        prop=prop,
-        num_particles=P,
+        spec=spec_for(model, prop, P, False),
         goal=None,
-        ign_var=False,
         generator=torch.Generator().manual_seed(0),
     )
     if prop == "TSinf":  # P/E particles on member 0 are NaN, the others cost 0
@@ -225,10 +178,8 @@ def test_nan_everywhere_costs_exactly_1e6():
         fake_task(),
         torch.zeros(1),
         torch.zeros(4, 3, 1),
-        prop="DS",
-        num_particles=10,
+        spec=spec_for(model, "DS", 10, False),
         goal=None,
-        ign_var=False,
         generator=torch.Generator(),
     )
     torch.testing.assert_close(costs, torch.full((4,), NAN_COST))
@@ -259,10 +210,8 @@ def test_invalid_combinations_raise_clear_errors(model_kw, prop, P, match):
             fake_task(),
             torch.zeros(1),
             torch.zeros(2, 3, 1),
-            prop=prop,
-            num_particles=P,
+            spec=spec_for(model, prop, P, False),
             goal=None,
-            ign_var=False,
             generator=torch.Generator(),
         )
 
@@ -283,10 +232,8 @@ def test_bad_shapes_raise(obs_shape, seq_shape, match):
             fake_task(),
             torch.zeros(obs_shape),
             torch.zeros(seq_shape),
-            prop="TSinf",
-            num_particles=5,
+            spec=spec_for(model, "TSinf", 5, False),
             goal=None,
-            ign_var=False,
             generator=torch.Generator(),
         )
 
@@ -340,10 +287,8 @@ def test_fast_layout_matches_the_model_api(model_type, prop, P, backend):
             task,
             obs,
             seqs,
-            prop=prop,
-            num_particles=P,
+            spec=spec_for(model, prop, P, False),
             goal=None,
-            ign_var=False,
             generator=torch.Generator().manual_seed(0),
             fast=fast,
         )
@@ -366,10 +311,8 @@ def test_fast_layout_follows_weight_updates():
             task,
             obs,
             seqs,
-            prop="E",
-            num_particles=1,
+            spec=spec_for(model, "E", 1, False),
             goal=None,
-            ign_var=False,
             generator=torch.Generator(),
             fast=fast,
         )
@@ -379,7 +322,7 @@ def test_fast_layout_follows_weight_updates():
         model.weights[-1].mul_(3.0)
         model.normalizer.mean.add_(0.5)
     after = costs("auto")
-    assert not torch.allclose(before, after)
+    assert (before != after).all()  # every candidate sees the new weights
     torch.testing.assert_close(after, costs(False), atol=1e-5, rtol=1e-5)
 
 
@@ -395,10 +338,8 @@ def test_bf16_precision_is_close_to_fp32_and_needs_the_fast_layout():
             task,
             obs,
             seqs,
-            prop="TSinf",
-            num_particles=10,
+            spec=spec_for(model, "TSinf", 10, False),
             goal=None,
-            ign_var=False,
             generator=torch.Generator().manual_seed(0),
             precision=precision,
         )
@@ -406,16 +347,15 @@ def test_bf16_precision_is_close_to_fp32_and_needs_the_fast_layout():
     }
     # bf16 keeps 8 mantissa bits (~0.4% per rounding); costs are sums of O(1) terms
     torch.testing.assert_close(costs["bf16"], costs["fp32"], rtol=0.05, atol=0.05)
+    fake = FakeEnsemble(5, 2, 1, probabilistic=True)
     with pytest.raises(ValueError, match="fast planner forward"):
         predicted_costs(
-            FakeEnsemble(5, 2, 1, probabilistic=True),
+            fake,
             fake_task(),
             torch.zeros(1),
             torch.zeros(2, 3, 1),
-            prop="TSinf",
-            num_particles=5,
+            spec=spec_for(fake, "TSinf", 5, False),
             goal=None,
-            ign_var=False,
             generator=torch.Generator(),
             precision="bf16",
         )
@@ -424,7 +364,7 @@ def test_bf16_precision_is_close_to_fp32_and_needs_the_fast_layout():
 def test_cpu_lanes_give_the_same_costs(monkeypatch):
     """Candidate blocks on lanes (and row blocks within a member) == one block on one thread."""
     import pets_core.planning.forward as forward
-    import pets_core.planning.propagation as propagation
+    import pets_core.planning.rollout as rollout
     from pets_core.envs.tasks import get_task
 
     task = get_task("halfcheetah")
@@ -437,18 +377,16 @@ def test_cpu_lanes_give_the_same_costs(monkeypatch):
             task,
             obs,
             seqs,
-            prop=prop,
-            num_particles=P,
+            spec=spec_for(model, prop, P, False),
             goal=None,
-            ign_var=False,
             generator=torch.Generator().manual_seed(0),
             fast="onednn",
         )
 
     props = [("TSinf", 10), ("TS1", 10), ("DS", 4), ("MM", 4)]
-    monkeypatch.setattr(propagation, "num_lanes", lambda: 3)  # 3 candidate blocks
+    monkeypatch.setattr(rollout, "num_lanes", lambda: 3)  # 3 candidate blocks
     with_lanes = [costs(prop, P) for prop, P in props]
-    monkeypatch.setattr(propagation, "num_lanes", lambda: 1)
+    monkeypatch.setattr(rollout, "num_lanes", lambda: 1)
     monkeypatch.setattr(forward, "num_lanes", lambda: 1)
     for (prop, P), expected in zip(props, with_lanes, strict=True):
         # bit-identical on this machine; a BLAS may pick another kernel for fewer rows elsewhere

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import DEVICES
+from support.devices import DEVICES
 
 from pets_core.planning import CEMOptimizer, RandomShooting
 
@@ -116,15 +116,29 @@ def test_cem_mean_and_variance_updates(var_update):
     torch.testing.assert_close(second.var(), v2 * TRUNC2_VAR, rtol=0.05, atol=0)
 
 
-def test_cem_never_picks_nan_candidates():
-    def cost_fn(seqs):  # NaN wherever the first action is negative, else a quadratic
-        cost = (seqs - 0.1).square().sum(dim=(1, 2))
-        return torch.where(seqs[:, 0, 0] < 0, torch.nan, cost)
+def test_cem_ranks_a_nan_cost_exactly_like_an_infinite_one():
+    """A NaN candidate is never an elite: CEM plans exactly as if its cost were +inf. (CEM's
+    nan_to_num and torch.topk both rank NaN last; the rollout's per-particle 1e6 is tested
+    through the MPC in test_mpc.py, where removing it changes the plan.)"""
 
-    plan = _cem(max_iters=3).optimize(
-        cost_fn, torch.zeros(3, 2), torch.full((3, 2), 0.25), torch.Generator().manual_seed(0)
-    )
-    assert plan[0, 0] > 0
+    def cost_fn(bad):  # ``bad`` wherever the first action is negative, else a quadratic
+        def fn(seqs):
+            cost = (seqs - 0.1).square().sum(dim=(1, 2))
+            return torch.where(seqs[:, 0, 0] < 0, bad, cost)
+
+        return fn
+
+    plans = [
+        _cem(max_iters=3).optimize(
+            cost_fn(bad),
+            torch.zeros(3, 2),
+            torch.full((3, 2), 0.25),
+            torch.Generator().manual_seed(0),
+        )
+        for bad in (torch.nan, torch.inf)
+    ]
+    assert plans[0][0, 0] > 0
+    torch.testing.assert_close(plans[0], plans[1], rtol=0, atol=0)
 
 
 def test_cem_returns_the_final_mean_not_the_best_sample():

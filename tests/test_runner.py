@@ -11,9 +11,9 @@ import scipy.io
 from support.runs import TASK_HOR, logs, run, tiny_args
 
 from pets_core.cli import mbexp
+from pets_core.config.variants import MODEL_TYPES, OPT_TYPES, PROP_TYPES, Variant, VariantError
 from pets_core.envs import get_task, make_env
 from pets_core.seeding import RunSeeds
-from pets_core.variants import MODEL_TYPES, OPT_TYPES, PROP_TYPES, Variant, VariantError
 
 VALID_VARIANTS = []
 for _m in MODEL_TYPES:

@@ -9,7 +9,7 @@ import torch
 
 from pets_core.envs import get_task, make_env
 from pets_core.models import make_model
-from pets_core.planning import MPC, RandomShooting
+from pets_core.planning import MPC, PropagationSpec, RandomShooting
 from pets_core.seeding import MAX_SEED, RunSeeds
 
 
@@ -23,7 +23,7 @@ def _mpc(seed: int) -> MPC:
     lower, upper = -torch.ones(3, 1), torch.ones(3, 1)  # (H, A)
     return MPC(
         model=model, task=task, optimizer=RandomShooting(popsize=4, lower=lower, upper=upper),
-        plan_hor=3, per=1, num_particles=2, prop="TSinf", ign_var=False,
+        plan_hor=3, per=1, propagation=PropagationSpec.for_model(model, "TSinf", 2),
         action_low=low, action_high=high, device="cpu", seed=seed,
     )  # fmt: skip
 

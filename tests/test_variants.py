@@ -4,13 +4,12 @@ import itertools
 
 import pytest
 
-from pets_core.variants import (
+from pets_core.config.variants import (
     MODEL_TYPES,
     OPT_TYPES,
     PROP_TYPES,
     Variant,
     VariantError,
-    check_particles,
     parse_variant,
 )
 
@@ -58,12 +57,13 @@ def test_unknown_model_lists_valid_models():
         parse_variant("X-E-CEM")
 
 
-def test_particle_rules():
-    check_particles(parse_variant("PE-TSinf-CEM"), num_particles=20, num_nets=5)
-    check_particles(parse_variant("PE-E-CEM"), num_particles=1, num_nets=5)
-    with pytest.raises(VariantError, match="exactly 1 particle"):
-        check_particles(parse_variant("PE-E-CEM"), num_particles=20, num_nets=5)
-    with pytest.raises(VariantError, match="divisible"):
-        check_particles(parse_variant("DE-TS1-CEM"), num_particles=21, num_nets=5)
-    with pytest.raises(VariantError, match="num_nets > 1"):
-        check_particles(parse_variant("PE-DS-CEM"), num_particles=20, num_nets=1)
+def test_variant_names_and_propagation_specs_share_the_model_prop_rules():
+    """One rule set (variants.check_model_prop): a name and a spec reject alike."""
+    from pets_core.planning import PropagationSpec
+
+    for model, prop, E in (("D", "DS", 1), ("P", "TSinf", 1)):
+        with pytest.raises(VariantError) as by_name:
+            Variant(model, prop, "CEM")
+        with pytest.raises(VariantError) as by_spec:
+            PropagationSpec(prop, 5, model, E)
+        assert str(by_name.value) == str(by_spec.value)

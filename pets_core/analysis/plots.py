@@ -20,7 +20,7 @@ import pandas as pd
 import seaborn as sns
 
 from pets_core.analysis.stats import MIN_SEEDS_FOR_BAND, curve_summary
-from pets_core.variants import MODEL_TYPES, OPT_TYPES, PROP_TYPES
+from pets_core.config.variants import MODEL_TYPES, OPT_TYPES, PROP_TYPES
 
 COLUMN_WIDTH_IN = 3.25  # one column of a two-column paper
 TEXT_WIDTH_IN = 6.75  # full text width

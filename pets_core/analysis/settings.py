@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from pets_core.config import flatten, load_config
-from pets_core.variants import parse_variant
+from pets_core.config.variants import parse_variant
 
 IDENTITY = ("env", "variant", "seed")
 """Leaves that name the run rather than configure it."""

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pets_core.variants import OPT_TYPES, parse_variant
+from pets_core.config.variants import OPT_TYPES, parse_variant
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -19,6 +19,9 @@ same shapes and threads, so that their ratio means something; ``_main`` is that 
 measurement.
 """
 
+# Over ~300 lines: one command whose setup, timed actions and report share many locals; the
+# kernel-rate side lives in pets_core.bench.matmul, the config and spec in their own modules.
+
 from __future__ import annotations
 
 import argparse
@@ -26,40 +29,18 @@ import json
 import os
 import platform
 import time
-from contextlib import contextmanager
-from itertools import pairwise
-from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from pets_core.bench.cli import Parser, UsageError, choice_list, int_at_least, run
-from pets_core.planning.propagation import check_propagation
+from pets_core.bench.matmul import matmul_precision, matmul_rates
+from pets_core.config import ConfigError, PetsConfig, env_names, load_config
+from pets_core.config.variants import MODEL_TYPES, PROP_TYPES, ensemble_size, is_ensemble
 
 BASELINE_S_PER_ACTION = {"cartpole": 8.46, "halfcheetah": 3.78}  # mbrl-lib 0.2.0, this machine
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 
-def _deep_merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = (
-            _deep_merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
-        )
-    return out
-
-
-def paper_config(env: str) -> dict:
-    """The original's tree for ``env``: pets/default.yaml overlaid by envs/ENV.yaml."""
-    default = yaml.safe_load((CONFIG_DIR / "pets" / "default.yaml").read_text())
-    per_env = yaml.safe_load((CONFIG_DIR / "envs" / f"{env}.yaml").read_text())
-    return _deep_merge(default, per_env)
-
-
-ENVS = ("cartpole", "halfcheetah", "reacher", "pusher")
 PRECISION_CHOICES = ("fp32", "tf32", "bf16")
 PROG = "python -m pets_core.bench plan"
 
@@ -67,15 +48,15 @@ PROG = "python -m pets_core.bench plan"
 def _parse(argv: list[str]) -> argparse.Namespace:
     pos, nonneg = int_at_least(1), int_at_least(0)
     p = Parser(prog=PROG, description=__doc__)
-    p.add_argument("--env", required=True, choices=ENVS)
+    p.add_argument("--env", required=True, choices=env_names())
     p.add_argument("--popsize", type=pos, help="CEM population N (paper: per env)")
     p.add_argument("--elites", type=pos, help="CEM elites K <= N (paper: popsize / 10)")
     p.add_argument("--particles", type=pos, help="P, a multiple of E under TS* (paper: 20)")
     p.add_argument("--horizon", type=pos, help="H (paper: per env)")
     p.add_argument("--iters", type=pos, help="CEM iterations (paper: 5)")
     p.add_argument("--num-nets", type=pos, help="ensemble size E (paper: 5)")
-    p.add_argument("--prop", default="TSinf", choices=["E", "DS", "TS1", "TSinf", "MM"])
-    p.add_argument("--model", default="PE", choices=["D", "P", "DE", "PE"])
+    p.add_argument("--prop", default="TSinf", choices=PROP_TYPES)
+    p.add_argument("--model", default="PE", choices=MODEL_TYPES)
     p.add_argument("--threads", type=pos, default=torch.get_num_threads())
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument(
@@ -100,84 +81,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _layer_dims(model) -> list[tuple[int, int]]:
-    return [(int(w.shape[1]), int(w.shape[2])) for w in model.weights]
-
-
-def _best_seconds(fn, reps: int) -> float:
-    fn()  # warm-up (allocations, oneDNN primitive cache)
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def matmul_rates(
-    E: int, rows: int, dims: list[tuple[int, int]], device, reps: int = 3, dtype=torch.float32
-) -> dict:
-    """Best GFLOP/s in ``dtype`` (fp32 unless given) over the planner's layer shapes
-    ``(E, rows, in) x (E, in, out)``, three ways: ``torch.bmm`` (one call per layer), oneDNN per
-    member with one OpenMP team, and oneDNN per member and row block on the single-threaded lanes
-    the planner uses. Under ``matmul_precision("tf32")`` the fp32 kernels may use TF32."""
-    from pets_core.planning.lanes import num_lanes, run_chains
-
-    flops = sum(2 * E * rows * d_in * d_out for d_in, d_out in dims)
-    gen = torch.Generator(device=device).manual_seed(0)
-    shapes = [
-        (torch.randn(E, rows, d_in, generator=gen, device=device).to(dtype),
-         (torch.randn(E, d_in, d_out, generator=gen, device=device) / d_in**0.5).to(dtype),
-         torch.empty(E, rows, d_out, device=device, dtype=dtype))
-        for d_in, d_out in dims
-    ]  # fmt: skip
-
-    def bmm() -> None:
-        for x, w, out in shapes:
-            torch.bmm(x, w, out=out)
-        _sync(device)
-
-    rates = {"bmm": flops / _best_seconds(bmm, reps) / 1e9}
-    if torch.device(device).type == "cpu" and hasattr(torch.ops.mkldnn, "_linear_pointwise"):
-        linear = torch.ops.mkldnn._linear_pointwise
-        packed = [(x, [wi.T.contiguous() for wi in w]) for x, w, _ in shapes]
-
-        def onednn() -> None:
-            for x, w_t in packed:
-                for e in range(E):
-                    linear(x[e], w_t[e], None, "none", [], "")
-
-        blocks = num_lanes()
-        bounds = [rows * i // blocks for i in range(blocks + 1)]
-
-        def job(x, w_t, e, lo, hi):
-            return lambda: linear(x[e, lo:hi], w_t[e], None, "none", [], "")
-
-        def onednn_lanes() -> None:  # one join per layer (the planner joins once per step)
-            for x, w_t in packed:
-                run_chains(
-                    [job(x, w_t, e, lo, hi) for e in range(E) for lo, hi in pairwise(bounds)]
-                )
-
-        rates["onednn"] = flops / _best_seconds(onednn, reps) / 1e9
-        rates["onednn_lanes"] = flops / _best_seconds(onednn_lanes, reps) / 1e9
-    return rates
-
-
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-@contextmanager
-def matmul_precision(precision: str):
-    """``tf32``: float32 matmuls at torch's "high" precision (TF32 tensor cores on CUDA; on a CPU
-    without them the same fp32 kernels); anything else at "highest" (plain fp32)."""
-    old = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(old)
+    return [(int(w.shape[1]), int(w.shape[2])) for w, _ in model.mlp_weights().layers]
 
 
 def storage_precision(precision: str) -> str:
@@ -193,14 +97,9 @@ def _main(argv: list[str]) -> int:
     args = _parse(argv)
     from pets_core.envs import make_env
     from pets_core.envs.tasks import get_task
-    from pets_core.planning import MPC, CEMOptimizer, tile_bounds
+    from pets_core.models import make_model
+    from pets_core.planning import MPC, CEMOptimizer, PropagationSpec, tile_bounds
     from pets_core.run.device import DeviceError, resolve_device
-    from pets_core.variants import VariantError
-
-    try:
-        from pets_core.models import make_model
-    except ImportError:  # before the models package exports it
-        from pets_core.models.ensemble import make_model
 
     try:
         device = resolve_device(args.device)
@@ -209,69 +108,44 @@ def _main(argv: list[str]) -> int:
     if args.graph == "on" and args.fast == "off":
         raise UsageError("argument --graph: on needs the fast planner forward (--fast auto|bmm)")
     torch.set_num_threads(args.threads)
-    cfg = paper_config(args.env)
-    ctrl, opt = cfg["ctrl_cfg"], cfg["ctrl_cfg"]["opt_cfg"]
-    mcfg = ctrl["prop_cfg"]["model_init_cfg"]
-
-    def given(value, default):
-        return default if value is None else value
-
-    N = given(args.popsize, opt["cem"]["popsize"])
-    K = given(args.elites, max(1, N * opt["cem"]["num_elites"] // opt["cem"]["popsize"]))
-    if K > N:
-        raise UsageError(f"argument --elites: must be <= the population N = {N}, got {K}")
-    num_nets = given(args.num_nets, mcfg["num_nets"])
-    if args.model in ("D", "P"):
-        num_nets = 1
-    if args.prop == "E":
-        if args.particles not in (None, 1):
-            raise UsageError(
-                f"argument --particles: --prop E uses 1 particle, got {args.particles}"
-            )
-        P = 1
-    else:
-        P = given(args.particles, ctrl["prop_cfg"]["npart"])
-    if args.prop in ("TS1", "TSinf") and P % num_nets:
-        raise UsageError(
-            f"argument --particles: --prop {args.prop} needs a multiple of the ensemble size "
-            f"E = {num_nets}, got {P}"
-        )
-    H = given(args.horizon, opt["plan_hor"])
-    iters = given(args.iters, opt["cem"]["max_iters"])
+    variant = (("model-type", args.model), ("prop-type", args.prop), ("opt-type", "CEM"))
+    paper = load_config(args.env, variant)  # default.yaml + envs/ENV.yaml, the paper's sizes
+    cfg = _sized_config(args, paper, variant)
+    opt, prop = cfg.ctrl_cfg.opt_cfg, cfg.ctrl_cfg.prop_cfg
+    cem_cfg, mcfg = opt.cfg, prop.model_init_cfg
+    N, K, H, iters = cem_cfg.popsize, cem_cfg.num_elites, opt.plan_hor, cem_cfg.max_iters
+    spec = PropagationSpec.from_prop_cfg(prop)
+    P = spec.num_particles
 
     task = get_task(args.env)
     model = make_model(
-        args.model, in_dim=task.in_dim, out_dim=task.out_dim, hidden_dims=mcfg["hidden_dims"],
-        weight_decays=mcfg["weight_decays"], num_nets=num_nets, device=device, seed=args.seed,
+        args.model, in_dim=task.in_dim, out_dim=task.out_dim, hidden_dims=mcfg.hidden_dims,
+        weight_decays=mcfg.weight_decays, num_nets=mcfg.num_nets, device=device, seed=args.seed,
     )  # fmt: skip
     E = model.ensemble_size
-    try:
-        check_propagation(model, args.prop, P)
-    except VariantError as err:
-        raise UsageError(str(err)) from None
     env = make_env(args.env)
     obs, _ = env.reset(seed=args.seed)
     goal = getattr(env.unwrapped, "goal", None)
     low, high = env.action_space.low, env.action_space.high
     lower, upper = tile_bounds(low, high, H, device)
     cem = CEMOptimizer(
-        popsize=N, num_elites=K, max_iters=iters, epsilon=opt["cem"]["epsilon"],
-        alpha=opt["cem"]["alpha"], lower=lower, upper=upper,
+        popsize=N, num_elites=K, max_iters=iters, epsilon=cem_cfg.epsilon,
+        alpha=cem_cfg.alpha, lower=lower, upper=upper,
     )  # fmt: skip
     fast = False if args.fast == "off" else args.fast
     graph = args.graph == "on"
 
     def make_mpc(precision: str) -> MPC:
         mpc = MPC(
-            model=model, task=task, optimizer=cem, plan_hor=H, per=1, num_particles=P,
-            prop=args.prop, ign_var=False, action_low=low, action_high=high, device=device,
+            model=model, task=task, optimizer=cem, plan_hor=H, per=1, propagation=spec,
+            action_low=low, action_high=high, device=device,
             seed=args.seed, fast=fast, precision=storage_precision(precision), graph=graph,
         )  # fmt: skip
         mpc.model_trained = True
         mpc.reset(goal)
         return mpc
 
-    rows = N * P // E if args.prop in ("TS1", "TSinf") else N * P
+    rows = N * spec.particles_per_member if spec.is_trajectory_sampling else N * P
     dims = _layer_dims(model)
 
     cpu_share: list[float] = []  # this process's CPU time / (wall x threads) per action
@@ -320,9 +194,7 @@ def _main(argv: list[str]) -> int:
         }
         if precision != "fp32":
             fp32_seconds, _, fp32_actions, _ = timed["fp32"]
-            entry |= _agreement(
-                model, task, obs, goal, cem, args, P, fast, device, precision
-            )  # fmt: skip
+            entry |= _agreement(model, task, obs, goal, cem, args, spec, fast, device, precision)
             entry["speedup_vs_fp32"] = round(
                 float(np.median(fp32_seconds)) / float(np.median(p_seconds)), 2
             )
@@ -348,8 +220,9 @@ def _main(argv: list[str]) -> int:
     fraction_bmm = [a / ref["bmm"] for a, ref in zip(achieved, refs, strict=True)]
     kernels = {k: round(float(np.median([ref[k] for ref in refs])), 1) for k in refs[0]}
     paper_size = (N, P, H, iters, E, args.model, args.prop) == (
-        opt["cem"]["popsize"], ctrl["prop_cfg"]["npart"], opt["plan_hor"],
-        opt["cem"]["max_iters"], mcfg["num_nets"], "PE", "TSinf",
+        paper.ctrl_cfg.opt_cfg.cfg.popsize, paper.ctrl_cfg.prop_cfg.npart,
+        paper.ctrl_cfg.opt_cfg.plan_hor, paper.ctrl_cfg.opt_cfg.cfg.max_iters,
+        paper.ctrl_cfg.prop_cfg.model_init_cfg.num_nets, "PE", "TSinf",
     )  # fmt: skip
     baseline = BASELINE_S_PER_ACTION.get(args.env) if paper_size else None
     predictor = _predictor_name(model, task, fast)
@@ -385,13 +258,51 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
+def _sized_config(args: argparse.Namespace, paper: PetsConfig, variant) -> PetsConfig:
+    """The paper's config with the sizes given on the command line (validated by the config)."""
+    cem, prop = paper.ctrl_cfg.opt_cfg.cfg, paper.ctrl_cfg.prop_cfg
+
+    def given(value, default):
+        return default if value is None else value
+
+    N = given(args.popsize, cem.popsize)
+    K = given(args.elites, max(1, N * cem.num_elites // cem.popsize))
+    if K > N:
+        raise UsageError(f"argument --elites: must be <= the population N = {N}, got {K}")
+    num_nets = ensemble_size(args.model, given(args.num_nets, prop.model_init_cfg.num_nets))
+    if args.prop == "E":
+        if args.particles not in (None, 1):
+            raise UsageError(
+                f"argument --particles: --prop E uses 1 particle, got {args.particles}"
+            )
+    elif args.prop in ("TS1", "TSinf") and given(args.particles, prop.npart) % num_nets:
+        raise UsageError(
+            f"argument --particles: --prop {args.prop} needs a multiple of the ensemble size "
+            f"E = {num_nets}, got {given(args.particles, prop.npart)}"
+        )
+    sizes = {
+        "ctrl_cfg.opt_cfg.cfg.popsize": N,
+        "ctrl_cfg.opt_cfg.cfg.num_elites": K,
+        "ctrl_cfg.opt_cfg.cfg.max_iters": given(args.iters, cem.max_iters),
+        "ctrl_cfg.opt_cfg.plan_hor": given(args.horizon, paper.ctrl_cfg.opt_cfg.plan_hor),
+    }
+    if args.prop != "E":
+        sizes["ctrl_cfg.prop_cfg.npart"] = given(args.particles, prop.npart)
+    if is_ensemble(args.model):
+        sizes["ctrl_cfg.prop_cfg.model_init_cfg.num_nets"] = num_nets
+    try:
+        return load_config(args.env, variant, [(k, str(v)) for k, v in sizes.items()])
+    except ConfigError as err:
+        raise UsageError(str(err)) from None
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"cpu ({platform.machine()})"
 
 
-def _agreement(model, task, obs, goal, cem, args, P, fast, device, precision) -> dict:
+def _agreement(model, task, obs, goal, cem, args, spec, fast, device, precision) -> dict:
     """``precision`` vs fp32 on the same candidates (CEM's first population from the mid-point):
     cost rank correlation, elite-set overlap and the largest relative cost difference."""
     from pets_core.planning import predicted_costs
@@ -400,7 +311,7 @@ def _agreement(model, task, obs, goal, cem, args, P, fast, device, precision) ->
     goal_t = None if goal is None else torch.as_tensor(goal, dtype=torch.float32, device=device)
     mid = (cem.lower + cem.upper) / 2
     var = (cem.upper - cem.lower).square() / 16
-    seqs = cem._sample(mid, var, torch.Generator(device=device).manual_seed(args.seed))
+    seqs = cem.sample(mid, var, torch.Generator(device=device).manual_seed(args.seed))
     costs = {}
     for name in ("fp32", precision):
         with matmul_precision(name):
@@ -409,10 +320,8 @@ def _agreement(model, task, obs, goal, cem, args, P, fast, device, precision) ->
                 task,
                 obs_t,
                 seqs,
-                prop=args.prop,
-                num_particles=P,
+                spec=spec,
                 goal=goal_t,
-                ign_var=False,
                 generator=torch.Generator(device=device).manual_seed(1),
                 fast=fast,
                 precision=storage_precision(name),

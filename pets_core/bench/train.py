@@ -19,33 +19,35 @@ import os
 import resource
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from pets_core.bench.cli import Parser, UsageError, int_at_least, int_list, run
+from pets_core.config import env_names, load_config
+from pets_core.envs.tasks import get_task
 from pets_core.models import ModelTrainer, make_model
 from pets_core.models.backprop import with_ones_column
 from pets_core.models.loss import training_loss
 
-ENV_DIMS = {"cartpole": (6, 4), "reacher": (24, 17), "pusher": (27, 20), "halfcheetah": (24, 18)}
 BASELINE_S_PER_EPOCH = {  # mbrl-lib 0.2.0, N -> s/epoch (issue 3)
     "cartpole": {2000: 0.79, 10000: 3.86},
     "halfcheetah": {2000: 0.22, 10000: 1.15},
 }
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "envs"
 ENSEMBLE_SIZE, BATCH_SIZE = 5, 32
 
 
 def env_network(env: str) -> dict:
-    cfg = yaml.safe_load((CONFIG_DIR / f"{env}.yaml").read_text())
-    init = cfg["ctrl_cfg"]["prop_cfg"]["model_init_cfg"]
+    """The env's paper network (config/pets/default.yaml + config/envs/ENV.yaml, via the config
+    module) and its model dims (the env's task)."""
+    init = load_config(env).ctrl_cfg.prop_cfg.model_init_cfg
+    task = get_task(env)
     return {
-        "hidden_dims": list(init["hidden_dims"]),
-        "weight_decays": list(init["weight_decays"]),
-        "learning_rate": float(init["learning_rate"]),
+        "hidden_dims": list(init.hidden_dims),
+        "weight_decays": list(init.weight_decays),
+        "learning_rate": float(init.learning_rate),
+        "in_dim": task.in_dim,
+        "out_dim": task.out_dim,
     }
 
 
@@ -58,12 +60,12 @@ def flops_per_step(in_dim: int, hidden: list[int], head: int, E: int, B: int) ->
 
 def _time_fast(trainer: ModelTrainer, x: torch.Tensor, y: torch.Tensor, idxs, repeats: int):
     sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
-    trainer._run_epoch(x, y, idxs, BATCH_SIZE)  # warm-up
+    trainer.run_epoch(x, y, idxs, BATCH_SIZE)  # warm-up
     sync()
     times, cpu_times = [], []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
-        trainer._run_epoch(x, y, idxs, BATCH_SIZE)
+        trainer.run_epoch(x, y, idxs, BATCH_SIZE)
         sync()
         times.append(time.perf_counter() - t0)
         cpu_times.append(time.process_time() - c0)
@@ -76,7 +78,7 @@ def _step_times(trainer: ModelTrainer, x: torch.Tensor, y: torch.Tensor, idxs) -
     On a shared machine a single ~1 ms step often runs without being preempted, so a low
     percentile of these times estimates the step time of an idle machine.
     """
-    g, adam = trainer._gradient, trainer._adam
+    g, adam = trainer.gradient, trainer.adam
     xs, ys = x[idxs], y[idxs]  # (E, N, I + 1), (E, N, T)
     times = []
     for b0 in range(0, idxs.shape[1], BATCH_SIZE):
@@ -94,24 +96,12 @@ def _time_floor(trainer: ModelTrainer, x: torch.Tensor, steps: int, repeats: int
     implementation of the same maths can beat the GEMM time on this CPU unless its GEMMs are
     faster, and Adam must touch every float of p, g, m and v once per step.
     """
-    g, adam = trainer._gradient, trainer._adam
+    g, adam = trainer.gradient, trainer.adam
     sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
     xb = x[:BATCH_SIZE].expand(ENSEMBLE_SIZE, BATCH_SIZE, x.shape[1]).contiguous()
-    buf = g._buffers_for(BATCH_SIZE)
-    z, h_aug, dh, dz, out = buf["z"], buf["h_aug"], buf["dh"], buf["dz"], buf["out"][0]
-    L = len(g.p.layers)
 
     def matmuls():
-        layer_in = xb
-        for i in range(L - 1):
-            torch.bmm(layer_in, g.p.layers[i], out=z[i])
-            layer_in = h_aug[i]
-        torch.bmm(layer_in, g.p.layers[-1], out=out)
-        for i in range(L - 1, -1, -1):
-            layer_in = xb if i == 0 else h_aug[i - 1]
-            torch.bmm(layer_in.transpose(1, 2), dz[i], out=g.g.layers[i])
-            if i > 0:
-                torch.bmm(dz[i], g.p.weights[i].transpose(1, 2), out=dh[i - 1])
+        g.matmuls(xb)
 
     results = []
     for fn in (matmuls, adam.step):
@@ -160,7 +150,7 @@ PROG = "python -m pets_core.bench train"
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = Parser(prog=PROG, description=__doc__)
-    parser.add_argument("--env", choices=sorted(ENV_DIMS), default="cartpole")
+    parser.add_argument("--env", choices=env_names(), default="cartpole")
     parser.add_argument(
         "--n", default=[2000, 10000], type=int_list(1), help="comma-separated dataset sizes"
     )
@@ -190,7 +180,7 @@ def _main(argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     net = env_network(args.env)
-    in_dim, out_dim = ENV_DIMS[args.env]
+    in_dim, out_dim = net["in_dim"], net["out_dim"]
     rng = np.random.default_rng(args.seed)
     flops = flops_per_step(in_dim, net["hidden_dims"], 2 * out_dim, ENSEMBLE_SIZE, BATCH_SIZE)
 

@@ -35,12 +35,12 @@ import yaml
 from pets_core import config as config_mod
 from pets_core.cli.mbexp import new_run_dir
 from pets_core.config import ConfigError, PetsConfig
+from pets_core.config.variants import Variant, VariantError
 from pets_core.envs import ENV_NAMES
 from pets_core.results.files import write_json
 from pets_core.results.rundir import MODEL_MAT, MODEL_NNS, MODEL_PT
 from pets_core.run.device import DeviceError, resolve_device
 from pets_core.seeding import MAX_SEED, RunSeeds
-from pets_core.variants import Variant, VariantError
 
 PROG = "python -m pets_core.render"
 RENDER_JSON = "render.json"

@@ -12,7 +12,8 @@ import dataclasses
 
 from pets_core.config.errors import ConfigError
 from pets_core.config.optimizers import CEMCfg, ICEMCfg, MPPICfg, RandomCfg
-from pets_core.config.variants import Variant, VariantError, check_particles
+from pets_core.config.propagation import PropagationSpec
+from pets_core.config.variants import Variant, VariantError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +190,6 @@ def validate(cfg: PetsConfig) -> None:
             f"have more than one net (got {init.num_nets})"
         )
     try:
-        check_particles(variant, prop.npart, init.num_nets)
+        PropagationSpec.from_prop_cfg(prop)
     except VariantError as err:
         raise ConfigError(str(err)) from None

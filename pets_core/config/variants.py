@@ -8,14 +8,25 @@ optimisers beyond the paper's CEM and Random are iCEM (Pinneri et al., CoRL 2020
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal, get_args
 
 ModelType = Literal["D", "P", "DE", "PE"]
-PropType = Literal["E", "DS", "TS1", "TSinf", "MM"]
 OptType = Literal["CEM", "Random", "iCEM", "MPPI"]
 
+
+class PropMode(StrEnum):
+    """The propagation modes of the paper (spec sec. 4); pets_core.config.propagation."""
+
+    E = "E"  # expectation: the ensemble's moment-matched mean, one particle
+    DS = "DS"  # distribution sampling: each particle from the moment-matched Gaussian
+    TS1 = "TS1"  # trajectory sampling, members re-drawn at every step
+    TSinf = "TSinf"  # trajectory sampling, a particle's member fixed for the horizon
+    MM = "MM"  # moment matching: DS, then the particles refitted to one Gaussian per step
+
+
 MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
-PROP_TYPES: tuple[str, ...] = get_args(PropType)
+PROP_TYPES: tuple[str, ...] = tuple(mode.value for mode in PropMode)
 OPT_TYPES: tuple[str, ...] = get_args(OptType)
 
 
@@ -26,7 +37,7 @@ class VariantError(ValueError):
 @dataclass(frozen=True)
 class Variant:
     model: ModelType
-    prop: PropType
+    prop: str  # a PropMode value
     opt: OptType
 
     @property
@@ -35,7 +46,7 @@ class Variant:
 
     @property
     def is_ensemble(self) -> bool:
-        return self.model in ("DE", "PE")
+        return is_ensemble(self.model)
 
     @property
     def is_probabilistic_net(self) -> bool:
@@ -46,15 +57,28 @@ class Variant:
         _check_choice("model-type", self.model, MODEL_TYPES)
         _check_choice("prop-type", self.prop, PROP_TYPES)
         _check_choice("opt-type", self.opt, OPT_TYPES)
-        if self.model == "D" and self.prop != "E":
-            raise VariantError(
-                f"model-type D needs prop-type E (got {self.prop}): a single deterministic "
-                "network has no distribution to propagate"
-            )
-        if self.prop.startswith("TS") and not self.is_ensemble:
-            raise VariantError(
-                f"prop-type {self.prop} needs an ensemble (model-type DE or PE), got {self.model}"
-            )
+        check_model_prop(self.model, self.prop)
+
+
+def is_ensemble(model_type: str) -> bool:
+    """DE / PE: several networks; D / P: one."""
+    return model_type.endswith("E")
+
+
+def ensemble_size(model_type: str, num_nets: int) -> int:
+    """E of a model type: ``num_nets`` for DE / PE, 1 for D / P (num_nets is then ignored)."""
+    return int(num_nets) if is_ensemble(model_type) else 1
+
+
+def check_model_prop(model: str, prop: str) -> None:
+    """The model / propagation pairs the original rejects (spec sec. 3.5, 4)."""
+    if model == "D" and prop != "E":
+        raise VariantError(
+            f"model-type D needs prop-type E (got {prop}): a single deterministic "
+            "network has no distribution to propagate"
+        )
+    if prop.startswith("TS") and not is_ensemble(model):
+        raise VariantError(f"prop-type {prop} needs an ensemble (model-type DE or PE), got {model}")
 
 
 def _check_choice(what: str, value: str, valid: tuple[str, ...]) -> None:
@@ -72,18 +96,3 @@ def parse_variant(name: str) -> Variant:
             f"optimisers {', '.join(OPT_TYPES)}"
         )
     return Variant(*parts)  # type: ignore[arg-type]
-
-
-def check_particles(variant: Variant, num_particles: int, num_nets: int) -> None:
-    """E uses one particle; TS* splits each candidate's particles evenly over the members."""
-    if variant.prop == "E" and num_particles != 1:
-        raise VariantError(f"prop-type E uses exactly 1 particle (npart={num_particles})")
-    if variant.prop != "E" and num_particles < 1:
-        raise VariantError(f"npart must be >= 1 (got {num_particles})")
-    if variant.is_ensemble and num_nets < 2:
-        raise VariantError(f"model-type {variant.model} needs num_nets > 1 (got {num_nets})")
-    if variant.prop.startswith("TS") and num_particles % num_nets != 0:
-        raise VariantError(
-            f"prop-type {variant.prop} needs npart divisible by num_nets "
-            f"({num_particles} % {num_nets} != 0)"
-        )

@@ -1,13 +1,16 @@
 """Dynamics models: the D / P / DE / PE ensemble, its training and its files (spec sec. 3)."""
 
-from pets_core.models.ensemble import MODEL_TYPES, EnsembleModel, ModelType, make_model
+from pets_core.config.variants import MODEL_TYPES, ModelType
+from pets_core.models.ensemble import EnsembleModel, make_model
 from pets_core.models.io import export_original, load_model, load_original, save_model
+from pets_core.models.mlp import MLPWeights
 from pets_core.models.normalizer import Normalizer
 from pets_core.models.training import ModelTrainer, TrainStats
 
 __all__ = [
     "MODEL_TYPES",
     "EnsembleModel",
+    "MLPWeights",
     "ModelTrainer",
     "ModelType",
     "Normalizer",

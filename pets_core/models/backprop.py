@@ -27,6 +27,7 @@ from torch import Tensor
 
 from pets_core.models.ensemble import EnsembleModel
 from pets_core.models.loss import LOGVAR_BOUND_PENALTY
+from pets_core.models.mlp import bounded_logvar, mlp, swish, swish_backward
 
 _aten = torch.ops.aten
 _SOFTPLUS_THRESHOLD = 20.0  # torch's F.softplus default; softplus_backward uses the same switch
@@ -139,34 +140,50 @@ class EnsembleGradient:
     def __call__(self, x: Tensor, target: Tensor) -> None:
         """Gradient for ``x (E, B, I + 1)`` (normalised, ones column) and ``target (E, B, T)``."""
         B = x.shape[1]
-        buf = self._buffers_for(B)
-        z, h_aug, h, dh, dz = buf["z"], buf["h_aug"], buf["h"], buf["dh"], buf["dz"]
-        out = buf["out"][0]
-        p, g = self.p, self.g
-        L = len(p.layers)
-
-        # Forward: z_l = [h_{l-1}, 1] [W_l; b_l], h_l = swish(z_l); the head is linear.
-        layer_in = x
-        for i in range(L - 1):
-            torch.bmm(layer_in, p.layers[i], out=z[i])  # (E, B, D_i)
-            _aten.silu.out(z[i], out=h[i])
-            layer_in = h_aug[i]
-        torch.bmm(layer_in, p.layers[-1], out=out)  # (E, B, D_L)
-
+        out = self.forward(x)
+        dz = self._buffers_for(B)["dz"]
         # d loss / d head output, into dz[-1].
         if self.is_probabilistic:
             self._gaussian_head_grad(out, target, dz[-1])
         else:
             # d/d mu of mean((mu - y)^2 / 2) over B*T entries (members are summed).
             torch.sub(out, target, out=dz[-1]).mul_(1.0 / (B * self.out_dim))
+        self._backward(x)
 
-        # Backward: [dW; db] = [h, 1]^T dz; dh = dz W^T; dz_{l-1} = swish'(z_{l-1}) dh.
-        for i in range(L - 1, -1, -1):
+    def matmuls(self, x: Tensor) -> None:
+        """The step's matmuls alone, no activation or loss kernels (bench train's FLOP floor)."""
+        self.forward(x, activations=False)
+        self._backward(x, activations=False)
+
+    def forward(self, x: Tensor, activations: bool = True) -> Tensor:
+        """z_l = [h_{l-1}, 1] [W_l; b_l], h_l = swish(z_l) (models.mlp), into the buffers;
+        returns the head output ``(E, B, D_L)``."""
+        buf = self._buffers_for(x.shape[1])
+        z, h_aug, h, out = buf["z"], buf["h_aug"], buf["h"], buf["out"][0]
+        layers, last = self.p.layers, len(self.p.layers) - 1
+
+        def layer(i: int, layer_in: Tensor, activate: bool) -> Tensor:
+            if i == last:
+                return torch.bmm(layer_in, layers[i], out=out)
+            torch.bmm(layer_in, layers[i], out=z[i])  # (E, B, D_i)
+            if activate and activations:
+                swish(z[i], out=h[i])
+            return h_aug[i]
+
+        return mlp(x, len(layers), layer)
+
+    def _backward(self, x: Tensor, activations: bool = True) -> None:
+        """[dW; db] = [h, 1]^T dz; dh = dz W^T; dz_{l-1} = swish'(z_{l-1}) dh, from dz[-1]."""
+        buf = self._buffers_for(x.shape[1])
+        z, h_aug, dh, dz = buf["z"], buf["h_aug"], buf["dh"], buf["dz"]
+        p, g = self.p, self.g
+        for i in range(len(p.layers) - 1, -1, -1):
             layer_in = x if i == 0 else h_aug[i - 1]
             torch.bmm(layer_in.transpose(1, 2), dz[i], out=g.layers[i])
             if i > 0:
                 torch.bmm(dz[i], p.weights[i].transpose(1, 2), out=dh[i - 1])
-                _aten.silu_backward.grad_input(dh[i - 1], z[i - 1], grad_input=dz[i - 1])
+                if activations:
+                    swish_backward(dh[i - 1], z[i - 1], out=dz[i - 1])
 
     def _gaussian_head_grad(self, out: Tensor, target: Tensor, d_out: Tensor) -> None:
         """Gradient of sum_e mean_{b,j}[(mu - y)^2 exp(-lv) + lv] + 0.01 (sum max - sum min).
@@ -178,9 +195,8 @@ class EnsembleGradient:
         mean, raw = out[..., :T], out[..., T:]  # (E, B, T) each
         max_lv, min_lv = self.p.max_logvar, self.p.min_logvar  # (1, T)
 
-        a = max_lv - raw
-        c = torch.nn.functional.softplus(a).neg_().add_(max_lv).sub_(min_lv)  # lv1 - min
-        inv_var = torch.nn.functional.softplus(c).add_(min_lv).neg_().exp_()  # exp(-lv)
+        logvar, a, c = bounded_logvar(raw, max_lv, min_lv)  # c = lv1 - min
+        inv_var = logvar.neg_().exp_()  # exp(-lv)
         diff = mean - target
         weighted = diff * inv_var  # (mu - y) exp(-lv)
         torch.mul(weighted, 2.0 * scale, out=d_out[..., :T])  # d/d mu

@@ -12,17 +12,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pets_core.config.variants import MODEL_TYPES, ensemble_size, is_ensemble
+from pets_core.models.mlp import MLPWeights, baddbmm_layer, gaussian_head, mlp, moment_match
 from pets_core.models.normalizer import Normalizer
 from pets_core.seeding import RunSeeds
-
-ModelType = Literal["D", "P", "DE", "PE"]
-MODEL_TYPES: tuple[str, ...] = ("D", "P", "DE", "PE")
 
 
 class EnsembleModel(nn.Module):
@@ -126,33 +124,24 @@ class EnsembleModel(nn.Module):
 
     def forward_normalized(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
         """Same as ``forward`` on already-normalised inputs ``(E, M, I)``."""
-        last = self.num_layers - 1
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.baddbmm(bias, h, weight)  # (E, M, out)
-            if i < last:
-                h = F.silu(h)
-        return self._split_head(h)
+        out = mlp(h, self.num_layers, baddbmm_layer(self._layers(), inplace=False))
+        return self._head(out)
 
-    def _split_head(self, out: Tensor) -> tuple[Tensor, Tensor | None]:
-        T = self.out_dim
+    def _layers(self) -> list[tuple[Tensor, Tensor]]:
+        return list(zip(self.weights, self.biases, strict=True))
+
+    def _head(self, out: Tensor) -> tuple[Tensor, Tensor | None]:
         if not self.is_probabilistic:
-            return out, None
-        mean, raw = out[..., :T], out[..., T:]
-        logvar = self.max_logvar - F.softplus(self.max_logvar - raw)
-        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
-        return mean, logvar
+            return gaussian_head(out, self.out_dim, None, None)
+        return gaussian_head(out, self.out_dim, self.max_logvar, self.min_logvar)
 
     @torch.no_grad()
     def predict(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Member e on rows ``x[e]``: ``x (E, M, I)`` -> ``mean, var (E, M, T)``; var 0 for D/DE."""
         self._check_input(x)
         h = (x - self.normalizer.mean).div_(self.normalizer.std)  # (E, M, I), a fresh buffer
-        last = self.num_layers - 1
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.baddbmm(bias, h, weight)  # (E, M, out)
-            if i < last:
-                F.silu(h, inplace=True)
-        mean, logvar = self._split_head(h)
+        out = mlp(h, self.num_layers, baddbmm_layer(self._layers(), inplace=True))
+        mean, logvar = self._head(out)
         if logvar is None:
             return mean, torch.zeros_like(mean)
         return mean, logvar.exp_()
@@ -169,11 +158,19 @@ class EnsembleModel(nn.Module):
                 f"predict_moments expects x of shape (M, {self.in_dim}), got {tuple(x.shape)}"
             )
         member_mean, member_var = self.predict(x.expand(self.ensemble_size, *x.shape))  # (E, M, T)
-        mean = member_mean.mean(0)
-        var = (member_mean - mean).square_().mean(0)
-        if self.is_probabilistic:
-            var += member_var.mean(0)
-        return mean, var
+        return moment_match(member_mean, member_var if self.is_probabilistic else None)
+
+    @torch.no_grad()
+    def mlp_weights(self) -> MLPWeights:
+        """The weights, normaliser and bounds as detached tensors (for the planner's layout)."""
+        return MLPWeights(
+            layers=[(w.detach(), b.detach()) for w, b in self._layers()],
+            in_mean=self.normalizer.mean.detach(),
+            in_std=self.normalizer.std.detach(),
+            max_logvar=self.max_logvar.detach().view(-1) if self.is_probabilistic else None,
+            min_logvar=self.min_logvar.detach().view(-1) if self.is_probabilistic else None,
+            out_dim=self.out_dim,
+        )
 
     def _check_input(self, x: Tensor) -> None:
         if x.ndim != 3 or x.shape[0] != self.ensemble_size or x.shape[2] != self.in_dim:
@@ -205,15 +202,14 @@ def make_model(
     """Build and initialise a D / P (one network) or DE / PE (``num_nets`` networks) model."""
     if model_type not in MODEL_TYPES:
         raise ValueError(f"unknown model type {model_type!r}; valid: {', '.join(MODEL_TYPES)}")
-    is_ensemble = model_type.endswith("E")
-    if is_ensemble and num_nets < 2:
+    if is_ensemble(model_type) and num_nets < 2:
         raise ValueError(f"model type {model_type} needs num_nets > 1, got {num_nets}")
     model = EnsembleModel(
         in_dim=in_dim,
         out_dim=out_dim,
         hidden_dims=hidden_dims,
         weight_decays=weight_decays,
-        ensemble_size=num_nets if is_ensemble else 1,
+        ensemble_size=ensemble_size(model_type, num_nets),
         is_probabilistic=model_type.startswith("P"),
         max_logvar_init=max_logvar_init,
         min_logvar_init=min_logvar_init,

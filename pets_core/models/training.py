@@ -77,14 +77,16 @@ class ModelTrainer:
         ref = model.weights[0]
         self._params = torch.zeros(flat_size(model), dtype=ref.dtype, device=ref.device)
         self._grads = torch.zeros_like(self._params)
-        self._adam = FlatAdam(self._params, self._grads, learning_rate, _decay_groups(model))
-        self._gradient = EnsembleGradient(model, self._params, self._grads)
+        self.adam = FlatAdam(self._params, self._grads, learning_rate, _decay_groups(model))
+        """Applies one step to the flat parameters (``adam.step()``)."""
+        self.gradient = EnsembleGradient(model, self._params, self._grads)
+        """Writes the flat gradient of a batch (``gradient(x, target)``, models.backprop)."""
         copy_model_to_flat(model, self._params)
         self.total_steps = 0
 
     @property
     def learning_rate(self) -> float:
-        return self._adam.learning_rate
+        return self.adam.learning_rate
 
     # ------------------------------------------------------------------ train
 
@@ -133,7 +135,7 @@ class ModelTrainer:
         with torch.no_grad():
             x_aug = with_ones_column(x_all)  # (N, I + 1)
             for _ in range(epochs):
-                steps += self._run_epoch(x_aug, y_all, torch.from_numpy(idxs), batch_size)
+                steps += self.run_epoch(x_aug, y_all, torch.from_numpy(idxs), batch_size)
                 idxs = rng.permuted(idxs, axis=1)  # 4. shuffle each member's row on its own
             self._store_to_model()
 
@@ -153,7 +155,7 @@ class ModelTrainer:
         stats.seconds = time.perf_counter() - start
         return stats
 
-    def _run_epoch(self, x_aug: Tensor, y_all: Tensor, idxs: Tensor, batch_size: int) -> int:
+    def run_epoch(self, x_aug: Tensor, y_all: Tensor, idxs: Tensor, batch_size: int) -> int:
         """One pass over the index matrix ``(E, N)``: consecutive column slices, one step each.
 
         ``x_aug (N, I + 1)``: normalised inputs with a trailing column of ones (the bias input).
@@ -169,17 +171,17 @@ class ModelTrainer:
                 if self.graph and x.shape[1] == batch_size:  # the short last batch runs eagerly
                     self._graphed_gradient(x, y)
                 else:
-                    self._gradient(x, y)
-                self._adam.step()
+                    self.gradient(x, y)
+                self.adam.step()
                 steps += 1
         return steps
 
     def _graphed_gradient(self, x: Tensor, y: Tensor) -> None:
-        """``self._gradient(x, y)`` replayed from a graph captured once per batch size: it reads
+        """``self.gradient(x, y)`` replayed from a graph captured once per batch size: it reads
         the flat parameters in place (Adam's updates are seen) and writes the flat gradients."""
         B = x.shape[1]
         if B not in self._graphs:
-            self._graphs[B] = StaticGraph(self._gradient, {"x": x, "target": y})
+            self._graphs[B] = StaticGraph(self.gradient, {"x": x, "target": y})
         self._graphs[B](x=x, target=y)
 
     def _member_losses(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -200,13 +202,13 @@ class ModelTrainer:
         """Model weights + normaliser + Adam state (for resume)."""
         return {
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-            "adam": self._adam.state_dict(),
+            "adam": self.adam.state_dict(),
             "total_steps": self.total_steps,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self._adam.load_state_dict(state["adam"])
+        self.adam.load_state_dict(state["adam"])
         self.total_steps = int(state["total_steps"])
         self._load_from_model()
 

@@ -1,16 +1,16 @@
-"""PETS planning: uncertainty propagation, CEM / iCEM / MPPI / random shooting, and the MPC."""
+"""PETS planning: uncertainty propagation, CEM / iCEM / MPPI / random shooting, and the MPC.
 
+The propagation spec itself (``PropagationSpec``, ``PropMode``) is configuration, torch-free, in
+``pets_core.config.propagation``; it is re-exported here beside the code that executes it.
+"""
+
+from pets_core.config.propagation import PropagationSpec, PropMode
 from pets_core.planning.cem import CEMOptimizer
 from pets_core.planning.icem import ICEMOptimizer, colored_noise
 from pets_core.planning.mpc import MPC, tile_bounds
 from pets_core.planning.mppi import MPPIOptimizer, mppi_weights
-from pets_core.planning.propagation import (
-    NAN_COST,
-    check_propagation,
-    predicted_costs,
-    predicted_particles,
-)
 from pets_core.planning.random_shooting import RandomShooting
+from pets_core.planning.rollout import NAN_COST, predicted_costs, predicted_particles
 
 __all__ = [
     "MPC",
@@ -18,8 +18,9 @@ __all__ = [
     "CEMOptimizer",
     "ICEMOptimizer",
     "MPPIOptimizer",
+    "PropMode",
+    "PropagationSpec",
     "RandomShooting",
-    "check_propagation",
     "colored_noise",
     "mppi_weights",
     "predicted_costs",

@@ -92,7 +92,7 @@ class CEMOptimizer:
         self.num_iters = 0
         # one host sync per iteration (the eps test), none inside the cost function
         while self.num_iters < self.max_iters and float(var.max()) > self.epsilon:
-            samples = self._sample(mean, var, generator)  # (N, H, A)
+            samples = self.sample(mean, var, generator)  # (N, H, A)
             costs = cost_fn(samples)  # (N,)
             costs = torch.nan_to_num(costs, nan=torch.inf)  # a NaN candidate is never an elite
             elites = samples[torch.topk(costs, self.num_elites, largest=False).indices]  # (K, H, A)
@@ -105,7 +105,7 @@ class CEMOptimizer:
             self.num_iters += 1
         return mean
 
-    def _sample(self, mean: Tensor, var: Tensor, generator: torch.Generator) -> Tensor:
+    def sample(self, mean: Tensor, var: Tensor, generator: torch.Generator) -> Tensor:
         half_gap = torch.minimum(mean - self.lower, self.upper - mean) / 2
         std = torch.minimum(half_gap.square(), var).sqrt()  # (H, A)
         noise = torch.empty((self.popsize, *mean.shape), device=mean.device, dtype=mean.dtype)

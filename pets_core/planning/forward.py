@@ -9,8 +9,8 @@ separately:
 
 * ``ModelPredictor`` concatenates them and calls the contract's ``model.predict`` /
   ``model.predict_moments`` (any model, any device).
-* ``FastPredictor`` runs the model's own weights (``weights``/``biases`` ``(E, in, out)``,
-  ``normalizer``, ``max_logvar``/``min_logvar``) in a planning layout: the actions are
+* ``FastPredictor`` runs the model's MLP (``model.mlp_weights()``, the maths of
+  pets_core.models.mlp) in a planning layout: the actions are
   normalised once per batch of candidates, each step writes ``[normalised obs features, a_t]``
   into one input buffer, and on CPU every layer is one oneDNN matmul per member with the bias
   and the swish fused into it (on this AVX-512 machine oneDNN's fp32 matmul runs ~2x
@@ -31,9 +31,15 @@ from itertools import pairwise
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from pets_core.models.mlp import (
+    ONEDNN_ACTIVATION,
+    baddbmm_layer,
+    gaussian_head,
+    mlp,
+    moment_match,
+)
 from pets_core.planning.lanes import num_lanes, run_chains
 
 ALL = slice(None)
@@ -116,42 +122,36 @@ class FastPredictor:
     def __init__(
         self, model, act_dim: int, backend: str = "auto", dtype: torch.dtype = torch.float32
     ) -> None:
-        weights = [w.detach() for w in model.weights]  # (E, in, out)
-        biases = [b.detach() for b in model.biases]  # (E, 1, out)
-        device = weights[0].device
+        net = model.mlp_weights()  # pets_core.models.mlp.MLPWeights, detached
+        device = net.in_mean.device
         if backend == "auto":
             backend = "onednn" if _onednn_available(device) else "bmm"
         if backend not in ("onednn", "bmm"):
             raise ValueError(f"unknown backend {backend!r}; valid: auto, onednn, bmm")
         self.backend, self.dtype = backend, dtype
         self.supports_lanes = backend == "onednn"
-        self.ensemble_size = int(model.ensemble_size)
-        self.out_dim = int(model.out_dim)
-        self.is_probabilistic = bool(model.is_probabilistic)
-        self.in_dim = int(weights[0].shape[1])
+        self.ensemble_size = net.ensemble_size
+        self.out_dim = net.out_dim
+        self.is_probabilistic = net.is_probabilistic
+        self.max_logvar, self.min_logvar = net.max_logvar, net.min_logvar  # (T,) or None
+        self.in_dim = net.in_dim
         self.obs_in_dim = self.in_dim - int(act_dim)  # F
-        mean, std = model.normalizer.mean.detach(), model.normalizer.std.detach()
         F_ = self.obs_in_dim
-        self.obs_mean, self.obs_std = mean[:F_], std[:F_]  # (F,)
-        self.act_mean, self.act_std = mean[F_:], std[F_:]  # (A,)
+        self.obs_mean, self.obs_std = net.in_mean[:F_], net.in_std[:F_]  # (F,)
+        self.act_mean, self.act_std = net.in_mean[F_:], net.in_std[F_:]  # (A,)
         if backend == "onednn":  # per member (out, in) weights and (out,) biases
             self.layers = [
                 ([w.T.contiguous().to(dtype) for w in weight], [b[0].to(dtype) for b in bias])
-                for weight, bias in zip(weights, biases, strict=True)
+                for weight, bias in net.layers
             ]
         else:  # (E, in, out), (E, 1, out) as stored
-            self.layers = [(w.to(dtype), b.to(dtype)) for w, b in zip(weights, biases, strict=True)]
-        if self.is_probabilistic:
-            self.max_logvar = model.max_logvar.detach().view(-1)  # (T,)
-            self.min_logvar = model.min_logvar.detach().view(-1)
+            self.layers = [(w.to(dtype), b.to(dtype)) for w, b in net.layers]
         self._actions: Tensor | None = None
 
     @classmethod
     def supports(cls, model) -> bool:
-        """True when the model exposes the weights this layout needs (pets_core.models)."""
-        return all(
-            hasattr(model, name) for name in ("weights", "biases", "normalizer", "out_dim")
-        ) and (not model.is_probabilistic or hasattr(model, "max_logvar"))
+        """True when the model hands out its MLP (``mlp_weights``, pets_core.models)."""
+        return callable(getattr(model, "mlp_weights", None))
 
     def prepare(self, action_seqs: Tensor) -> None:
         # normalised once per batch of candidates, not once per particle and step
@@ -165,25 +165,24 @@ class FastPredictor:
         return x
 
     def _head(self, out: Tensor, need_std: bool) -> tuple[Tensor, Tensor | None]:
-        T = self.out_dim
         out = out.float()
-        mean = out[..., :T]
         if not need_std:
-            return mean, None
-        if not self.is_probabilistic:
+            return out[..., : self.out_dim], None
+        mean, logvar = gaussian_head(out, self.out_dim, self.max_logvar, self.min_logvar)
+        if logvar is None:
             return mean, torch.zeros_like(mean)
-        logvar = self.max_logvar - F.softplus(self.max_logvar - out[..., T:])
-        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
         return mean, logvar.mul_(0.5).exp_()
 
     def _member_mlp(self, x: Tensor, e: int) -> Tensor:
         """oneDNN path, member e on ``x (M, I)`` -> raw head output ``(M, out)``; every layer
         is one matmul with its bias and swish fused in."""
-        last = len(self.layers) - 1
-        for i, (weight, bias) in enumerate(self.layers):
-            attr = "swish" if i < last else "none"
-            x = torch.ops.mkldnn._linear_pointwise(x, weight[e], bias[e], attr, [], "")
-        return x
+
+        def layer(i: int, h: Tensor, activate: bool) -> Tensor:
+            weight, bias = self.layers[i]
+            attr = ONEDNN_ACTIVATION if activate else "none"
+            return torch.ops.mkldnn._linear_pointwise(h, weight[e], bias[e], attr, [], "")
+
+        return mlp(x, len(self.layers), layer)
 
     def _onednn_members(self, xs: list[Tensor]) -> Tensor:
         """Member e on ``xs[e] (M, I)`` -> ``(E, M, out)``, run as E x lanes independent chains
@@ -202,12 +201,7 @@ class FastPredictor:
 
     def _batched_mlp(self, x: Tensor) -> Tensor:
         """bmm path, ``x (E, M, I)`` (may be expanded over E) -> raw ``(E, M, out)``."""
-        last = len(self.layers) - 1
-        for i, (weight, bias) in enumerate(self.layers):
-            x = torch.baddbmm(bias, x, weight)
-            if i < last:
-                F.silu(x, inplace=True)
-        return x
+        return mlp(x, len(self.layers), baddbmm_layer(self.layers, inplace=True))
 
     def members(
         self, obs_in: Tensor, t: int, need_std: bool, cand: slice = ALL
@@ -231,21 +225,9 @@ class FastPredictor:
         else:
             out = self._batched_mlp(x.expand(E, *x.shape))
         mean, std = self._head(out.view(E, N, R, -1), need_std)  # (E, N, R, T)
-        return moment_match(mean, std, self.is_probabilistic, need_std)
-
-
-def moment_match(
-    mean: Tensor, std: Tensor | None, is_probabilistic: bool, need_std: bool
-) -> tuple[Tensor, Tensor | None]:
-    """Spec sec. 3.4 over the leading member axis: mean of means; mean of variances (P/PE)
-    plus the population variance of the means."""
-    matched = mean.mean(0)
-    if not need_std:
-        return matched, None
-    var = (mean - matched).square_().mean(0)
-    if is_probabilistic:
-        var += std.square().mean(0)
-    return matched, var.sqrt_()
+        member_var = std.square() if need_std and self.is_probabilistic else None
+        mean, var = moment_match(mean, member_var, need_var=need_std)
+        return mean, None if var is None else var.sqrt_()
 
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}

@@ -12,11 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pets_core.planning.propagation import (
-    check_propagation,
-    predicted_costs,
-    predicted_particles,
-)
+from pets_core.config.propagation import PropagationSpec
+from pets_core.planning.rollout import predicted_costs, predicted_particles
 from pets_core.seeding import RunSeeds
 
 
@@ -51,9 +48,7 @@ class MPC:
         optimizer,
         plan_hor: int,
         per: int,
-        num_particles: int,
-        prop: str,
-        ign_var: bool,
+        propagation: PropagationSpec,
         action_low: np.ndarray,  # (A,)
         action_high: np.ndarray,  # (A,)
         device: torch.device | str,
@@ -64,7 +59,7 @@ class MPC:
         precision: str = "fp32",
         graph: bool = False,
     ) -> None:
-        check_propagation(model, prop, num_particles)
+        propagation.check_model(model)
         if plan_hor < 1:
             raise ValueError(f"plan_hor must be >= 1, got {plan_hor}")
         if not 1 <= per <= plan_hor:
@@ -82,8 +77,8 @@ class MPC:
                 f"{(plan_hor, task.act_dim)}"
             )
         self.model, self.task, self.optimizer = model, task, optimizer
-        self.plan_hor, self.per, self.num_particles = plan_hor, per, num_particles
-        self.prop, self.ign_var = prop, ign_var
+        self.plan_hor, self.per = plan_hor, per
+        self.propagation = propagation  # mode, particles, ign_var (planning.propagation)
         self.fast, self.precision = fast, precision  # how the model is called (planning.forward)
         self.graph = graph  # plan through a captured rollout (pets_core.graphs); off by default
         self.device = torch.device(device)
@@ -132,10 +127,8 @@ class MPC:
     def _rollout_kwargs(self) -> dict:
         """How this controller propagates particles; shared by planning and prediction logging."""
         return dict(
-            prop=self.prop,
-            num_particles=self.num_particles,
+            spec=self.propagation,
             goal=self.goal,
-            ign_var=self.ign_var,
             generator=self.generator,
             fast=self.fast,
             precision=self.precision,
@@ -176,7 +169,7 @@ class MPC:
 
     def pop_prediction_log(self) -> dict[str, np.ndarray]:
         """``{"predictions": (n, H+1, P, O)}`` or ``{"means", "vars": (n, H+1, O)}``; then clear."""
-        H1, O, P = self.plan_hor + 1, self.task.obs_dim, self.num_particles
+        H1, O, P = self.plan_hor + 1, self.task.obs_dim, self.propagation.num_particles
         if self.log_particles:
             log = {"predictions": _stack(self._predictions, (0, H1, P, O))}
         elif self.log_traj_preds:

@@ -14,7 +14,14 @@ import torch
 from pets_core import models
 from pets_core.config import CEMCfg, ICEMCfg, MPPICfg, PetsConfig, RandomCfg
 from pets_core.envs import TaskSpec
-from pets_core.planning import MPC, CEMOptimizer, ICEMOptimizer, MPPIOptimizer, RandomShooting
+from pets_core.planning import (
+    MPC,
+    CEMOptimizer,
+    ICEMOptimizer,
+    MPPIOptimizer,
+    PropagationSpec,
+    RandomShooting,
+)
 from pets_core.results.rundir import MODEL_PT
 
 
@@ -109,9 +116,7 @@ def make_mpc(cfg: PetsConfig, env, task: TaskSpec, model, device: torch.device) 
         optimizer=optimizer,
         plan_hor=opt.plan_hor,
         per=cfg.ctrl_cfg.per,
-        num_particles=prop.npart,
-        prop=prop.mode,
-        ign_var=prop.ign_var,
+        propagation=PropagationSpec.from_prop_cfg(prop),
         action_low=low,
         action_high=high,
         device=device,

@@ -10,7 +10,7 @@ from snakemake.utils import validate
 
 from pets_core.config import ConfigError, load_config, read_only_reason
 from pets_core.envs import ENV_NAMES
-from pets_core.variants import VariantError, parse_variant
+from pets_core.config.variants import VariantError, parse_variant
 
 
 def _validate_config():

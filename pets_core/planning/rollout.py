@@ -1,4 +1,7 @@
-"""Uncertainty propagation (spec sec. 4): the predicted cost of candidate action sequences.
+"""The rollout (spec sec. 4): predicted particles and costs of candidate action sequences.
+
+How particles move is a ``PropagationSpec`` (planning.propagation); each mode is one strategy
+in ``planning.strategies.STRATEGIES``.
 
 Shapes: N candidates, P particles per candidate, E members, H horizon, O obs, A action, T target.
 
@@ -34,37 +37,16 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from pets_core.config.propagation import PropagationSpec
 from pets_core.planning.forward import make_predictor
 from pets_core.planning.lanes import num_lanes, run_chains
-from pets_core.variants import PROP_TYPES, Variant, VariantError, check_particles
+from pets_core.planning.strategies import STRATEGIES
 
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 """model -> (key, StaticGraph of the rollout): one captured planning graph per model."""
 
 NAN_COST = 1e6
 """Cost of a particle whose accumulated cost is NaN (the original's ``tf.where(is_nan, 1e6)``)."""
-
-
-def model_type_of(model) -> str:
-    """D / P / DE / PE of a model with ``is_probabilistic`` and ``ensemble_size``."""
-    return ("P" if model.is_probabilistic else "D") + ("E" if model.ensemble_size > 1 else "")
-
-
-def check_propagation(model, prop: str, num_particles: int) -> Variant:
-    """Raise VariantError for the combinations the original's config rejects (spec sec. 3.5, 4)."""
-    if prop not in PROP_TYPES:
-        raise VariantError(f"unknown prop-type {prop!r}; valid: {', '.join(PROP_TYPES)}")
-    variant = Variant(model_type_of(model), prop, "CEM")  # type: ignore[arg-type]
-    check_particles(variant, num_particles, int(model.ensemble_size))
-    return variant
-
-
-def _uses_variance(model, prop: str, ign_var: bool) -> bool:
-    if ign_var or prop == "E":
-        return False
-    if prop in ("TS1", "TSinf"):  # per-member Gaussians: zero variance for D members
-        return bool(model.is_probabilistic)
-    return bool(model.is_probabilistic) or model.ensemble_size > 1  # moment-matched ensemble
 
 
 def _check_inputs(task, obs: Tensor, action_seqs: Tensor) -> None:
@@ -87,10 +69,8 @@ def predicted_costs(
     obs: Tensor,  # (O,)
     action_seqs: Tensor,  # (N, H, A)
     *,
-    prop: str,
-    num_particles: int,
+    spec: PropagationSpec,
     goal: Tensor | None,
-    ign_var: bool,
     generator: torch.Generator,
     fast: bool | str = "auto",
     precision: str = "fp32",
@@ -106,23 +86,9 @@ def predicted_costs(
     (pets_core.graphs): the same costs, one launch instead of ~1000 on CUDA.
     """
     if graph:
-        return _graphed_costs(
-            model, task, obs, action_seqs, prop, num_particles, goal, ign_var, generator, fast,
-            precision,
-        )  # fmt: skip
+        return _graphed_costs(model, task, obs, action_seqs, spec, goal, generator, fast, precision)
     costs, _ = _propagate(
-        model,
-        task,
-        obs,
-        action_seqs,
-        prop,
-        num_particles,
-        goal,
-        ign_var,
-        generator,
-        fast,
-        precision,
-        False,
+        model, task, obs, action_seqs, spec, goal, generator, fast, precision, record=False
     )
     return costs
 
@@ -134,10 +100,8 @@ def predicted_particles(
     obs: Tensor,  # (O,)
     action_seqs: Tensor,  # (N, H, A)
     *,
-    prop: str,
-    num_particles: int,
+    spec: PropagationSpec,
     goal: Tensor | None,
-    ign_var: bool,
     generator: torch.Generator,
     fast: bool | str = "auto",
     precision: str = "fp32",
@@ -147,34 +111,22 @@ def predicted_particles(
     Particle ``p`` here is particle ``p`` of the original's candidate-major layout.
     """
     costs, states = _propagate(
-        model,
-        task,
-        obs,
-        action_seqs,
-        prop,
-        num_particles,
-        goal,
-        ign_var,
-        generator,
-        fast,
-        precision,
-        True,
+        model, task, obs, action_seqs, spec, goal, generator, fast, precision, record=True
     )
     return torch.stack(states, dim=1), costs
 
 
 def _propagate(
-    model, task, obs, action_seqs, prop, P, goal, ign_var, generator, fast, precision, record
-) -> tuple[Tensor, list[Tensor]]:
-    check_propagation(model, prop, P)
+    model, task, obs, action_seqs, spec: PropagationSpec, goal, generator, fast, precision, *,
+    record: bool,
+) -> tuple[Tensor, list[Tensor]]:  # fmt: skip
+    spec.check_model(model)
     _check_inputs(task, obs, action_seqs)
     obs = obs.to(dtype=torch.float32, device=action_seqs.device)
     N, H, A = action_seqs.shape
-    E = int(model.ensemble_size)
-    use_var = _uses_variance(model, prop, ign_var)
     predictor = make_predictor(model, A, fast, precision)
     predictor.prepare(action_seqs)
-    draws = _draw(prop, use_var, H, E, N, P, task.out_dim, generator, obs.device)
+    draws = STRATEGIES[spec.mode].draw(spec, H, N, task.out_dim, generator, obs.device)
     # candidates never interact: blocks of them roll out independently (on CPU lanes, each
     # single-threaded, no barrier inside the horizon loop; see planning.lanes)
     lanes = num_lanes() if predictor.supports_lanes and not record else 1
@@ -185,7 +137,7 @@ def _propagate(
     def block(i: int, cand: slice):
         def job() -> None:
             results[i] = _rollout(
-                predictor, task, obs, action_seqs, prop, P, goal, use_var, draws, cand, record
+                predictor, task, spec, obs, action_seqs, goal, draws, cand, record=record
             )
 
         return job
@@ -196,7 +148,7 @@ def _propagate(
 
 
 def _graphed_costs(
-    model, task, obs, action_seqs, prop, P, goal, ign_var, generator, fast, precision
+    model, task, obs, action_seqs, spec: PropagationSpec, goal, generator, fast, precision
 ) -> Tensor:
     """``_propagate``'s costs through a StaticGraph (pets_core.graphs): the same draws (same
     order, same generator), the same rollout function over all N candidates in one block, on
@@ -204,26 +156,24 @@ def _graphed_costs(
     captured again when the planning layout (the weights) or a shape changes."""
     from pets_core.graphs import StaticGraph
 
-    check_propagation(model, prop, P)
+    spec.check_model(model)
     _check_inputs(task, obs, action_seqs)
     if fast is False:
         raise ValueError("graph=True needs the fast planner forward (fast='auto' or 'bmm')")
     obs = obs.to(dtype=torch.float32, device=action_seqs.device)
     N, H, A = action_seqs.shape
-    E = int(model.ensemble_size)
-    use_var = _uses_variance(model, prop, ign_var)
     predictor = make_predictor(model, A, fast, precision)
-    draws = _draw(prop, use_var, H, E, N, P, task.out_dim, generator, obs.device)
+    draws = STRATEGIES[spec.mode].draw(spec, H, N, task.out_dim, generator, obs.device)
     goal = None if goal is None else goal.to(dtype=torch.float32, device=obs.device)
 
     def rollout(obs, action_seqs, goal, **draws) -> Tensor:  # on the static buffers
         predictor.prepare(action_seqs)
         cost, _ = _rollout(
-            predictor, task, obs, action_seqs, prop, P, goal, use_var, draws, slice(0, N), False
+            predictor, task, spec, obs, action_seqs, goal, draws, slice(0, N), record=False
         )
         return cost
 
-    key = (predictor, task.name, prop, P, use_var, goal is None, tuple(action_seqs.shape))
+    key = (predictor, task.name, spec, goal is None, tuple(action_seqs.shape))
     cached = _GRAPHS.get(model)
     if cached is None or cached[0] != key:
         _GRAPHS.pop(model, None)  # free the old graph's memory before capturing anew
@@ -233,26 +183,15 @@ def _graphed_costs(
     return cached[1](obs=obs, action_seqs=action_seqs, goal=goal, **draws).clone()
 
 
-def _draw(prop, use_var, H, E, N, P, T, generator, device) -> dict[str, Tensor]:
-    """All of a call's randomness, drawn up front in a fixed order by the calling thread, so the
-    numbers do not depend on how candidates are split over lanes."""
-    draws = {}
-    if use_var:  # p = mean + std * eps per particle, step and output dim
-        shape = (H, E, N, P // E, T) if prop in ("TSinf", "TS1") else (H, N, P, T)
-        draws["eps"] = torch.randn(shape, generator=generator, device=device)
-    if prop == "TS1":  # perm[t, n, i]: the particle at position i (member i // (P/E))
-        draws["perm"] = torch.rand(H, N, P, generator=generator, device=device).argsort(dim=-1)
-    if prop == "MM":  # the fresh draws that replace each candidate's samples
-        draws["refit_eps"] = torch.randn(H, N, P, T, generator=generator, device=device)
-    return draws
-
-
-def _rollout(predictor, task, obs, action_seqs, prop, P, goal, use_var, draws, cand, record):
+def _rollout(
+    predictor, task, spec: PropagationSpec, obs, action_seqs, goal, draws, cand: slice, *,
+    record: bool,
+) -> tuple[Tensor, list[Tensor]]:  # fmt: skip
     """Candidates ``cand``: mean particle cost ``(Nc,)`` and, if ``record``, the states."""
-    E, H = predictor.ensemble_size, action_seqs.shape[1]
+    strategy, use_var = STRATEGIES[spec.mode], spec.uses_variance
+    E, P, H = spec.ensemble_size, spec.num_particles, action_seqs.shape[1]
     Nc = cand.stop - cand.start
-    eps = draws.get("eps")
-    if prop == "TSinf":
+    if strategy.member_major:
         state = obs.expand(E, Nc, P // E, -1)  # (E, Nc, P/E, O): particle p = e * P/E + j
     else:
         state = obs.expand(Nc, P, -1)  # (Nc, P, O)
@@ -260,17 +199,7 @@ def _rollout(predictor, task, obs, action_seqs, prop, P, goal, use_var, draws, c
     cost = torch.zeros(state.shape[:-1], device=obs.device)  # (E, Nc, P/E) or (Nc, P)
     for t in range(H):
         obs_in = task.obs_preproc(state)  # (.., F)
-        if prop == "TSinf":
-            mean, std = predictor.members(obs_in, t, use_var, cand)
-            pred = _sample(mean, std, None if eps is None else eps[t, :, cand])
-        elif prop == "TS1":
-            step_eps = None if eps is None else eps[t, :, cand]
-            pred = _ts1_step(predictor, obs_in, t, use_var, cand, draws["perm"][t, cand], step_eps)
-        else:
-            mean, std = predictor.moments(obs_in, t, use_var, cand)  # (Nc, P, T)
-            pred = _sample(mean, std, None if eps is None else eps[t, cand])
-            if prop == "MM":
-                pred = _refit_particles(pred, draws["refit_eps"][t, cand])
+        pred = strategy.step(predictor, obs_in, t, use_var, cand, draws)
         state = task.obs_postproc(state, pred)
         cost += task.obs_cost(state, goal)
         if record:
@@ -286,29 +215,3 @@ def _canonical(x: Tensor, N: int, P: int) -> Tensor:
     if x.ndim == 4:
         return rearrange(x, "e n r d -> n (e r) d")
     return x.expand(N, P, -1)
-
-
-def _sample(mean: Tensor, std: Tensor | None, eps: Tensor | None) -> Tensor:
-    """``mean + std * eps`` (the mean alone when the variance is not used)."""
-    if std is None or eps is None:
-        return mean
-    return torch.addcmul(mean, std, eps)
-
-
-def _ts1_step(predictor, obs_in, t, use_var, cand, perm, eps) -> Tensor:
-    """One TS1 step, ``obs_in (N, P, F)`` -> ``(N, P, T)``: position i of the permutation
-    ``perm (N, P)`` (its particle ``perm[n, i]``) uses member ``i // (P/E)``."""
-    E = predictor.ensemble_size
-    x = obs_in.gather(1, perm[..., None].expand(-1, -1, obs_in.shape[-1]))
-    x = rearrange(x, "n (e r) f -> e n r f", e=E).contiguous()  # (E, N, P/E, F)
-    mean, std = predictor.members(x, t, use_var, cand)
-    pred = rearrange(_sample(mean, std, eps), "e n r d -> n (e r) d")  # (N, P, T) by position
-    return torch.empty_like(pred).scatter_(1, perm[..., None].expand_as(pred), pred)
-
-
-def _refit_particles(pred: Tensor, eps: Tensor) -> Tensor:
-    """MM: replace each candidate's P samples ``(N, P, T)`` by ``mean + std * eps`` of their
-    per-dim mean and population std."""
-    mean = pred.mean(dim=1, keepdim=True)  # (N, 1, T)
-    std = pred.var(dim=1, unbiased=False, keepdim=True).sqrt_()
-    return torch.addcmul(mean, std, eps)
