@@ -10,8 +10,6 @@ import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
-
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
