@@ -134,8 +134,12 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
     )
     stages = [Stage("info", [python, "-c", info], 30, 10)]
     # the suite's gpu cases (on CPU they skip: the stage itself still runs)
-    tests = ["tests/test_graphs.py", "tests/test_planning.py",
-             "tests/test_planning_optimizers.py", "tests/test_models_training.py"]  # fmt: skip
+    tests = [
+        "tests/planning/test_graphs.py",
+        "tests/planning/test_planning.py",
+        "tests/planning/test_planning_optimizers.py",
+        "tests/models/test_models_training.py",
+    ]
     cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu", *tests]
     stages.append(Stage("gpu-tests", cmd, 60, 20, parse="pytest"))
     for env in ENVS:

@@ -20,7 +20,7 @@ OBJECT_DENSITY = 1.0
 
 Under mujoco >= 3 the gripper passes through a near-massless object (spec sec. 8.2, Gymnasium
 issue #950, MuJoCo issue #1495). Measured with mujoco 4.0.0: object travel (m) when the scripted
-push of tests/test_envs.py (seed 0) sweeps the wrist 0.4 m through it at a commanded speed:
+push of tests/envs/test_envs.py (seed 0) sweeps the wrist 0.4 m through it at a commanded speed:
 
     density (kg/m^3)  1e-5    1e-3    0.01    0.03    0.1     0.3     1       10      100
     0.17 m/s          0.0000  0.0005  0.0086  0.2185  0.2404  0.2431  0.2428  0.2438  0.2570

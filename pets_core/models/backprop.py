@@ -12,7 +12,7 @@ maths, so the trainer keeps every trainable value in one flat vector and a train
 
 The weight decay ``lambda/2 ||W||^2`` is *not* added here: its gradient ``lambda W`` is applied
 inside the fused Adam kernel (``FlatAdam`` groups, L2 form, identical maths), which saves one pass
-over the weights per step. ``tests/test_models_backprop.py`` checks gradient + decay against
+over the weights per step. ``tests/models/test_models_backprop.py`` checks gradient + decay against
 autograd on ``loss.training_loss`` in float64.
 
 Shapes: E members, B rows per member, I input, T target, D_l layer widths.

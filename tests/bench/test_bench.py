@@ -18,7 +18,7 @@ import torch
 from pets_core.bench import gpu, plan, train
 from pets_core.bench.__main__ import main as bench_main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(

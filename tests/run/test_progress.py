@@ -21,7 +21,7 @@ from pets_core.results import naming
 from pets_core.results.metrics import read_metrics_csv
 from pets_core.run.progress import Progress, hms, workflow_summary
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_hms() -> None:

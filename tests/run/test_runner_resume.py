@@ -1,5 +1,5 @@
 """Kill a run with SIGKILL mid-iteration, re-run the same command: the final logs.mat equals an
-uninterrupted run's, and no file is ever seen truncated (render: tests/test_render.py)."""
+uninterrupted run's, and no file is ever seen truncated (render: tests/cli/test_render.py)."""
 
 import signal
 import subprocess

@@ -255,7 +255,7 @@ def test_compute_cost_and_tables(tmp_path: Path) -> None:
     assert latex.startswith(r"\begin{tabular}") and r"$\geq$" in latex
 
 
-REFERENCE_YAML = Path(__file__).parents[1] / "config/reference_curves.yaml"
+REFERENCE_YAML = Path(__file__).parents[2] / "config/reference_curves.yaml"
 
 
 def test_reference_trials_are_the_nearest_whole_trial_of_the_published_steps() -> None:

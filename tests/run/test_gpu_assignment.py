@@ -16,7 +16,7 @@ import torch
 from pets_core.run import device as device_mod
 from pets_core.run import gpu_slots
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # A run: claim a GPU out of `count`, print its index, hold it until stdin closes.
 HOLDER = (
     "import sys; from pets_core.run.gpu_slots import claim_gpu; "

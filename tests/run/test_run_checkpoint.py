@@ -16,8 +16,8 @@ from pets_core.results.checkpoint import load_checkpoint
 from pets_core.results.metrics import read_metrics_csv
 from pets_core.run.checkpoint import DROPPED_KEYS, RunState
 
-FIXTURE = Path(__file__).parent / "data" / "checkpoint_452d06f"
-REPO = Path(__file__).resolve().parents[1]
+FIXTURE = Path(__file__).parents[1] / "data" / "checkpoint_452d06f"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def fixture_argv() -> list[str]:

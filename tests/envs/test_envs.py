@@ -16,7 +16,7 @@ from pets_core.envs import ENV_IDS, ENV_NAMES, canonical_name, make_env
 from pets_core.envs.kinematics import reacher3d_end_effector
 from pets_core.envs.pusher import OBJECT_DENSITY, ORIGINAL_OBJECT_DENSITY, PusherEnv
 
-CONFIG = Path(__file__).parents[1] / "config" / "envs"
+CONFIG = Path(__file__).parents[2] / "config" / "envs"
 
 # name: (obs dim, act dim, action bound, frame_skip, timestep, integrator, gravity z)
 SPEC = {

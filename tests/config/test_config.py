@@ -162,7 +162,7 @@ def test_frozen_and_round_trips_through_yaml(tmp_path):
 
 def test_layers_are_the_repositorys_config_directory():
     # pets_core/config/layers.py is one level deeper than the old pets_core/config.py
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     assert CONFIG_DIR == repo / "config"
     assert env_names() == ("cartpole", "halfcheetah", "pusher", "reacher")
     assert (CONFIG_DIR / "pets" / "default.yaml").is_file()
