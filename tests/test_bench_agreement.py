@@ -177,3 +177,9 @@ def test_command_line_end_to_end(run_dir):
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0])["elites_identical"] == 1.0
+    progress = [line for line in proc.stderr.splitlines() if line.startswith("state ")]
+    assert progress == [
+        f"state {i}/2: elites shared per CEM iteration [2, 2] of 2, first-action gap 0.00e+00 "
+        "of the action range"
+        for i in (1, 2)
+    ]

@@ -29,7 +29,9 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +68,10 @@ def _main(argv: list[str]) -> int:
     torch.set_num_threads(args.threads)
     states = start_states(cfg, observations, args.states)
     start = time.perf_counter()
-    result = agreement(cfg, model, states, precision=args.precision, seed=args.seed)
+    result = agreement(
+        cfg, model, states, precision=args.precision, seed=args.seed,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )  # fmt: skip
     opt = cfg.ctrl_cfg.opt_cfg
     print(
         json.dumps(
@@ -187,10 +192,11 @@ def agreement(
     precision: str = "bf16",
     seed: int = 0,
     other_model=None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
     """fp32 planning with ``model`` vs ``precision`` planning with ``other_model`` (default the
     same model) from each (obs, goal) of ``states``: the elite and action figures of the module
-    docstring, plus the per-state lists."""
+    docstring, plus the per-state lists. ``progress`` gets one line per state."""
     ref = make_planner(cfg, model, "fp32")
     other = make_planner(cfg, model if other_model is None else other_model, precision)
     K = ref.optimizer.num_elites
@@ -204,6 +210,12 @@ def agreement(
         other.generator.set_state(noise)
         a_other = other.act(obs)
         gaps.append(float(np.max(np.abs(a_other - a_ref) / (high - low))))
+        if progress is not None:
+            shared = overlaps[len(overlaps) - ref.optimizer.num_iters :]
+            progress(
+                f"state {i + 1}/{len(states)}: elites shared per CEM iteration {shared} of {K}, "
+                f"first-action gap {gaps[-1]:.2e} of the action range"
+            )
     shared = np.asarray(overlaps)
     return {
         "states": len(states),
@@ -243,6 +255,4 @@ def _fp32_with_elites(ref, other, obs, goal, noise, overlaps: list[int]) -> np.n
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main(sys.argv[1:]))
