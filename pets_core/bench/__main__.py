@@ -1,4 +1,4 @@
-"""`python -m pets_core.bench {train,plan,gpu} [options]`: dispatch to the benchmark modules."""
+"""`python -m pets_core.bench {train,plan,gpu,bf16-agreement} [options]`: run a benchmark."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ COMMANDS = {
     "train": "pets_core.bench.train",
     "plan": "pets_core.bench.plan",
     "gpu": "pets_core.bench.gpu",
+    "bf16-agreement": "pets_core.bench.agreement",
 }
 
 
