@@ -166,8 +166,8 @@ def start_states(cfg, observations: np.ndarray, n: int) -> list[tuple[np.ndarray
 def make_planner(cfg, model, precision: str):
     """The run's MPC (CEM over the env's action box, its propagation) in ``precision``."""
     from pets_core.envs import get_task, make_env
-    from pets_core.experiment import make_optimizer
-    from pets_core.planning import MPC, tile_bounds
+    from pets_core.planning import MPC, PropagationSpec, tile_bounds
+    from pets_core.run.builders import make_optimizer
 
     env = make_env(cfg.env)
     low, high = env.action_space.low, env.action_space.high
@@ -176,9 +176,8 @@ def make_planner(cfg, model, precision: str):
     lower, upper = tile_bounds(low, high, opt.plan_hor, "cpu")
     mpc = MPC(
         model=model, task=get_task(cfg.env), optimizer=make_optimizer(opt.cfg, lower, upper),
-        plan_hor=opt.plan_hor, per=1, num_particles=prop.npart, prop=prop.mode,
-        ign_var=prop.ign_var, action_low=low, action_high=high, device="cpu", seed=cfg.seed,
-        precision=precision,
+        plan_hor=opt.plan_hor, per=1, propagation=PropagationSpec.from_prop_cfg(prop),
+        action_low=low, action_high=high, device="cpu", seed=cfg.seed, precision=precision,
     )  # fmt: skip
     mpc.model_trained = True
     return mpc

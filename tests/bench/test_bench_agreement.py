@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from pets_core import config as config_mod
-from pets_core import mbexp
 from pets_core.bench import agreement
 from pets_core.bench.__main__ import main as bench_main
+from pets_core.cli import mbexp
 from pets_core.models import load_model
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ITERS, STATES = 2, 5
 
 
@@ -103,7 +103,7 @@ def test_a_perturbed_model_disagrees_and_the_overlap_is_recomputed_independently
     # oracle for state 0's first CEM iteration: the population CEM draws from the mid-point with
     # generator state (seed + 0), costed by predicted_costs for each model on the same noise
     from pets_core.envs import get_task, make_env
-    from pets_core.planning import CEMOptimizer, predicted_costs, tile_bounds
+    from pets_core.planning import CEMOptimizer, PropagationSpec, predicted_costs, tile_bounds
 
     env = make_env("cartpole")
     lower, upper = tile_bounds(env.action_space.low, env.action_space.high, 3, "cpu")
@@ -117,7 +117,7 @@ def test_a_perturbed_model_disagrees_and_the_overlap_is_recomputed_independently
             costs.append(
                 predicted_costs(
                     m, get_task("cartpole"), torch.as_tensor(states[0][0], dtype=torch.float32),
-                    samples, prop="TSinf", num_particles=4, goal=None, ign_var=False,
+                    samples, spec=PropagationSpec.for_model(m, "TSinf", 4), goal=None,
                     generator=torch.Generator().set_state(noise),
                 )
             )  # fmt: skip
