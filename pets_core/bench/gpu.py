@@ -35,9 +35,6 @@ budget and one summary; the stages are short functions, split across files they 
 import each other.
 """
 
-# Over ~300 lines: eight stages of one GPU-box check, each a small function sharing the time-box
-# and record plumbing; splitting them would scatter one sequential procedure.
-
 from __future__ import annotations
 
 import csv

@@ -14,13 +14,10 @@ The last stdout line is one JSON object.
 Baselines on this machine (mbrl-lib 0.2.0, paper-size, 2 CPU threads, fp32): cartpole 8.46 s per
 action, halfcheetah 3.78 s.
 
-Length (~440 lines): the timed MPC and the matmul-limit measurement run in one process, on the
-same shapes and threads, so that their ratio means something; ``_main`` is that one sequential
-measurement.
+Length (~350 lines): the timed MPC and the matmul-limit measurement (pets_core.bench.matmul) run
+in one process, on the same shapes and threads, so that their ratio means something; ``_main`` is
+that one sequential measurement, its setup, timed actions and report sharing many locals.
 """
-
-# Over ~300 lines: one command whose setup, timed actions and report share many locals; the
-# kernel-rate side lives in pets_core.bench.matmul, the config and spec in their own modules.
 
 from __future__ import annotations
 
