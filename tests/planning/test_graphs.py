@@ -11,29 +11,12 @@ import numpy as np
 import pytest
 import torch
 from support.devices import DEVICES
+from support.fakes import small_model
 
 from pets_core.envs.tasks import get_task
 from pets_core.models.ensemble import make_model
 from pets_core.planning import MPC, CEMOptimizer, PropagationSpec, predicted_costs, tile_bounds
 from pets_core.planning.rollout import _GRAPHS as _CACHE
-
-
-def _model(model_type, task, device="cpu", seed=0):
-    model = make_model(
-        model_type,
-        in_dim=task.in_dim,
-        out_dim=task.out_dim,
-        hidden_dims=[32, 32],
-        weight_decays=[0.0, 0.0, 0.0],
-        num_nets=1 if model_type in ("D", "P") else 5,
-        device=device,
-        seed=seed,
-    )
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():  # a fitted-looking normaliser, so the fast path must apply it
-        model.normalizer.mean.copy_(torch.randn(task.in_dim, generator=gen))
-        model.normalizer.std.copy_(torch.rand(task.in_dim, generator=gen) + 0.5)
-    return model
 
 
 def _costs(model, task, obs, seqs, prop, P, graph, gen, fast="auto", goal=None):
@@ -63,7 +46,7 @@ def _inputs(task, N=6, H=5, device="cpu"):
 @pytest.mark.parametrize("fast", ["auto", "bmm"])
 def test_static_rollout_equals_the_eager_planner(model_type, prop, P, fast):
     task = get_task("halfcheetah")
-    model = _model(model_type, task)
+    model = small_model(model_type, task)
     obs, seqs = _inputs(task, N=40)  # N >= 8 lanes: the eager path splits candidates in blocks
     gens = [torch.Generator().manual_seed(7) for _ in range(2)]
     eager = _costs(model, task, obs, seqs, prop, P, False, gens[0], fast)
@@ -75,7 +58,7 @@ def test_static_rollout_equals_the_eager_planner(model_type, prop, P, fast):
 
 def test_static_rollout_is_reused_and_sees_new_inputs_each_call():
     task = get_task("reacher")  # a goal: the static goal buffer must follow the caller's
-    model = _model("PE", task)
+    model = small_model("PE", task)
     obs, seqs = _inputs(task)
     goals = [torch.tensor([0.1, -0.2, 0.3]), torch.tensor([-0.3, 0.0, 0.2])]
     gen_e, gen_g = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
@@ -93,7 +76,7 @@ def test_static_rollout_is_reused_and_sees_new_inputs_each_call():
 
 def test_static_rollout_is_rebuilt_after_training_and_for_new_shapes():
     task = get_task("cartpole")
-    model = _model("PE", task)
+    model = small_model("PE", task)
     obs, seqs = _inputs(task)
     _costs(model, task, obs, seqs, "TSinf", 10, True, torch.Generator().manual_seed(0))
     before = _CACHE[model][1]
@@ -110,7 +93,7 @@ def test_static_rollout_is_rebuilt_after_training_and_for_new_shapes():
 
 def test_graph_needs_the_fast_layout():
     task = get_task("cartpole")
-    model = _model("PE", task)
+    model = small_model("PE", task)
     obs, seqs = _inputs(task)
     with pytest.raises(ValueError, match="fast planner forward"):
         _costs(model, task, obs, seqs, "TSinf", 10, True, torch.Generator(), fast=False)
@@ -134,7 +117,7 @@ def _mpc(model, task, graph, device="cpu", H=6):
 @pytest.mark.parametrize("device", DEVICES)
 def test_mpc_with_graph_plans_the_same_actions(device):
     task = get_task("cartpole")
-    model = _model("PE", task, device=device)
+    model = small_model("PE", task, device=device)
     obs = np.array([0.0, 0.1, -0.05, 0.02])
     eager, graphed = _mpc(model, task, False, device), _mpc(model, task, True, device)
     for step in range(4):  # warm-started CEM: each plan builds on the last
@@ -146,8 +129,8 @@ def test_mpc_with_graph_plans_the_same_actions(device):
 @pytest.mark.gpu
 def test_cuda_graph_equals_the_cpu_planner():
     task = get_task("halfcheetah")
-    cpu_model = _model("PE", task)
-    cuda_model = _model("PE", task, device="cuda")
+    cpu_model = small_model("PE", task)
+    cuda_model = small_model("PE", task, device="cuda")
     cuda_model.load_state_dict(cpu_model.state_dict())
     obs, seqs = _inputs(task, N=40)
     draws_gen = torch.Generator(device="cuda").manual_seed(5)

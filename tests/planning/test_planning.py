@@ -8,7 +8,7 @@ against the real model at the end).
 import pytest
 import torch
 from support.devices import DEVICES
-from support.fakes import FakeEnsemble, fake_task, spec_for
+from support.fakes import FakeEnsemble, fake_task, small_model, spec_for
 
 from pets_core.config.variants import VariantError
 from pets_core.planning import NAN_COST, predicted_costs, predicted_particles
@@ -241,24 +241,6 @@ def test_bad_shapes_raise(obs_shape, seq_shape, match):
 # ---------------------------------------------------------------- the fast layout vs the API
 
 
-def _real_model(model_type, task, seed=0):
-    make_model = pytest.importorskip("pets_core.models.ensemble").make_model
-    model = make_model(
-        model_type,
-        in_dim=task.in_dim,
-        out_dim=task.out_dim,
-        hidden_dims=[32, 32],
-        weight_decays=[0.0, 0.0, 0.0],
-        num_nets=1 if model_type in ("D", "P") else 5,
-        seed=seed,
-    )
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():  # a fitted-looking normaliser, so the fast path must apply it
-        model.normalizer.mean.copy_(torch.randn(task.in_dim, generator=gen))
-        model.normalizer.std.copy_(torch.rand(task.in_dim, generator=gen) + 0.5)
-    return model
-
-
 @pytest.mark.parametrize(
     ("model_type", "prop", "P"),
     [
@@ -278,7 +260,7 @@ def test_fast_layout_matches_the_model_api(model_type, prop, P, backend):
     from pets_core.envs.tasks import get_task
 
     task = get_task("halfcheetah")  # preprocessing drops a dim and adds sin/cos: F != O
-    model = _real_model(model_type, task)
+    model = small_model(model_type, task)
     obs = 0.1 * torch.randn(task.obs_dim, generator=torch.Generator().manual_seed(1))
     seqs = torch.rand(6, 5, task.act_dim, generator=torch.Generator().manual_seed(2)) * 2 - 1
     costs = {
@@ -302,7 +284,7 @@ def test_fast_layout_follows_weight_updates():
     from pets_core.envs.tasks import get_task
 
     task = get_task("cartpole")
-    model = _real_model("PE", task)
+    model = small_model("PE", task)
     obs, seqs = torch.zeros(task.obs_dim), torch.rand(4, 3, task.act_dim)
 
     def costs(fast):
@@ -330,7 +312,7 @@ def test_bf16_precision_is_close_to_fp32_and_needs_the_fast_layout():
     from pets_core.envs.tasks import get_task
 
     task = get_task("halfcheetah")
-    model = _real_model("PE", task)
+    model = small_model("PE", task)
     obs, seqs = torch.zeros(task.obs_dim), torch.rand(64, 5, task.act_dim) * 2 - 1
     costs = {
         precision: predicted_costs(
@@ -368,7 +350,7 @@ def test_cpu_lanes_give_the_same_costs(monkeypatch):
     from pets_core.envs.tasks import get_task
 
     task = get_task("halfcheetah")
-    model = _real_model("PE", task)
+    model = small_model("PE", task)
     obs, seqs = torch.zeros(task.obs_dim), torch.rand(30, 4, task.act_dim) * 2 - 1
 
     def costs(prop, P):

@@ -1,14 +1,9 @@
 """iCEM and MPPI in the runner: seeded runs replay exactly; a killed run resumes to the same logs
 (iCEM's elites never outlive an episode, so the between-iteration checkpoint is complete)."""
 
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
-from support.runs import logs, readable, run, tiny_args
+from support.runs import logs, run, sigkill_after_logs, tiny_args
 
 from pets_core.results.checkpoint import load_checkpoint
 
@@ -30,17 +25,7 @@ def test_icem_run_killed_mid_iteration_then_rerun_equals_uninterrupted(tmp_path)
     argv = tiny_args("cartpole", "PE-TSinf-iCEM", iters=3)
     assert run(tmp_path / "ref", argv) == 0
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "pets_core.mbexp", *argv, "--run-dir", str(killed)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while readable(killed) < 2:  # iteration 2 has written logs.mat, not yet its checkpoint
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        proc.kill()
+    sigkill_after_logs(killed, argv)
     assert load_checkpoint(killed)["run"]["iteration"] < 3
     assert run(killed, argv) == 0  # the same command resumes
     a, b = logs(tmp_path / "ref"), logs(killed)

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from pets_core.models import make_model
 from pets_core.planning import MPC, CEMOptimizer, PropagationSpec, tile_bounds
 
 
@@ -89,3 +90,23 @@ def fake_mpc(
         seed=seed,
         **kw,
     )
+
+
+def small_model(model_type, task, device="cpu", seed=0):
+    """A real 2 x 32 ensemble (5 members for DE / PE) for ``task``, with a fitted-looking
+    normaliser (random mean, std in [0.5, 1.5)), so a fast path that skipped it would differ."""
+    model = make_model(
+        model_type,
+        in_dim=task.in_dim,
+        out_dim=task.out_dim,
+        hidden_dims=[32, 32],
+        weight_decays=[0.0, 0.0, 0.0],
+        num_nets=1 if model_type in ("D", "P") else 5,
+        device=device,
+        seed=seed,
+    )
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.normalizer.mean.copy_(torch.randn(task.in_dim, generator=gen))
+        model.normalizer.std.copy_(torch.rand(task.in_dim, generator=gen) + 0.5)
+    return model

@@ -7,6 +7,10 @@ shapes, spec sec. 6.2; metrics.csv, config, done.json) with known numbers.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +89,22 @@ def readable(run_dir) -> int:
     if (run_dir / "metrics.csv").exists():
         assert len(read_metrics_csv(run_dir)) in (n, n - 1, n + 1)
     return n
+
+
+def sigkill_after_logs(run_dir: Path, argv: list[str], *extra: str, timeout_s: float = 300) -> None:
+    """Start ``python -m pets_core.mbexp ARGV --run-dir RUN_DIR EXTRA`` and SIGKILL it as soon as
+    iteration 2 has written logs.mat (before its checkpoint): a kill mid-iteration."""
+    cmd = [sys.executable, "-m", "pets_core.mbexp", *argv, "--run-dir", str(run_dir), *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while readable(run_dir) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
 
 
 def _tiny_run(run_dir: Path, env: str = "cartpole", iters: int = 2, *extra: str) -> Path:
