@@ -24,11 +24,12 @@ import numpy as np
 import torch
 
 from pets_core.config.variants import OPT_TYPES, parse_variant
+from pets_core.envs import ENV_NAMES
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m pets_core.bench.optimizers", description=__doc__)
-    p.add_argument("--env", required=True, choices=["cartpole", "halfcheetah", "reacher", "pusher"])
+    p.add_argument("--env", required=True, choices=ENV_NAMES)
     p.add_argument("--opts", nargs="+", default=list(OPT_TYPES), choices=list(OPT_TYPES))
     p.add_argument(
         "-o", nargs=2, action="append", default=[], metavar=("PATH", "VALUE"),

@@ -2,9 +2,16 @@
 
 Importing this package registers pets/Cartpole-v0, pets/Reacher3D-v0, pets/Pusher-v0 and
 pets/HalfCheetah-v0: no TimeLimit (the experiment loop runs task_hor steps), never terminated.
+Without gymnasium (a bare GPU image before ``bench gpu`` installs its wheels) the names and ids
+still import; ``make_env`` then says what is missing.
 """
 
-import gymnasium
+try:
+    import gymnasium
+except ModuleNotFoundError as _missing:  # only gymnasium itself may be absent
+    if _missing.name != "gymnasium":
+        raise
+    gymnasium = None
 
 RENDER_MODES = ("human", "rgb_array", "depth_array", "rgbd_tuple")
 
@@ -43,9 +50,11 @@ def canonical_name(name: str) -> str:
         raise ValueError(f"unknown env {name!r}; valid: {valid}") from None
 
 
-def make_env(name: str, **kwargs) -> gymnasium.Env:
+def make_env(name: str, **kwargs) -> "gymnasium.Env":
     """gymnasium.make() a PETS env by short name or id; kwargs (render_mode, width...) pass on."""
     env_id = ENV_IDS[canonical_name(name)]
+    if gymnasium is None:
+        raise ModuleNotFoundError("make_env needs gymnasium (pip install -e . installs it)")
     render_mode = kwargs.get("render_mode")
     if render_mode is not None and render_mode not in RENDER_MODES:
         # before gymnasium.make, which would only warn
@@ -56,6 +65,8 @@ def make_env(name: str, **kwargs) -> gymnasium.Env:
 
 
 def _register() -> None:
+    if gymnasium is None:
+        return
     for name in ENV_NAMES:
         if ENV_IDS[name] not in gymnasium.registry:
             # no max_episode_steps: the original registers without a TimeLimit (spec sec. 0)

@@ -134,6 +134,28 @@ def _wheel(folder: Path, name: str = "pets_gpu_probe", version: str = "0.1") -> 
     return path
 
 
+def test_gpu_check_starts_on_an_image_without_gymnasium_mujoco_or_mlflow():
+    # the GPU image has torch but not the wheels the check installs: `python -m pets_core.bench
+    # gpu` must get as far as its own argument parsing before any of them is importable
+    blocked = "import sys; sys.modules.update(gymnasium=None, mujoco=None, mlflow=None); "
+    run_bench = "import runpy; runpy.run_module('pets_core.bench', run_name='__main__')"
+    proc = subprocess.run(
+        [sys.executable, "-c", blocked + run_bench, "gpu", "--help"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: python -m pets_core.bench gpu")
+    probe = (
+        blocked
+        + "from pets_core.envs import ENV_NAMES, make_env; print(ENV_NAMES); make_env('cartpole')"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
+    assert proc.stdout == "('cartpole', 'reacher', 'pusher', 'halfcheetah')\n"
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "ModuleNotFoundError: make_env needs gymnasium (pip install -e . installs it)"
+    )
+
+
 def test_gpu_check_records_failures_and_skips_what_does_not_fit(tmp_path, capsys):
     """A broken wheel fails the install stage (recorded, with pip's error); a budget too small
     for the stages skips each one, saying why; both files are still written."""
