@@ -134,8 +134,8 @@ class MPC:
             precision=self.precision,
         )
 
-    def act(self, obs: np.ndarray, t: int = 0) -> np.ndarray:
-        """The action to execute at ``obs (O,)``; ``t`` (the env step) is informational."""
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The action to execute at ``obs (O,)``."""
         if not self.model_trained:
             return self.rng.uniform(self.action_low, self.action_high)
         if self.action_buffer:

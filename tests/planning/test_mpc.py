@@ -29,7 +29,7 @@ class RecordingOptimizer:
 def test_uniform_random_actions_before_the_first_training():
     opt = RecordingOptimizer(4, 2)
     mpc = fake_mpc(opt, low=-0.5, high=2.0, seed=3)
-    actions = np.stack([mpc.act(np.zeros(3), t) for t in range(200)])
+    actions = np.stack([mpc.act(np.zeros(3)) for _ in range(200)])
     assert opt.init_means == []  # no planning before training
     assert actions.shape == (200, 2) and actions.min() >= -0.5 and actions.max() <= 2.0
     assert actions.std(axis=0).min() > 0.5  # uniform on a width-2.5 box: sd 0.72
