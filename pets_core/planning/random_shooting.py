@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pets_core.planning.cem import CostFn, check_bounds
+from pets_core.planning.cem import CostFn, check_bounds, check_init
 
 
 class RandomShooting:
@@ -32,11 +32,7 @@ class RandomShooting:
         init_var: Tensor,  # (H, A)
         generator: torch.Generator,
     ) -> Tensor:  # (H, A)
-        if init_mean.shape != self.lower.shape:
-            raise ValueError(
-                f"init_mean {tuple(init_mean.shape)} must match the bounds' (H, A) = "
-                f"{tuple(self.lower.shape)}"
-            )
+        check_init(init_mean, init_var, self.lower)
         shape = (self.popsize, *self.lower.shape)
         u = torch.rand(shape, generator=generator, device=self.lower.device)  # (N, H, A)
         samples = self.lower + (self.upper - self.lower) * u

@@ -21,6 +21,7 @@ from pets_core.planning import (
     MPPIOptimizer,
     PropagationSpec,
     RandomShooting,
+    tile_bounds,
 )
 from pets_core.results.rundir import MODEL_PT
 
@@ -105,8 +106,7 @@ def make_mpc(cfg: PetsConfig, env, task: TaskSpec, model, device: torch.device) 
     opt = cfg.ctrl_cfg.opt_cfg
     low = np.asarray(env.action_space.low, dtype=np.float64)
     high = np.asarray(env.action_space.high, dtype=np.float64)
-    lower = torch.as_tensor(np.tile(low, (opt.plan_hor, 1)), dtype=torch.float32, device=device)
-    upper = torch.as_tensor(np.tile(high, (opt.plan_hor, 1)), dtype=torch.float32, device=device)
+    lower, upper = tile_bounds(low, high, opt.plan_hor, device)  # (H, A) each
     optimizer = make_optimizer(opt.cfg, lower, upper, per=cfg.ctrl_cfg.per)
     prop = cfg.ctrl_cfg.prop_cfg
     log = cfg.ctrl_cfg.log_cfg
