@@ -16,7 +16,9 @@ action-box mid-point) and the same sampling noise (one planner generator state, 
   the first actions differ by ``action_gap_max`` / ``action_gap_mean`` (over states, of the largest
   per-dim ``|a_bf16 - a_fp32| / (high - low)``).
 
-``--precision fp32`` compares fp32 with itself (exactly 1 and 0: the check of the measurement).
+``--precision fp32`` compares fp32 with itself (exactly 1 and 0: the check of the measurement);
+``--precision fp32 --backend bmm`` compares it with the same fp32 maths summed in another order
+(torch.bmm instead of oneDNN): the floor that any other precision is measured against.
 The last stdout line is one JSON object. Bad input is one line naming the argument, exit 2.
 
 The planner exposes no per-iteration elite hook: the elites are recomputed here from the costs the
@@ -38,9 +40,10 @@ import numpy as np
 import torch
 
 from pets_core.bench.cli import Parser, UsageError, int_at_least, run
+from pets_core.planning.forward import PRECISIONS
 
 PROG = "python -m pets_core.bench bf16-agreement"
-PRECISIONS = ("bf16", "fp32")
+BACKENDS = ("auto", "onednn", "bmm")
 MODEL_PT, CONFIG_YAML, LOGS_MAT = "model.pt", "config.yaml", "logs.mat"
 
 
@@ -53,6 +56,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--model", required=True, type=Path, help="run directory (model.pt, ...)")
     p.add_argument("--states", type=pos, default=20, help="start states from logs.mat")
     p.add_argument("--precision", default="bf16", choices=PRECISIONS, help="compared with fp32")
+    p.add_argument(
+        "--backend", default="auto", choices=BACKENDS,
+        help="planner forward of the compared planner (the fp32 reference uses auto)",
+    )  # fmt: skip
     p.add_argument("--threads", type=pos, default=torch.get_num_threads())
     p.add_argument("--seed", type=nonneg, default=0, help="planner noise of state i: seed + i")
     return p.parse_args(argv)
@@ -69,7 +76,7 @@ def _main(argv: list[str]) -> int:
     states = start_states(cfg, observations, args.states)
     start = time.perf_counter()
     result = agreement(
-        cfg, model, states, precision=args.precision, seed=args.seed,
+        cfg, model, states, precision=args.precision, backend=args.backend, seed=args.seed,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )  # fmt: skip
     opt = cfg.ctrl_cfg.opt_cfg
@@ -79,6 +86,7 @@ def _main(argv: list[str]) -> int:
                 "env": args.env,
                 "model": str(args.model),
                 "precision": args.precision,
+                "backend": args.backend,
                 "vs": "fp32",
                 **result,
                 "popsize": opt.cfg.popsize,
@@ -163,8 +171,9 @@ def start_states(cfg, observations: np.ndarray, n: int) -> list[tuple[np.ndarray
     return [(observations[i // T, i % T], goals[i // T]) for i in picks]
 
 
-def make_planner(cfg, model, precision: str):
-    """The run's MPC (CEM over the env's action box, its propagation) in ``precision``."""
+def make_planner(cfg, model, precision: str, backend: str = "auto"):
+    """The run's MPC (CEM over the env's action box, its propagation) in ``precision``, its
+    model called through the planner forward ``backend`` (planning.forward)."""
     from pets_core.envs import get_task, make_env
     from pets_core.planning import MPC, PropagationSpec, tile_bounds
     from pets_core.run.builders import make_optimizer
@@ -178,6 +187,7 @@ def make_planner(cfg, model, precision: str):
         model=model, task=get_task(cfg.env), optimizer=make_optimizer(opt.cfg, lower, upper),
         plan_hor=opt.plan_hor, per=1, propagation=PropagationSpec.from_prop_cfg(prop),
         action_low=low, action_high=high, device="cpu", seed=cfg.seed, precision=precision,
+        fast=True if backend == "auto" else backend,
     )  # fmt: skip
     mpc.model_trained = True
     return mpc
@@ -189,15 +199,17 @@ def agreement(
     states: list[tuple[np.ndarray, object]],
     *,
     precision: str = "bf16",
+    backend: str = "auto",
     seed: int = 0,
     other_model=None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """fp32 planning with ``model`` vs ``precision`` planning with ``other_model`` (default the
-    same model) from each (obs, goal) of ``states``: the elite and action figures of the module
-    docstring, plus the per-state lists. ``progress`` gets one line per state."""
+    """fp32 planning with ``model`` vs ``precision`` planning (through ``backend``) with
+    ``other_model`` (default the same model) from each (obs, goal) of ``states``: the elite and
+    action figures of the module docstring, plus the per-state lists. ``progress`` gets one line
+    per state."""
     ref = make_planner(cfg, model, "fp32")
-    other = make_planner(cfg, model if other_model is None else other_model, precision)
+    other = make_planner(cfg, model if other_model is None else other_model, precision, backend)
     K = ref.optimizer.num_elites
     low, high = ref.action_low, ref.action_high
     overlaps: list[int] = []  # shared elites per CEM iteration, all states

@@ -8,6 +8,7 @@ torch's float32 matmul precision for a bench precision (tf32).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from itertools import pairwise
 
@@ -25,21 +26,28 @@ def _best_seconds(fn, reps: int) -> float:
 
 
 def matmul_rates(
-    E: int, rows: int, dims: list[tuple[int, int]], device, reps: int = 3, dtype=torch.float32
+    E: int,
+    rows: int,
+    dims: list[tuple[int, int]],
+    device,
+    reps: int = 3,
+    dtype: torch.dtype | Sequence[torch.dtype] = torch.float32,
 ) -> dict:
-    """Best GFLOP/s in ``dtype`` (fp32 unless given) over the planner's layer shapes
-    ``(E, rows, in) x (E, in, out)``, three ways: ``torch.bmm`` (one call per layer), oneDNN per
-    member with one OpenMP team, and oneDNN per member and row block on the single-threaded lanes
-    the planner uses. Under ``matmul_precision("tf32")`` the fp32 kernels may use TF32."""
+    """Best GFLOP/s in ``dtype`` (fp32 unless given; a sequence: each layer's, as the planner's
+    mixed precisions run them) over the planner's layer shapes ``(E, rows, in) x (E, in, out)``,
+    three ways: ``torch.bmm`` (one call per layer), oneDNN per member with one OpenMP team, and
+    oneDNN per member and row block on the single-threaded lanes the planner uses. Under
+    ``matmul_precision("tf32")`` the fp32 kernels may use TF32."""
     from pets_core.planning.lanes import num_lanes, run_chains
 
     flops = sum(2 * E * rows * d_in * d_out for d_in, d_out in dims)
+    dtypes = [dtype] * len(dims) if isinstance(dtype, torch.dtype) else list(dtype)
     gen = torch.Generator(device=device).manual_seed(0)
     shapes = [
-        (torch.randn(E, rows, d_in, generator=gen, device=device).to(dtype),
-         (torch.randn(E, d_in, d_out, generator=gen, device=device) / d_in**0.5).to(dtype),
-         torch.empty(E, rows, d_out, device=device, dtype=dtype))
-        for d_in, d_out in dims
+        (torch.randn(E, rows, d_in, generator=gen, device=device).to(dt),
+         (torch.randn(E, d_in, d_out, generator=gen, device=device) / d_in**0.5).to(dt),
+         torch.empty(E, rows, d_out, device=device, dtype=dt))
+        for (d_in, d_out), dt in zip(dims, dtypes, strict=True)
     ]  # fmt: skip
 
     def bmm() -> None:

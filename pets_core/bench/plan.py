@@ -6,9 +6,10 @@ chosen propagation, and times whole ``MPC.act`` calls after a warm-up. In the sa
 best fp32 batched matmul on the very layer shapes the planner multiplies ``(E, rows, in) x (E, in,
 out)``, two ways: ``torch.bmm`` (the "naive batched matmul" of the issue's baseline figures) and one
 oneDNN matmul per member; ``matmul_gflops`` is the faster of the two, so ``fraction_of_matmul`` =
-achieved model GFLOP/s over that best rate. Each precision's kernels are timed in its own dtype
-(bf16 matmuls for bf16), between its own actions; ``precisions[p]["kernel_speedup_vs_fp32"]`` is
-the best rate in that dtype over the best fp32 rate, the ceiling for ``speedup_vs_fp32``.
+achieved model GFLOP/s over that best rate. Each precision's kernels are timed in its own dtypes
+(bf16 matmuls for bf16, each layer's own for the mixed ones), between its own actions;
+``precisions[p]["kernel_speedup_vs_fp32"]`` is the best rate in those dtypes over the best fp32
+rate, the ceiling for ``speedup_vs_fp32``.
 The last stdout line is one JSON object.
 
 Baselines on this machine (mbrl-lib 0.2.0, paper-size, 2 CPU threads, fp32): cartpole 8.46 s per
@@ -34,11 +35,12 @@ from pets_core.bench.cli import Parser, UsageError, choice_list, int_at_least, r
 from pets_core.bench.matmul import matmul_precision, matmul_rates
 from pets_core.config import ConfigError, PetsConfig, env_names, load_config
 from pets_core.config.variants import MODEL_TYPES, PROP_TYPES, ensemble_size, is_ensemble
+from pets_core.planning.forward import PRECISIONS, layer_dtypes
 
 BASELINE_S_PER_ACTION = {"cartpole": 8.46, "halfcheetah": 3.78}  # mbrl-lib 0.2.0, this machine
 
 
-PRECISION_CHOICES = ("fp32", "tf32", "bf16")
+PRECISION_CHOICES = ("fp32", "tf32", *PRECISIONS[1:])  # tf32: fp32 storage, TF32 matmuls
 PROG = "python -m pets_core.bench plan"
 
 
@@ -63,8 +65,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--precision", default=["fp32"], type=choice_list(PRECISION_CHOICES),
         help="comma-separated, from fp32, tf32 (fp32 storage, TF32 matmuls where the device has "
-        "them), bf16 (opt-in bfloat16 matmuls); the first is reported at the top level; any "
-        "other than fp32 also times fp32 and reports agreement",
+        "them), bf16 (opt-in bfloat16 matmuls), bf16-hidden (the hidden-to-hidden layers in "
+        "bf16), bf16-trunk (all but the head in bf16); the first is reported at the top level; "
+        "any other than fp32 also times fp32 and reports agreement",
     )  # fmt: skip
     p.add_argument(
         "--graph", default="off", choices=["off", "on"],
@@ -83,7 +86,7 @@ def _layer_dims(model) -> list[tuple[int, int]]:
 
 def storage_precision(precision: str) -> str:
     """The planner's ``precision`` argument for a bench precision (tf32 stores fp32)."""
-    return "bf16" if precision == "bf16" else "fp32"
+    return "fp32" if precision == "tf32" else precision
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +157,7 @@ def _main(argv: list[str]) -> int:
             for _ in range(args.warmup):
                 mpc.act(obs)
             seconds, iters_run, actions, refs = [], [], [], []
-            dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+            dtype = layer_dtypes(storage_precision(precision), len(dims))
             before = matmul_rates(E, rows, dims, device, dtype=dtype)
             for _ in range(args.repeats):
                 start, cpu_start = time.perf_counter(), time.process_time()

@@ -115,20 +115,30 @@ def _onednn_available(device: torch.device) -> bool:
 class FastPredictor:
     """The model's MLP in a planning layout (see the module docstring). Same maths as predict.
 
-    ``dtype=torch.bfloat16`` runs the matmuls in bf16 (normalised inputs, weights and hidden
-    activations; the head's mean / log-variance maths stays float32): an opt-in speed mode.
+    ``dtypes`` gives each layer's matmul dtype (weights, bias and the layer's input; one dtype:
+    every layer): ``PRECISIONS`` names the combinations. The head's mean / log-variance maths
+    always runs in float32.
     """
 
     def __init__(
-        self, model, act_dim: int, backend: str = "auto", dtype: torch.dtype = torch.float32
+        self,
+        model,
+        act_dim: int,
+        backend: str = "auto",
+        dtypes: torch.dtype | tuple[torch.dtype, ...] = torch.float32,
     ) -> None:
         net = model.mlp_weights()  # pets_core.models.mlp.MLPWeights, detached
+        L = len(net.layers)
+        if isinstance(dtypes, torch.dtype):
+            dtypes = (dtypes,) * L
+        if len(dtypes) != L:
+            raise ValueError(f"{len(dtypes)} layer dtypes for an MLP of {L} layers")
         device = net.in_mean.device
         if backend == "auto":
             backend = "onednn" if _onednn_available(device) else "bmm"
         if backend not in ("onednn", "bmm"):
             raise ValueError(f"unknown backend {backend!r}; valid: auto, onednn, bmm")
-        self.backend, self.dtype = backend, dtype
+        self.backend, self.dtypes = backend, tuple(dtypes)
         self.supports_lanes = backend == "onednn"
         self.ensemble_size = net.ensemble_size
         self.out_dim = net.out_dim
@@ -141,11 +151,13 @@ class FastPredictor:
         self.act_mean, self.act_std = net.in_mean[F_:], net.in_std[F_:]  # (A,)
         if backend == "onednn":  # per member (out, in) weights and (out,) biases
             self.layers = [
-                ([w.T.contiguous().to(dtype) for w in weight], [b[0].to(dtype) for b in bias])
-                for weight, bias in net.layers
+                ([w.T.contiguous().to(dt) for w in weight], [b[0].to(dt) for b in bias])
+                for (weight, bias), dt in zip(net.layers, dtypes, strict=True)
             ]
         else:  # (E, in, out), (E, 1, out) as stored
-            self.layers = [(w.to(dtype), b.to(dtype)) for w, b in net.layers]
+            self.layers = [
+                (w.to(dt), b.to(dt)) for (w, b), dt in zip(net.layers, dtypes, strict=True)
+            ]
         self._actions: Tensor | None = None
 
     @classmethod
@@ -155,11 +167,12 @@ class FastPredictor:
 
     def prepare(self, action_seqs: Tensor) -> None:
         # normalised once per batch of candidates, not once per particle and step
-        self._actions = ((action_seqs - self.act_mean) / self.act_std).to(self.dtype)  # (N, H, A)
+        self._actions = ((action_seqs - self.act_mean) / self.act_std).to(self.dtypes[0])  # (N,H,A)
 
     def _inputs(self, obs_in: Tensor, t: int, cand: slice) -> Tensor:
         """Normalised ``[obs features, a_t]`` written into one buffer ``(.., N, R, I)``."""
-        x = torch.empty((*obs_in.shape[:-1], self.in_dim), dtype=self.dtype, device=obs_in.device)
+        shape, dtype = (*obs_in.shape[:-1], self.in_dim), self.dtypes[0]
+        x = torch.empty(shape, dtype=dtype, device=obs_in.device)
         x[..., : self.obs_in_dim] = (obs_in - self.obs_mean) / self.obs_std
         x[..., self.obs_in_dim :] = self._actions[cand, t, None]  # (N, 1, A) over the rows
         return x
@@ -180,6 +193,7 @@ class FastPredictor:
         def layer(i: int, h: Tensor, activate: bool) -> Tensor:
             weight, bias = self.layers[i]
             attr = ONEDNN_ACTIVATION if activate else "none"
+            h = h.to(self.dtypes[i])  # no-op unless the previous layer ran in another dtype
             return torch.ops.mkldnn._linear_pointwise(h, weight[e], bias[e], attr, [], "")
 
         return mlp(x, len(self.layers), layer)
@@ -189,7 +203,7 @@ class FastPredictor:
         (a member's layers on a block of rows) on single-threaded CPU lanes (planning.lanes)."""
         E, M = len(xs), xs[0].shape[0]
         out_dim = self.layers[-1][0][0].shape[0]
-        out = torch.empty(E, M, out_dim, dtype=self.dtype, device=xs[0].device)
+        out = torch.empty(E, M, out_dim, dtype=self.dtypes[-1], device=xs[0].device)
         blocks = num_lanes() if M >= 64 else 1
         bounds = [M * i // blocks for i in range(blocks + 1)]
 
@@ -201,7 +215,10 @@ class FastPredictor:
 
     def _batched_mlp(self, x: Tensor) -> Tensor:
         """bmm path, ``x (E, M, I)`` (may be expanded over E) -> raw ``(E, M, out)``."""
-        return mlp(x, len(self.layers), baddbmm_layer(self.layers, inplace=True))
+        layer = baddbmm_layer(self.layers, inplace=True)
+        if len(set(self.dtypes)) == 1:
+            return mlp(x, len(self.layers), layer)
+        return mlp(x, len(self.layers), lambda i, h, act: layer(i, h.to(self.dtypes[i]), act))
 
     def members(
         self, obs_in: Tensor, t: int, need_std: bool, cand: slice = ALL
@@ -230,7 +247,27 @@ class FastPredictor:
         return mean, None if var is None else var.sqrt_()
 
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+PRECISIONS = ("fp32", "bf16", "bf16-hidden", "bf16-trunk")
+
+
+def layer_dtypes(precision: str, num_layers: int) -> tuple[torch.dtype, ...]:
+    """Each layer's matmul dtype under a planner precision: ``fp32``; ``bf16`` every layer;
+    ``bf16-hidden`` the hidden-to-hidden layers only (input layer and head in float32);
+    ``bf16-trunk`` every layer but the head."""
+    f32, b16 = torch.float32, torch.bfloat16
+    last = num_layers - 1
+    match precision:
+        case "fp32":
+            return (f32,) * num_layers
+        case "bf16":
+            return (b16,) * num_layers
+        case "bf16-hidden":
+            return tuple(f32 if i in (0, last) else b16 for i in range(num_layers))
+        case "bf16-trunk":
+            return tuple(f32 if i == last else b16 for i in range(num_layers))
+    raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -255,7 +292,8 @@ def make_predictor(
     key = (backend, precision, act_dim, tuple((id(x), x._version) for x in tensors))
     cached = _CACHE.get(model)
     if cached is None or cached[0] != key:
-        predictor = FastPredictor(model, act_dim, backend=backend, dtype=PRECISIONS[precision])
+        dtypes = layer_dtypes(precision, len(model.mlp_weights().layers))
+        predictor = FastPredictor(model, act_dim, backend=backend, dtypes=dtypes)
         cached = (key, predictor)
         _CACHE[model] = cached
     return cached[1]

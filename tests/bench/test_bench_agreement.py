@@ -81,6 +81,17 @@ def test_bf16_reports_fractions_of_its_iterations(run_dir, capsys):
     assert 0.0 <= result["action_gap_max"] <= 1.0
 
 
+@pytest.mark.parametrize(("precision", "backend"), [("bf16-hidden", "bmm"), ("fp32", "onednn")])
+def test_the_compared_planner_runs_the_precision_and_backend_asked_for(run_dir, precision, backend):
+    from pets_core.planning.forward import layer_dtypes, make_predictor
+
+    cfg, model, _ = agreement._load_run(run_dir, "cartpole")
+    mpc = agreement.make_planner(cfg, model, precision, backend)
+    predictor = make_predictor(model, 1, mpc.fast, mpc.precision)
+    assert predictor.backend == backend
+    assert predictor.dtypes == layer_dtypes(precision, 4)  # hidden_dims 8,8,8: four layers
+
+
 def _perturbed(model, scale: float):
     other = copy.deepcopy(model)
     gen = torch.Generator().manual_seed(7)
@@ -154,7 +165,10 @@ def _copy_with_config(run_dir: Path, tmp_path: Path, **changes) -> Path:
         (lambda run, tmp: tmp / "absent", ["--env", "cartpole"], "lacks model.pt"),
         (lambda run, tmp: run, ["--env", "reacher"], "valid: --env cartpole"),
         (lambda run, tmp: run, ["--env", "cartpole", "--states", "0"], "--states"),
-        (lambda run, tmp: run, ["--env", "cartpole", "--precision", "fp16"], "'bf16', 'fp32'"),
+        (lambda run, tmp: run, ["--env", "cartpole", "--precision", "fp16"],
+         "'fp32', 'bf16', 'bf16-hidden', 'bf16-trunk'"),
+        (lambda run, tmp: run, ["--env", "cartpole", "--backend", "mkl"],
+         "'auto', 'onednn', 'bmm'"),
         (lambda run, tmp: _copy_with_config(run, tmp, seed=2), ["--env", "cartpole"],
          "does not start where the env's reset"),
     ],
