@@ -19,6 +19,10 @@ action-box mid-point) and the same sampling noise (one planner generator state, 
 ``--precision fp32`` compares fp32 with itself (exactly 1 and 0: the check of the measurement);
 ``--precision fp32 --backend bmm`` compares it with the same fp32 maths summed in another order
 (torch.bmm instead of oneDNN): the floor that any other precision is measured against.
+``--resample`` gives the compared planner its own sampling noise (same population in the elite
+comparison, other propagation noise; other CEM samples when it plans alone): with ``--precision
+fp32``, how far the planner's own Monte Carlo noise moves the elites and the action, the scale
+that a precision's differences compare with.
 The last stdout line is one JSON object. Bad input is one line naming the argument, exit 2.
 
 The planner exposes no per-iteration elite hook: the elites are recomputed here from the costs the
@@ -45,6 +49,7 @@ from pets_core.planning.forward import PRECISIONS
 PROG = "python -m pets_core.bench bf16-agreement"
 BACKENDS = ("auto", "onednn", "bmm")
 MODEL_PT, CONFIG_YAML, LOGS_MAT = "model.pt", "config.yaml", "logs.mat"
+RESAMPLED = 1_000_003  # --resample: state i's own noise is seeded seed + RESAMPLED + i
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -62,6 +67,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--threads", type=pos, default=torch.get_num_threads())
     p.add_argument("--seed", type=nonneg, default=0, help="planner noise of state i: seed + i")
+    p.add_argument(
+        "--resample", action="store_true",
+        help="the compared planner draws its own sampling noise (the Monte Carlo scale)",
+    )  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -77,6 +86,7 @@ def _main(argv: list[str]) -> int:
     start = time.perf_counter()
     result = agreement(
         cfg, model, states, precision=args.precision, backend=args.backend, seed=args.seed,
+        resample=args.resample,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )  # fmt: skip
     opt = cfg.ctrl_cfg.opt_cfg
@@ -87,6 +97,7 @@ def _main(argv: list[str]) -> int:
                 "model": str(args.model),
                 "precision": args.precision,
                 "backend": args.backend,
+                "resample": args.resample,
                 "vs": "fp32",
                 **result,
                 "popsize": opt.cfg.popsize,
@@ -201,6 +212,7 @@ def agreement(
     precision: str = "bf16",
     backend: str = "auto",
     seed: int = 0,
+    resample: bool = False,
     other_model=None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
@@ -216,9 +228,10 @@ def agreement(
     gaps: list[float] = []  # per state: max over dims of |a_other - a_ref| / (high - low)
     for i, (obs, goal) in enumerate(states):
         noise = torch.Generator().manual_seed(seed + i).get_state()
-        a_ref = _fp32_with_elites(ref, other, obs, goal, noise, overlaps)
+        own = torch.Generator().manual_seed(RESAMPLED + seed + i).get_state() if resample else None
+        a_ref = _fp32_with_elites(ref, other, obs, goal, noise, overlaps, own)
         other.reset(goal)
-        other.generator.set_state(noise)
+        other.generator.set_state(noise if own is None else own)
         a_other = other.act(obs)
         gaps.append(float(np.max(np.abs(a_other - a_ref) / (high - low))))
         if progress is not None:
@@ -241,18 +254,24 @@ def agreement(
     }
 
 
-def _fp32_with_elites(ref, other, obs, goal, noise, overlaps: list[int]) -> np.ndarray:
+def _fp32_with_elites(
+    ref, other, obs, goal, noise, overlaps: list[int], other_noise=None
+) -> np.ndarray:
     """``ref.act(obs)`` from planner state ``noise``, recording at each CEM iteration how many of
-    its K elites ``other``'s costs of the same population (same propagation noise) share."""
+    its K elites ``other``'s costs of the same population share: with the same propagation noise,
+    or with its own drawn from ``other_noise`` (a generator state) when given."""
     for mpc in (ref, other):
         mpc.reset(goal)
     ref.generator.set_state(noise)
+    if other_noise is not None:
+        other.generator.set_state(other_noise)
     obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
     ref_cost, other_cost = ref.cost_fn(obs_t), other.cost_fn(obs_t)
     K = ref.optimizer.num_elites
 
     def cost(samples: torch.Tensor) -> torch.Tensor:  # (N, H, A) -> (N,)
-        other.generator.set_state(ref.generator.get_state())  # the propagation noise ref draws
+        if other_noise is None:
+            other.generator.set_state(ref.generator.get_state())  # the noise ref draws next
         c_other, c_ref = other_cost(samples), ref_cost(samples)
         elites = [
             set(torch.topk(torch.nan_to_num(c, nan=torch.inf), K, largest=False).indices.tolist())

@@ -141,6 +141,45 @@ def test_a_perturbed_model_disagrees_and_the_overlap_is_recomputed_independently
     assert result["elite_overlap_per_iteration"][0] == len(seen[0][0] & seen[0][1])
 
 
+def test_resample_costs_the_same_population_with_the_planners_own_noise(run_dir):
+    """--resample: fp32 against fp32 on other propagation noise (the Monte Carlo scale); the
+    first CEM iteration's overlap recomputed from the population and the two noise streams."""
+    from pets_core.envs import get_task, make_env
+    from pets_core.planning import CEMOptimizer, PropagationSpec, predicted_costs, tile_bounds
+
+    cfg = config_mod.from_yaml(run_dir / "config.yaml")
+    model = load_model(run_dir / "model.pt")
+    obs_log = agreement._load_run(run_dir, "cartpole")[2]
+    states = agreement.start_states(cfg, obs_log, STATES)
+    result = agreement.agreement(cfg, model, states, precision="fp32", seed=5, resample=True)
+    same = agreement.agreement(cfg, model, states, precision="fp32", seed=5)
+    assert same["elites_identical"] == 1.0 and same["action_gap_max"] == 0.0
+    assert result["action_gap_max"] > 0.0  # its own CEM samples: another plan
+
+    env = make_env("cartpole")
+    lower, upper = tile_bounds(env.action_space.low, env.action_space.high, 3, "cpu")
+    gen = torch.Generator().manual_seed(5)
+    own = torch.Generator().manual_seed(agreement.RESAMPLED + 5)
+    seen = []
+
+    def cost(samples):
+        costs = [
+            predicted_costs(
+                model, get_task("cartpole"), torch.as_tensor(states[0][0], dtype=torch.float32),
+                samples, spec=PropagationSpec.for_model(model, "TSinf", 4), goal=None,
+                generator=g,
+            )
+            for g in (gen, own)
+        ]  # fmt: skip
+        seen.append([set(c.argsort()[:2].tolist()) for c in costs])
+        return costs[0]
+
+    cem = CEMOptimizer(popsize=8, num_elites=2, max_iters=1, epsilon=1e-3, alpha=0.1,
+                       lower=lower, upper=upper)  # fmt: skip
+    cem.optimize(cost, (lower + upper) / 2, (upper - lower).square() / 16, gen)
+    assert result["elite_overlap_per_iteration"][0] == len(seen[0][0] & seen[0][1])
+
+
 def test_states_are_spread_over_the_logged_episodes(run_dir):
     cfg = config_mod.from_yaml(run_dir / "config.yaml")
     obs_log = agreement._load_run(run_dir, "cartpole")[2]  # (2 episodes, 11, 4)
