@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from pets_core.bench.cli import Parser, UsageError, int_at_least, run
-from pets_core.planning.forward import PRECISIONS
+from pets_core.config import PRECISIONS
 
 PROG = "python -m pets_core.bench bf16-agreement"
 BACKENDS = ("auto", "onednn", "bmm")

@@ -33,9 +33,9 @@ import torch
 
 from pets_core.bench.cli import Parser, UsageError, choice_list, int_at_least, run
 from pets_core.bench.matmul import matmul_precision, matmul_rates
-from pets_core.config import ConfigError, PetsConfig, env_names, load_config
+from pets_core.config import PRECISIONS, ConfigError, PetsConfig, env_names, load_config
 from pets_core.config.variants import MODEL_TYPES, PROP_TYPES, ensemble_size, is_ensemble
-from pets_core.planning.forward import PRECISIONS, layer_dtypes
+from pets_core.planning.forward import layer_dtypes
 
 BASELINE_S_PER_ACTION = {"cartpole": 8.46, "halfcheetah": 3.78}  # mbrl-lib 0.2.0, this machine
 

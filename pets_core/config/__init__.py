@@ -20,6 +20,7 @@ from pets_core.config.layers import CONFIG_DIR, env_names, load_config
 from pets_core.config.optimizers import OPT_CFGS, CEMCfg, ICEMCfg, MPPICfg, RandomCfg
 from pets_core.config.overrides import CA_DEFAULTS, CA_KEYS, read_only_reason
 from pets_core.config.tree import (
+    PRECISIONS,
     CtrlCfg,
     CtrlLogCfg,
     ExpCfg,
@@ -38,6 +39,7 @@ __all__ = [
     "CA_KEYS",
     "CONFIG_DIR",
     "OPT_CFGS",
+    "PRECISIONS",
     "CEMCfg",
     "ConfigError",
     "CtrlCfg",

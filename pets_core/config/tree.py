@@ -107,6 +107,12 @@ class CtrlLogCfg:
     log_particles: bool = False
 
 
+PRECISIONS = ("fp32", "bf16", "bf16-hidden", "bf16-trunk")
+"""How the planner multiplies the model's layers (pets_core.planning.forward.layer_dtypes): fp32;
+bf16 every layer; bf16-hidden the hidden-to-hidden layers (input layer and head fp32); bf16-trunk
+all but the head."""
+
+
 @dataclasses.dataclass(frozen=True)
 class CtrlCfg:
     prop_cfg: PropCfg
@@ -114,6 +120,9 @@ class CtrlCfg:
     log_cfg: CtrlLogCfg
     per: int = 1
     """Actions executed per optimisation."""
+    precision: str = "fp32"
+    """The planner's matmul precision, one of PRECISIONS. Not in the original (fp32); the bf16
+    modes are opt-in speed modes (README: bf16 agreement). Training is always fp32."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +176,10 @@ def validate(cfg: PetsConfig) -> None:
         )
     if sim.stochastic and (sim.noise_std is None or sim.noise_std < 0):
         raise ConfigError("exp_cfg.sim_cfg.stochastic needs exp_cfg.sim_cfg.noise_std >= 0")
+    if cfg.ctrl_cfg.precision not in PRECISIONS:
+        raise ConfigError(
+            f"ctrl_cfg.precision {cfg.ctrl_cfg.precision!r}; valid: {', '.join(PRECISIONS)}"
+        )
     if cfg.ctrl_cfg.per > opt.plan_hor:
         raise ConfigError(f"ctrl_cfg.per ({cfg.ctrl_cfg.per}) must be <= plan_hor ({opt.plan_hor})")
     if not 0.0 <= train.holdout_ratio < 1.0:

@@ -33,6 +33,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from pets_core.config import PRECISIONS
 from pets_core.models.mlp import (
     ONEDNN_ACTIVATION,
     baddbmm_layer,
@@ -247,13 +248,10 @@ class FastPredictor:
         return mean, None if var is None else var.sqrt_()
 
 
-PRECISIONS = ("fp32", "bf16", "bf16-hidden", "bf16-trunk")
-
-
 def layer_dtypes(precision: str, num_layers: int) -> tuple[torch.dtype, ...]:
-    """Each layer's matmul dtype under a planner precision: ``fp32``; ``bf16`` every layer;
-    ``bf16-hidden`` the hidden-to-hidden layers only (input layer and head in float32);
-    ``bf16-trunk`` every layer but the head."""
+    """Each layer's matmul dtype under a planner precision (``PRECISIONS``, pets_core.config):
+    ``fp32``; ``bf16`` every layer; ``bf16-hidden`` the hidden-to-hidden layers only (input
+    layer and head in float32); ``bf16-trunk`` every layer but the head."""
     f32, b16 = torch.float32, torch.bfloat16
     last = num_layers - 1
     match precision:

@@ -121,6 +121,7 @@ def make_mpc(cfg: PetsConfig, env, task: TaskSpec, model, device: torch.device) 
         action_high=high,
         device=device,
         seed=cfg.seed,
+        precision=cfg.ctrl_cfg.precision,
         log_traj_preds=log.log_traj_preds,
         log_particles=log.log_particles,
     )

@@ -66,6 +66,7 @@ def test_ca_forced_leaves():
         ("exp_cfg.sim_cfg.noise_std", "0.5", 0.5),
         ("ctrl_cfg.opt_cfg.cfg.alpha", "0.25", 0.25),
         ("ctrl_cfg.opt_cfg.cfg.var_update", "elite", "elite"),
+        ("ctrl_cfg.precision", "bf16-hidden", "bf16-hidden"),
         ("ctrl_cfg.prop_cfg.model_init_cfg.model_dir", "some/dir", "some/dir"),
         ("ctrl_cfg.log_cfg.log_traj_preds", "True", True),
         ("ctrl_cfg.log_cfg.log_traj_preds", "1", True),  # the original's make_bool
@@ -130,6 +131,11 @@ def test_overrides_apply_in_command_line_order():
         ([], [("ctrl_cfg.opt_cfg.cfg.popsize", "8")], "num_elites must be in 1..popsize=8"),
         ([], [("ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims", "8,8")], "weight_decays needs"),
         ([], [("exp_cfg.sim_cfg.stochastic", "True")], "needs exp_cfg.sim_cfg.noise_std"),
+        (
+            [],
+            [("ctrl_cfg.precision", "fp16")],
+            "ctrl_cfg.precision 'fp16'; valid: fp32, bf16, bf16-hidden, bf16-trunk",
+        ),
         ([("model-type", "XL")], [], "unknown -ca model-type 'XL'; valid: D, P, DE, PE"),
         ([("opt-type", "cem")], [], "valid: CEM, Random, iCEM, MPPI"),
         ([("model", "PE")], [], "unknown -ca key 'model'; valid: model-type, prop-type, opt-type"),

@@ -12,8 +12,9 @@ import pytest
 import torch
 from support.fakes import small_model
 
+from pets_core.config import PRECISIONS
 from pets_core.envs.tasks import get_task
-from pets_core.planning.forward import PRECISIONS, FastPredictor, layer_dtypes, make_predictor
+from pets_core.planning.forward import FastPredictor, layer_dtypes, make_predictor
 
 F32, B16 = torch.float32, torch.bfloat16
 

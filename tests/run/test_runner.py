@@ -240,3 +240,27 @@ def test_mlflow_env_var_is_the_default(tmp_path, monkeypatch, capsys):
     assert run(tmp_path / "run", argv) == 0
     assert "tracking skipped: http://127.0.0.1:9" in capsys.readouterr().out
     assert not os.path.exists(tmp_path / "results")
+
+
+def test_planner_precision_comes_from_the_config(tmp_path, monkeypatch):
+    """-o ctrl_cfg.precision reaches every plan of the run (and its config.yaml); fp32 default."""
+    import pets_core.planning.rollout as rollout
+    from pets_core.config import from_yaml
+
+    asked = []
+    real = rollout.make_predictor
+
+    def spy(model, act_dim, fast="auto", precision="fp32"):
+        asked.append(precision)
+        return real(model, act_dim, fast, precision)
+
+    monkeypatch.setattr(rollout, "make_predictor", spy)
+    argv = tiny_args("cartpole", iters=1)
+    assert run(tmp_path / "default", argv) == 0
+    assert asked and set(asked) == {"fp32"}
+    asked.clear()
+    assert run(tmp_path / "mixed", argv, "-o", "ctrl_cfg.precision", "bf16-hidden") == 0
+    assert len(asked) == TASK_HOR * 2  # one planned episode: every step, both CEM iterations
+    assert set(asked) == {"bf16-hidden"}
+    assert from_yaml(tmp_path / "mixed/config.yaml").ctrl_cfg.precision == "bf16-hidden"
+    assert from_yaml(tmp_path / "default/config.yaml").ctrl_cfg.precision == "fp32"
