@@ -316,7 +316,7 @@ for i in (1, 2, 3):  # warm-up: MLflow's and SQLAlchemy's caches; then every cal
     tracker.log_rows([row(i)])
     sys.setprofile(None)
 calls = seen["calls"]
-offsets = [*range(1, calls - 300, 30), *range(max(calls - 300, 1), calls + 1, 3)]
+offsets = [*range(calls, max(calls - 300, 0), -3), *range(calls - 300, 0, -30)]  # the end first
 trials = []
 for i, n in enumerate(offsets, start=4):
     with interrupts_as_exceptions():
@@ -335,21 +335,22 @@ print(json.dumps({"calls": calls, "run_id": tracker.run_id, "trials": trials}))
 
 
 def test_sigint_inside_an_mlflow_call_waits_for_it_to_return(tmp_path, uri):
-    """A real SIGINT at ~200 places inside a real sqlite MLflow call (mostly SQLAlchemy frames;
-    every 3rd of the last 300 calls: commit, close, the connection check-in where SQLAlchemy's
-    pool logs a traceback for any exception crossing it): each interrupts the run only once the
-    call has returned, with its metrics written and counted, and nothing on stderr."""
+    """A real SIGINT at ~200 places inside a real sqlite MLflow call of the Tracker (at function
+    entries, most of them SQLAlchemy's; every 3rd of the last 300: commit, close and the
+    connection check-in, where SQLAlchemy's pool logs a traceback for any exception crossing it)
+    interrupts only once the call has returned: its iteration written and counted, no traceback.
+    Raised inside the call (the old handler) it printed "Exception during reset or similar" and
+    "Exception ignored in" (a SIGINT lost in a GC callback), then turned tracking off."""
     store.init_store(uri, ["t-sigint"])
     proc = subprocess.run(
         [sys.executable, "-c", SIGINT_IN_MLFLOW, uri, str(tmp_path / "run")],
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=90,
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "Exception during reset" not in proc.stderr
-    assert proc.stderr == "", proc.stderr
     out = json.loads(proc.stdout)
     trials = out["trials"]
     assert out["calls"] > 300 and len(trials) > 150
