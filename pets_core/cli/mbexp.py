@@ -13,11 +13,8 @@ alone. Bad input exits 2 with one line naming the culprit and the valid choices.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +22,7 @@ from pathlib import Path
 from pets_core import config as config_mod
 from pets_core.config import ConfigError
 from pets_core.envs import ENV_NAMES
+from pets_core.interrupts import Interrupted, interrupts_as_exceptions
 from pets_core.results import naming, store
 from pets_core.results.files import write_text
 from pets_core.results.identity import ensure_run_info
@@ -192,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         system_metrics=True,
     )
     print(f"run dir: {run_dir} ({cfg.env} {cfg.variant} seed {cfg.seed} on {device})")
-    with _interrupts_as_exceptions():
+    with interrupts_as_exceptions():
         try:
             from pets_core.run.loop import run_experiment  # torch, mujoco: seconds
 
@@ -221,40 +219,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
     print("\n".join(closing_summary(cfg, run_dir, tracker)), flush=True)
     return 0
-
-
-class Interrupted(BaseException):
-    """SIGINT / SIGTERM during a run: the MLflow run ends KILLED, the run dir stays resumable."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-        self.signal_name = signal.Signals(signum).name
-
-
-@contextlib.contextmanager
-def _interrupts_as_exceptions():
-    """Turn SIGINT and SIGTERM into :class:`Interrupted` (raised in the main thread) for the
-    block; a second signal while the first is handled is ignored, so cleanup finishes."""
-
-    def handler(signum, _frame):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Interrupted(signum)
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {  # a signal the parent made us ignore (nohup, `cmd &` in a script) stays ignored
-        s: signal.signal(s, handler)
-        for s in (signal.SIGINT, signal.SIGTERM)
-        if signal.getsignal(s) is not signal.SIG_IGN
-    }
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def closing_summary(cfg: config_mod.PetsConfig, run_dir: Path, tracker: Tracker) -> list[str]:

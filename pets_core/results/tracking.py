@@ -12,6 +12,9 @@
   :data:`SYSTEM_METRICS_INTERVAL_S` s.
 * If the store cannot be reached the run goes on, says once that tracking was skipped, and
   ``python -m pets_core.ingest <run_dir>`` adds it later.
+* :meth:`Tracker.start`, :meth:`Tracker.log_rows` and :meth:`Tracker.finish` are critical sections
+  (:func:`pets_core.interrupts.deferred`): a Ctrl-C or SIGTERM arriving during an MLflow call
+  interrupts the run once the call has returned, never half-way through a store write.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pets_core import config as config_mod
+from pets_core.interrupts import deferred
 from pets_core.results import naming
 from pets_core.results.naming import mlflow_metrics, param_str
 from pets_core.results.store import (
@@ -95,6 +99,7 @@ class Tracker:
             )
         self.client = None
 
+    @deferred()
     def start(self, *, resume: bool = True) -> Tracker:
         """Find this identity's MLflow run (or create it, with params and tags) under the store
         lock; a KILLED / FAILED run found again is set RUNNING (``resume``), and system metrics
@@ -170,6 +175,7 @@ class Tracker:
             self._monitor.finish()
             self._monitor = None
 
+    @deferred()
     def log_rows(self, rows: Sequence[Mapping[str, float]]) -> None:
         """Log the metrics rows not logged yet, in one log_batch (step = iteration)."""
         new_from = self.logged_through
@@ -193,6 +199,7 @@ class Tracker:
         self.log_ms.append(1000 * (time.perf_counter() - t0))
         self.logged_through = int(rows[-1]["iteration"])
 
+    @deferred()
     def finish(
         self, artifacts: Iterable[tuple[Path, str | None]], status: str = "FINISHED"
     ) -> None:
