@@ -12,8 +12,8 @@ its error and the rest still run), in this order:
 2. ``info``: Python, torch, CUDA device, and which of the run's packages import.
 3. ``gpu-tests``: the test suite's ``gpu`` cases (skipped without CUDA), the CUDA paths (graphs
    included) against the eager and CPU ones.
-4. ``plan-<env>`` for the four envs: ``bench plan`` at paper size, fp32, TF32 and bf16 (seconds
-   per action, agreement with fp32), eager.
+4. ``plan-<env>`` for the four envs: ``bench plan`` at paper size, fp32, TF32, bf16 and
+   bf16-hidden (seconds per action, agreement with fp32), eager.
 5. ``train-<env>`` (cartpole, halfcheetah): ``bench train``, one epoch at N = 10k and 100k, eager
    and with the step's forward + backward as one CUDA graph.
 6. ``graph-<env>``: ``bench plan --graph on``, the horizon rollout replayed as one CUDA graph
@@ -141,7 +141,16 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
     cmd = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu", *tests]
     stages.append(Stage("gpu-tests", cmd, 60, 20, parse="pytest"))
     for env in ENVS:
-        cmd = [*bench, "plan", "--env", env, *dev, *threads, "--precision", "fp32,tf32,bf16"]
+        cmd = [
+            *bench,
+            "plan",
+            "--env",
+            env,
+            *dev,
+            *threads,
+            "--precision",
+            "fp32,tf32,bf16,bf16-hidden",
+        ]
         stages.append(Stage(f"plan-{env}", [*cmd, *plan_size], 50, 20))
     for env in TRAIN_ENVS:
         n = "64,96" if args.tiny else "10000,100000"

@@ -222,7 +222,7 @@ def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
     assert info["cuda_available"] is torch.cuda.is_available()  # the stage sees this machine
     for env in gpu.ENVS:
         precisions = stages[f"plan-{env}"]["result"]["precisions"]
-        assert set(precisions) == {"fp32", "tf32", "bf16"}
+        assert set(precisions) == {"fp32", "tf32", "bf16", "bf16-hidden"}
         graphed = stages[f"graph-{env}"]["result"]
         assert graphed["graph"] is True and set(graphed["precisions"]) == {"fp32", "bf16"}
     assert stages["train-halfcheetah"]["result"]["n"] == [64, 96]
