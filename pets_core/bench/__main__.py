@@ -1,4 +1,5 @@
-"""`python -m pets_core.bench {train,plan,gpu,bf16-agreement} [options]`: run a benchmark."""
+"""`python -m pets_core.bench COMMAND [options]`: run a benchmark (COMMANDS: train, plan, gpu,
+bf16-agreement, true-dynamics)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ COMMANDS = {
     "plan": "pets_core.bench.plan",
     "gpu": "pets_core.bench.gpu",
     "bf16-agreement": "pets_core.bench.agreement",
+    "true-dynamics": "pets_core.bench.true_dynamics",
 }
 
 

@@ -157,34 +157,41 @@ def _load_run(run_dir: Path, env: str):
 
 
 def start_states(cfg, observations: np.ndarray, n: int) -> list[tuple[np.ndarray, object]]:
-    """``n`` (obs, goal) pairs evenly spaced over the logged (episode, step) pairs ``(n_ep, T)``.
-
-    Episode k's goal comes from the env's k-th reset after ``reset(seed=RunSeeds.env)``, as in
-    the runner (one logged episode per reset); its reset observation must match the log's."""
-    from pets_core.envs import make_env
-    from pets_core.seeding import RunSeeds
-
+    """``n`` (obs, goal) pairs evenly spaced over the logged (episode, step) pairs ``(n_ep, T)``,
+    each episode's goal from its replayed reset (:func:`replayed_resets`)."""
     n_ep, T = observations.shape[0], observations.shape[1] - 1
     picks = np.unique(np.linspace(0, n_ep * T - 1, min(n, n_ep * T)).round().astype(int))
-    env = make_env(cfg.env)
-    goals = []
-    for k in range(n_ep):
-        obs, _ = env.reset(seed=RunSeeds.from_seed(cfg.seed).env) if k == 0 else env.reset()
-        if not np.allclose(obs, observations[k, 0], rtol=0, atol=1e-6):
-            raise UsageError(
-                f"argument --model: logs.mat episode {k} does not start where the env's reset "
-                f"{k} (seed {cfg.seed}) does; valid: the logs.mat of the run that config.yaml "
-                "describes"
-            )
-        goal = getattr(env.unwrapped, "goal", None)
-        goals.append(None if goal is None else np.array(goal, dtype=np.float64))
-    env.close()
+    goals = [goal for _, _, _, goal in replayed_resets(cfg, observations)]
     return [(observations[i // T, i % T], goals[i // T]) for i in picks]
 
 
-def make_planner(cfg, model, precision: str, backend: str = "auto"):
-    """The run's MPC (CEM over the env's action box, its propagation) in ``precision``, its
-    model called through the planner forward ``backend`` (planning.forward)."""
+def replayed_resets(cfg, observations: np.ndarray, flag: str = "--model"):
+    """Yield ``(k, env, obs, goal)`` for each logged episode k, the env just reset as the runner
+    reset it: episode 0 from ``reset(seed=RunSeeds.env)``, then one reset per logged episode. The
+    reset observation must equal the log's (UsageError naming ``flag`` otherwise)."""
+    from pets_core.envs import make_env
+    from pets_core.seeding import RunSeeds
+
+    env = make_env(cfg.env)
+    try:
+        for k in range(observations.shape[0]):
+            obs, _ = env.reset(seed=RunSeeds.from_seed(cfg.seed).env) if k == 0 else env.reset()
+            if not np.allclose(obs, observations[k, 0], rtol=0, atol=1e-6):
+                raise UsageError(
+                    f"argument {flag}: logs.mat episode {k} does not start where the env's reset "
+                    f"{k} (seed {cfg.seed}) does; valid: the logs.mat of the run that "
+                    "config.yaml describes"
+                )
+            goal = getattr(env.unwrapped, "goal", None)
+            yield k, env, obs, None if goal is None else np.array(goal, dtype=np.float64)
+    finally:
+        env.close()
+
+
+def make_planner(cfg, model, precision: str, backend: str = "auto", propagation=None):
+    """The run's MPC (CEM over the env's action box, its propagation unless ``propagation``
+    says otherwise) in ``precision``, its model called through the planner forward ``backend``
+    (planning.forward)."""
     from pets_core.envs import get_task, make_env
     from pets_core.planning import MPC, PropagationSpec, tile_bounds
     from pets_core.run.builders import make_optimizer
@@ -196,9 +203,10 @@ def make_planner(cfg, model, precision: str, backend: str = "auto"):
     lower, upper = tile_bounds(low, high, opt.plan_hor, "cpu")
     mpc = MPC(
         model=model, task=get_task(cfg.env), optimizer=make_optimizer(opt.cfg, lower, upper),
-        plan_hor=opt.plan_hor, per=1, propagation=PropagationSpec.from_prop_cfg(prop),
+        plan_hor=opt.plan_hor, per=1,
+        propagation=propagation or PropagationSpec.from_prop_cfg(prop),
         action_low=low, action_high=high, device="cpu", seed=cfg.seed, precision=precision,
-        fast=True if backend == "auto" else backend,
+        fast=backend,
     )  # fmt: skip
     mpc.model_trained = True
     return mpc
