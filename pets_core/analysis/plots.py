@@ -126,11 +126,11 @@ def best_so_far_figure(
                 if runs["partial"].any():
                     styles.add("partial")
             ax.plot(curve[x], curve["mean"], color=colour, lw=1.6)
-        x_max = env_data[x].max() if len(env_data) else np.inf
+        last_trial = env_data["iteration"].max() if len(env_data) else -1  # no runs: no marks
         for point in (reference or {}).get(env, []):
+            if point["trials"] > last_trial:  # keep the axis on the data: no marks beyond the
+                continue  # last trial run (a mark read a few steps past it is that trial's)
             x_ref = point["trials" if x == "iteration" else "env_steps"]
-            if x_ref > x_max:  # keep the axis on the data: no marks beyond the last trial run
-                continue
             label = point["label"]
             if label not in marker_of:
                 marker_of[label] = next(markers)

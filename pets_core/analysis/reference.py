@@ -99,7 +99,9 @@ def blocks(
         env_runs = runs[(runs["env"] == env) & (runs["variant"] == REFERENCE_VARIANT)]
         rows = []
         for row in group.to_dict("records"):
-            if row["seeds"] == 0:
+            if not len(env_runs):
+                ours = "not run yet"
+            elif row["seeds"] == 0:
                 ours = f"not run (runs have {row['trials_run']} trials)"
             else:
                 ours = f"{with_ci(row['mean'], row['ci_low'], row['ci_high'])} (n={row['seeds']})"
@@ -143,6 +145,7 @@ def _run_line(runs: pd.DataFrame, settings: str) -> str:
     partial = int(runs["partial"].astype(bool).sum())
     marks = f" ({partial} partial)" if partial else ""
     return (
-        f"{len(runs)} seeds{marks} ({seeds}), {int(runs['iterations'].max())} trials, {settings}; "
+        f"{len(runs)} seed{'s' if len(runs) != 1 else ''}{marks} ({seeds}), "
+        f"{int(runs['iterations'].max())} trials, {settings}; "
         f"device {', '.join(devices)}, wall time {cost} per run"
     )

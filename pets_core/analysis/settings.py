@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from pets_core.config import flatten, load_config
+from pets_core.config import ConfigError, build, flatten, load_config
 from pets_core.config.variants import parse_variant
 
 IDENTITY = ("env", "variant", "seed")
@@ -44,11 +44,19 @@ def paper_flat(env: str, variant: str) -> dict[str, Any]:
 
 
 def run_flat(run_dir: Path | str) -> dict[str, Any] | None:
-    """A run's resolved config.yaml as dotted path -> value, or None when it has none."""
+    """A run's resolved config.yaml as dotted path -> value, or None when it has none.
+
+    A config.yaml written before a setting existed lacks that leaf: it is read through the
+    config tree, so the leaf takes its default (what that run did). One the tree does not accept
+    (someone else's) is taken as written."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         return None
-    return flatten(yaml.safe_load(path.read_text()) or {})
+    tree = yaml.safe_load(path.read_text()) or {}
+    try:
+        return flatten(build(tree))
+    except ConfigError:
+        return flatten(tree)
 
 
 def differences(flat: Mapping[str, Any], paper: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:

@@ -296,6 +296,28 @@ def test_reference_marks_and_our_curve_share_the_x_convention(tmp_path: Path) ->
         plt.close(fig)
 
 
+def test_reference_marks_stop_at_the_last_trial_run_and_need_runs(tmp_path: Path) -> None:
+    """A mark read a few steps past our last trial (trial 5, 1,000 steps; read at 1,050) is drawn
+    on both figures, one at trial 6 is not, and a panel without runs gets no marks."""
+    tidy = _cartpole_runs(tmp_path, 3)  # trials 1..5
+    reference = {
+        "cartpole": [
+            {"label": "orig", "env_steps": 1050, "trials": 5, "return": 75.0},
+            {"label": "orig", "env_steps": 1200, "trials": 6, "return": 80.0},
+        ],
+        "reacher": [{"label": "orig", "env_steps": 150, "trials": 1, "return": -50.0}],
+    }
+    for x, at in (("iteration", 5), ("mpc_env_steps", 1050)):
+        fig = best_so_far_figure(
+            tidy, envs=["cartpole", "reacher"], variants=["PE-TSinf-CEM"], x=x, reference=reference
+        )
+        cartpole, reacher = fig.axes[:2]
+        marks = [line for line in cartpole.lines if line.get_marker() == "x"]
+        assert [list(line.get_xdata()) for line in marks] == [[at]]
+        assert not reacher.lines
+        plt.close(fig)
+
+
 def test_five_seeds_get_a_band_fewer_get_every_seed(tmp_path: Path) -> None:
     tidy = _cartpole_runs(tmp_path, 5)
     fig = best_so_far_figure(tidy, envs=["cartpole"], variants=["PE-TSinf-CEM"])
@@ -373,6 +395,15 @@ def test_settings_name_every_difference_from_the_paper(tmp_path: Path) -> None:
     assert "<code>ctrl_cfg.opt_cfg.cfg.alpha</code></td><td>0.1</td><td>0.1</td>" in page
     assert describe({}) == "the paper's settings"
     assert describe(None) == "settings unknown (no config.yaml)"
+    # a config.yaml written before a setting existed: the missing leaf is its default, no
+    # difference (the committed fidelity runs predate ctrl_cfg.precision and record_iters)
+    path = run_dir / "config.yaml"
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.lstrip().startswith(("precision:", "record_iters:"))]
+    assert len(kept) == len(lines) - 2
+    path.write_text("".join(kept))
+    (old,) = experiments([run_dir])
+    assert old["differences"] == row["differences"]
 
 
 def test_ablation_shows_single_seeds_below_five_and_whiskers_from_five(tmp_path: Path) -> None:

@@ -235,7 +235,7 @@ def test_fidelity_figure_and_table_regenerate_from_the_committed_reference_runs(
         seeds = sum(1 for p in committed if p.parts[-4] == env)
         # at the paper's settings: nothing reduced, only the number of trials is the original's
         # known range instead of the paper's full run
-        line = re.search(rf"\*\*{env}\*\*: {seeds} seeds .*", fidelity)
+        line = re.search(rf"\*\*{env}\*\*: {seeds} seeds? .*", fidelity)
         assert line, fidelity
         assert re.search(r"the paper's settings( except trials \d+ \(paper \d+\))?;", line[0])
     # the README's table is this file, not hand-typed numbers
