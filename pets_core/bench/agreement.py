@@ -122,22 +122,36 @@ def _main(argv: list[str]) -> int:
 def _load_run(run_dir: Path, env: str):
     """(config, model, logged observations ``(n, T+1, O)``) of a run directory; UsageError else."""
     import scipy.io
+
+    from pets_core.models import load_model
+
+    cfg = load_cem_run(run_dir, env, "--model", (MODEL_PT, CONFIG_YAML, LOGS_MAT))
+    try:
+        model = load_model(run_dir / MODEL_PT, "cpu")
+    except (ValueError, OSError, RuntimeError) as err:
+        raise UsageError(f"argument --model: unreadable {run_dir / MODEL_PT} ({err})") from None
+    observations = np.asarray(scipy.io.loadmat(run_dir / LOGS_MAT)["observations"])
+    return cfg, model, observations
+
+
+def load_cem_run(run_dir: Path, env: str, flag: str, files: tuple[str, ...]):
+    """The config of a CEM run directory that holds ``files`` and is a run of ``env``; else one
+    UsageError naming ``flag`` (or --env) and what is valid."""
     import yaml
 
     from pets_core import config as config_mod
     from pets_core.config import CEMCfg, ConfigError
-    from pets_core.models import load_model
 
-    missing = [n for n in (MODEL_PT, CONFIG_YAML, LOGS_MAT) if not (run_dir / n).is_file()]
+    missing = [n for n in files if not (run_dir / n).is_file()]
     if missing:
         raise UsageError(
-            f"argument --model: {run_dir} lacks {', '.join(missing)}; valid: a run directory "
-            f"with {MODEL_PT}, {CONFIG_YAML} and {LOGS_MAT}"
+            f"argument {flag}: {run_dir} lacks {', '.join(missing)}; valid: a run directory "
+            f"with {', '.join(files[:-1])} and {files[-1]}"
         )
     try:
         cfg = config_mod.from_yaml(run_dir / CONFIG_YAML)
     except (ConfigError, OSError, yaml.YAMLError) as err:
-        raise UsageError(f"argument --model: unreadable {run_dir / CONFIG_YAML} ({err})") from None
+        raise UsageError(f"argument {flag}: unreadable {run_dir / CONFIG_YAML} ({err})") from None
     if cfg.env != env:
         raise UsageError(
             f"argument --env: {env} does not match the run in {run_dir} (its {CONFIG_YAML} says "
@@ -145,15 +159,10 @@ def _load_run(run_dir: Path, env: str):
         )
     if not isinstance(cfg.ctrl_cfg.opt_cfg.cfg, CEMCfg):
         raise UsageError(
-            f"argument --model: the run in {run_dir} plans with {cfg.ctrl_cfg.opt_cfg.mode}; "
-            "valid: a CEM run (elites are CEM's)"
+            f"argument {flag}: the run in {run_dir} plans with {cfg.ctrl_cfg.opt_cfg.mode}; "
+            "valid: a CEM run"
         )
-    try:
-        model = load_model(run_dir / MODEL_PT, "cpu")
-    except (ValueError, OSError, RuntimeError) as err:
-        raise UsageError(f"argument --model: unreadable {run_dir / MODEL_PT} ({err})") from None
-    observations = np.asarray(scipy.io.loadmat(run_dir / LOGS_MAT)["observations"])
-    return cfg, model, observations
+    return cfg
 
 
 def start_states(cfg, observations: np.ndarray, n: int) -> list[tuple[np.ndarray, object]]:

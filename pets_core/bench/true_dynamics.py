@@ -27,7 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pets_core.bench.agreement import CONFIG_YAML, LOGS_MAT, make_planner, replayed_resets
+from pets_core.bench.agreement import (
+    CONFIG_YAML,
+    LOGS_MAT,
+    load_cem_run,
+    make_planner,
+    replayed_resets,
+)
 from pets_core.bench.cli import Parser, UsageError, int_at_least, int_list, run
 
 PROG = "python -m pets_core.bench true-dynamics"
@@ -113,32 +119,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(run_dir: Path, env: str):
+    """(config, logged observations ``(n, T+1, O)``, rewards ``(n, T)``); UsageError else."""
     import scipy.io
-    import yaml
 
-    from pets_core import config as config_mod
-    from pets_core.config import CEMCfg, ConfigError
-
-    missing = [n for n in (CONFIG_YAML, LOGS_MAT) if not (run_dir / n).is_file()]
-    if missing:
-        raise UsageError(
-            f"argument --run: {run_dir} lacks {', '.join(missing)}; valid: a run directory with "
-            f"{CONFIG_YAML} and {LOGS_MAT}"
-        )
-    try:
-        cfg = config_mod.from_yaml(run_dir / CONFIG_YAML)
-    except (ConfigError, OSError, yaml.YAMLError) as err:
-        raise UsageError(f"argument --run: unreadable {run_dir / CONFIG_YAML} ({err})") from None
-    if cfg.env != env:
-        raise UsageError(
-            f"argument --env: {env} does not match the run in {run_dir} (its {CONFIG_YAML} says "
-            f"{cfg.env}); valid: --env {cfg.env}"
-        )
-    if not isinstance(cfg.ctrl_cfg.opt_cfg.cfg, CEMCfg):
-        raise UsageError(
-            f"argument --run: the run in {run_dir} plans with {cfg.ctrl_cfg.opt_cfg.mode}; "
-            "valid: a CEM run"
-        )
+    cfg = load_cem_run(run_dir, env, "--run", (CONFIG_YAML, LOGS_MAT))
     logs = scipy.io.loadmat(run_dir / LOGS_MAT)
     return cfg, np.asarray(logs["observations"]), np.asarray(logs["rewards"])
 

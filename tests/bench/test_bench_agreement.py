@@ -101,6 +101,40 @@ def _perturbed(model, scale: float):
     return other
 
 
+def _costs(model, obs, samples, generator):
+    """The cartpole run's planner costs of ``samples`` under ``model`` (public planner API)."""
+    from pets_core.envs import get_task
+    from pets_core.planning import PropagationSpec, predicted_costs
+
+    return predicted_costs(
+        model, get_task("cartpole"), torch.as_tensor(obs, dtype=torch.float32), samples,
+        spec=PropagationSpec.for_model(model, "TSinf", 4), goal=None, generator=generator,
+    )  # fmt: skip
+
+
+def _first_iteration_overlap(seed: int, cost_pair) -> int:
+    """Oracle for state 0's first CEM iteration: the population CEM draws from the mid-point with
+    the generator seeded ``seed``, costed twice by ``cost_pair(samples, generator) -> (a, b)``;
+    how many of the K = 2 elites the two costings share."""
+    from pets_core.envs import make_env
+    from pets_core.planning import CEMOptimizer, tile_bounds
+
+    env = make_env("cartpole")
+    lower, upper = tile_bounds(env.action_space.low, env.action_space.high, 3, "cpu")
+    gen = torch.Generator().manual_seed(seed)
+    seen = []
+
+    def cost(samples):
+        costs = cost_pair(samples, gen)
+        seen.append([set(c.argsort()[:2].tolist()) for c in costs])
+        return costs[0]
+
+    cem = CEMOptimizer(popsize=8, num_elites=2, max_iters=1, epsilon=1e-3, alpha=0.1,
+                       lower=lower, upper=upper)  # fmt: skip
+    cem.optimize(cost, (lower + upper) / 2, (upper - lower).square() / 16, gen)
+    return len(seen[0][0] & seen[0][1])
+
+
 def test_a_perturbed_model_disagrees_and_the_overlap_is_recomputed_independently(run_dir):
     cfg = config_mod.from_yaml(run_dir / "config.yaml")
     model = load_model(run_dir / "model.pt")
@@ -111,42 +145,17 @@ def test_a_perturbed_model_disagrees_and_the_overlap_is_recomputed_independently
     assert result["elites_identical"] < 1.0
     assert result["action_gap_max"] > 0.0
 
-    # oracle for state 0's first CEM iteration: the population CEM draws from the mid-point with
-    # generator state (seed + 0), costed by predicted_costs for each model on the same noise
-    from pets_core.envs import get_task, make_env
-    from pets_core.planning import CEMOptimizer, PropagationSpec, predicted_costs, tile_bounds
-
-    env = make_env("cartpole")
-    lower, upper = tile_bounds(env.action_space.low, env.action_space.high, 3, "cpu")
-    gen = torch.Generator().manual_seed(3)
-    seen = []
-
-    def cost(samples):
+    def same_noise(samples, gen):  # each model on a copy of the generator's state
         noise = gen.get_state()
-        costs = []
-        for m in (model, other):
-            costs.append(
-                predicted_costs(
-                    m, get_task("cartpole"), torch.as_tensor(states[0][0], dtype=torch.float32),
-                    samples, spec=PropagationSpec.for_model(m, "TSinf", 4), goal=None,
-                    generator=torch.Generator().set_state(noise),
-                )
-            )  # fmt: skip
-        seen.append([set(c.argsort()[:2].tolist()) for c in costs])
-        return costs[0]
+        return [_costs(m, states[0][0], samples, torch.Generator().set_state(noise))
+                for m in (model, other)]  # fmt: skip
 
-    cem = CEMOptimizer(popsize=8, num_elites=2, max_iters=1, epsilon=1e-3, alpha=0.1,
-                       lower=lower, upper=upper)  # fmt: skip
-    cem.optimize(cost, (lower + upper) / 2, (upper - lower).square() / 16, gen)
-    assert result["elite_overlap_per_iteration"][0] == len(seen[0][0] & seen[0][1])
+    assert result["elite_overlap_per_iteration"][0] == _first_iteration_overlap(3, same_noise)
 
 
 def test_resample_costs_the_same_population_with_the_planners_own_noise(run_dir):
     """--resample: fp32 against fp32 on other propagation noise (the Monte Carlo scale); the
     first CEM iteration's overlap recomputed from the population and the two noise streams."""
-    from pets_core.envs import get_task, make_env
-    from pets_core.planning import CEMOptimizer, PropagationSpec, predicted_costs, tile_bounds
-
     cfg = config_mod.from_yaml(run_dir / "config.yaml")
     model = load_model(run_dir / "model.pt")
     obs_log = agreement._load_run(run_dir, "cartpole")[2]
@@ -155,29 +164,12 @@ def test_resample_costs_the_same_population_with_the_planners_own_noise(run_dir)
     same = agreement.agreement(cfg, model, states, precision="fp32", seed=5)
     assert same["elites_identical"] == 1.0 and same["action_gap_max"] == 0.0
     assert result["action_gap_max"] > 0.0  # its own CEM samples: another plan
-
-    env = make_env("cartpole")
-    lower, upper = tile_bounds(env.action_space.low, env.action_space.high, 3, "cpu")
-    gen = torch.Generator().manual_seed(5)
     own = torch.Generator().manual_seed(agreement.RESAMPLED + 5)
-    seen = []
 
-    def cost(samples):
-        costs = [
-            predicted_costs(
-                model, get_task("cartpole"), torch.as_tensor(states[0][0], dtype=torch.float32),
-                samples, spec=PropagationSpec.for_model(model, "TSinf", 4), goal=None,
-                generator=g,
-            )
-            for g in (gen, own)
-        ]  # fmt: skip
-        seen.append([set(c.argsort()[:2].tolist()) for c in costs])
-        return costs[0]
+    def own_noise(samples, gen):  # the reference on CEM's stream, the other on its own
+        return [_costs(model, states[0][0], samples, g) for g in (gen, own)]
 
-    cem = CEMOptimizer(popsize=8, num_elites=2, max_iters=1, epsilon=1e-3, alpha=0.1,
-                       lower=lower, upper=upper)  # fmt: skip
-    cem.optimize(cost, (lower + upper) / 2, (upper - lower).square() / 16, gen)
-    assert result["elite_overlap_per_iteration"][0] == len(seen[0][0] & seen[0][1])
+    assert result["elite_overlap_per_iteration"][0] == _first_iteration_overlap(5, own_noise)
 
 
 def test_states_are_spread_over_the_logged_episodes(run_dir):
