@@ -74,7 +74,11 @@ def test_returns_are_the_real_envs_and_the_runs(run_dir, capsys):
         assert (np.abs(actions) <= env.action_space.high).all()
         replayed = sum(float(env.step(a)[1]) for a in actions)
         assert episode["return_true_dynamics"] == round(replayed, 4)
-    assert _result(capsys, argv)["episodes"] == result["episodes"]  # seeded: the same plans
+
+    def plans(res):  # everything but the timing
+        return [{k: v for k, v in e.items() if k != "wall_s"} for e in res["episodes"]]
+
+    assert plans(_result(capsys, argv)) == plans(result)  # seeded: the same plans
     assert [e["episode"] for e in _result(capsys, argv[:4])["episodes"]] == [1]  # the last
 
 
