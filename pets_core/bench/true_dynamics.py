@@ -68,6 +68,7 @@ class SimulatorModel:
 
     def __init__(self, env_name: str, env) -> None:
         import mujoco
+        from mujoco import rollout
 
         self.to_state, self.to_obs = STATES[env_name]
         self.model, self.frame_skip = env.unwrapped.model, env.unwrapped.frame_skip
@@ -78,11 +79,10 @@ class SimulatorModel:
         self.qpos_at = mujoco.mj_stateSize(self.model, spec.mjSTATE_TIME)  # time comes first
         self.qvel_at = self.qpos_at + self.model.nq
         self.act_dim = self.model.nu
+        self._rollout = rollout.rollout
 
     def step(self, x: np.ndarray) -> np.ndarray:
         """``x (M, F + A)`` float64 -> target ``(M, O)``: one env step of every row."""
-        from mujoco import rollout
-
         nq, nv = self.model.nq, self.model.nv
         features, action = x[:, : -self.act_dim], x[:, -self.act_dim :]
         qpos, qvel, obs = self.to_state(features)
@@ -90,7 +90,7 @@ class SimulatorModel:
         state[:, self.qpos_at : self.qpos_at + nq] = qpos
         state[:, self.qvel_at : self.qvel_at + nv] = qvel
         control = np.repeat(action[:, None, :], self.frame_skip, axis=1)  # (M, frame_skip, A)
-        states, _ = rollout.rollout(self.model, self.data, state, control)
+        states, _ = self._rollout(self.model, self.data, state, control)
         last = states[:, -1]  # (M, nstate) after frame_skip physics steps
         next_qpos = last[:, self.qpos_at : self.qpos_at + nq]
         next_qvel = last[:, self.qvel_at : self.qvel_at + nv]

@@ -116,30 +116,20 @@ def _onednn_available(device: torch.device) -> bool:
 class FastPredictor:
     """The model's MLP in a planning layout (see the module docstring). Same maths as predict.
 
-    ``dtypes`` gives each layer's matmul dtype (weights, bias and the layer's input; one dtype:
-    every layer): ``PRECISIONS`` names the combinations. The head's mean / log-variance maths
-    always runs in float32.
+    ``precision`` (one of ``PRECISIONS``) gives each layer's matmul dtype (weights, bias and the
+    layer's input; :func:`layer_dtypes`). The head's mean / log-variance maths always runs in
+    float32.
     """
 
-    def __init__(
-        self,
-        model,
-        act_dim: int,
-        backend: str = "auto",
-        dtypes: torch.dtype | tuple[torch.dtype, ...] = torch.float32,
-    ) -> None:
+    def __init__(self, model, act_dim: int, backend: str = "auto", precision: str = "fp32") -> None:
         net = model.mlp_weights()  # pets_core.models.mlp.MLPWeights, detached
-        L = len(net.layers)
-        if isinstance(dtypes, torch.dtype):
-            dtypes = (dtypes,) * L
-        if len(dtypes) != L:
-            raise ValueError(f"{len(dtypes)} layer dtypes for an MLP of {L} layers")
+        dtypes = layer_dtypes(precision, len(net.layers))
         device = net.in_mean.device
         if backend == "auto":
             backend = "onednn" if _onednn_available(device) else "bmm"
         if backend not in ("onednn", "bmm"):
             raise ValueError(f"unknown backend {backend!r}; valid: auto, onednn, bmm")
-        self.backend, self.dtypes = backend, tuple(dtypes)
+        self.backend, self.dtypes = backend, dtypes
         self.supports_lanes = backend == "onednn"
         self.ensemble_size = net.ensemble_size
         self.out_dim = net.out_dim
@@ -290,8 +280,7 @@ def make_predictor(
     key = (backend, precision, act_dim, tuple((id(x), x._version) for x in tensors))
     cached = _CACHE.get(model)
     if cached is None or cached[0] != key:
-        dtypes = layer_dtypes(precision, len(model.mlp_weights().layers))
-        predictor = FastPredictor(model, act_dim, backend=backend, dtypes=dtypes)
+        predictor = FastPredictor(model, act_dim, backend=backend, precision=precision)
         cached = (key, predictor)
         _CACHE[model] = cached
     return cached[1]
