@@ -1,7 +1,7 @@
 """`python -m pets_core.bench gpu --out DIR`: the one check to run on a GPU box (about 8 minutes).
 
     python -m pets_core.bench gpu --out DIR [--wheels DIR] [--budget-s 450] [--device cuda]
-        [--tiny] [--mlflow auto|off] [--work DIR] [--keep-work]
+        [--tiny] [--mlflow auto|off] [--work DIR] [--keep-work] [--only STAGE,...]
 
 Stages, each a child process with its own time box (so a hung or failing stage is recorded with
 its error and the rest still run), in this order:
@@ -57,6 +57,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_ENVS = ("cartpole", "halfcheetah")  # timed first: the cheapest and the costliest env
 ENVS = TRAIN_ENVS + tuple(e for e in ENV_NAMES if e not in TRAIN_ENVS)
 CONCURRENT_RUNS = 4
+STAGES = (
+    "info", "gpu-tests", *(f"plan-{e}" for e in ENVS), *(f"train-{e}" for e in TRAIN_ENVS),
+    *(f"graph-{e}" for e in ENVS), "experiment", "concurrent",
+)  # fmt: skip
+"""The stages in their order (install comes first when --wheels is given)."""
 PACKAGES = ("mujoco", "gymnasium", "mlflow", "einops", "scipy", "yaml", "imageio", "tqdm")
 HALFCHEETAH_TRIALS, HALFCHEETAH_STEPS, EPOCHS = 300, 1000, 5  # config/envs, config/pets
 
@@ -93,7 +98,13 @@ def _parse(argv: list[str]):
     p.add_argument("--work", type=Path, help="run dirs and stage outputs (default: a temp dir)")
     p.add_argument("--keep-work", action="store_true", help="keep --work (default: removed)")
     p.add_argument("--threads", type=int_at_least(1), help="torch threads per stage")
+    p.add_argument("--only", help="comma list of stages (default: all): " + ", ".join(STAGES))
     args = p.parse_args(argv)
+    if args.only is not None:
+        args.only = args.only.split(",")
+        if bad := [name for name in args.only if name not in STAGES]:
+            valid = ", ".join(STAGES)
+            raise UsageError(f"argument --only: unknown stage {bad[0]!r}; valid: {valid}")
     if args.wheels is not None and not sorted(args.wheels.glob("*.whl")):
         raise UsageError(f"argument --wheels: no .whl files in {args.wheels}")
     if args.out.exists() and not args.out.is_dir():
@@ -163,7 +174,10 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
         stages.append(Stage(f"graph-{env}", [*cmd, "--graph", "on", *plan_size], 40, 15))
     run_size = TINY_RUN if args.tiny else []
     mbexp = [python, "-m", "pets_core.mbexp", "-env", "halfcheetah", *dev, "--no-progress",
-             "--mlflow-uri", mlflow_uri, *run_size]  # fmt: skip
+             "--mlflow-uri", mlflow_uri, "-o", "ctrl_cfg.graph", "always", *run_size]  # fmt: skip
+    # the concurrent runs time s/action, which does not depend on the episode's length: a quarter
+    # episode each (4 at paper size, one GPU saturated, cost as much as one whole episode)
+    quarter = [] if args.tiny else ["-o", "exp_cfg.sim_cfg.task_hor", str(HALFCHEETAH_STEPS // 4)]
     # the concurrent runs share the cores: each gets its share unless --threads says otherwise
     share = args.threads or max(1, (os.cpu_count() or 1) // CONCURRENT_RUNS)
     solo_threads = ["--threads", str(args.threads)] if args.threads else []
@@ -193,6 +207,7 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
             "concurrent",
             [
                 *mbexp,
+                *quarter,
                 "--threads",
                 str(share),
                 "-o",
@@ -203,7 +218,7 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
                 "--run-dir",
                 str(work / "runs" / "concurrent{i}"),
             ],
-            120,
+            150,
             60,
             parse="run",
             run_dirs=dirs,
@@ -482,6 +497,8 @@ def _main(argv: list[str]) -> int:
         mlflow_uri = f"sqlite:///{work / 'mlflow.db'}" if has_mlflow else "none"
         report["mlflow"] = mlflow_uri
         stages = _stages(args, work, python, mlflow_uri, _top_level_modules(work / "site"))
+        assert tuple(s.name for s in stages) == STAGES
+        stages = [s for s in stages if args.only is None or s.name in args.only]
         for i, stage in enumerate(stages):
             left = deadline - time.perf_counter()
             reserve = sum(s.min_s for s in stages[i + 1 :])

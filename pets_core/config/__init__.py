@@ -20,6 +20,7 @@ from pets_core.config.layers import CONFIG_DIR, env_names, load_config
 from pets_core.config.optimizers import OPT_CFGS, CEMCfg, ICEMCfg, MPPICfg, RandomCfg
 from pets_core.config.overrides import CA_DEFAULTS, CA_KEYS, read_only_reason
 from pets_core.config.tree import (
+    GRAPH_MODES,
     PRECISIONS,
     CtrlCfg,
     CtrlLogCfg,
@@ -38,6 +39,7 @@ __all__ = [
     "CA_DEFAULTS",
     "CA_KEYS",
     "CONFIG_DIR",
+    "GRAPH_MODES",
     "OPT_CFGS",
     "PRECISIONS",
     "CEMCfg",

@@ -112,6 +112,10 @@ PRECISIONS = ("fp32", "bf16", "bf16-hidden", "bf16-trunk")
 bf16 every layer; bf16-hidden the hidden-to-hidden layers (input layer and head fp32); bf16-trunk
 all but the head."""
 
+GRAPH_MODES = ("auto", "always", "never")
+"""``ctrl_cfg.graph``: captured planning and training steps on CUDA (auto), always, or never
+(words YAML does not read as booleans, unlike on / off)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class CtrlCfg:
@@ -123,6 +127,10 @@ class CtrlCfg:
     precision: str = "fp32"
     """The planner's matmul precision, one of PRECISIONS. Not in the original (fp32); the bf16
     modes are opt-in speed modes (README: bf16 agreement). Training is always fp32."""
+    graph: str = "auto"
+    """One of GRAPH_MODES: replay the planner's horizon rollout and the trainer's step as CUDA
+    graphs (pets_core.graphs). ``auto``: on CUDA, off elsewhere; the results are the eager path's
+    (README: the GPU path)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +188,8 @@ def validate(cfg: PetsConfig) -> None:
         raise ConfigError(
             f"ctrl_cfg.precision {cfg.ctrl_cfg.precision!r}; valid: {', '.join(PRECISIONS)}"
         )
+    if cfg.ctrl_cfg.graph not in GRAPH_MODES:
+        raise ConfigError(f"ctrl_cfg.graph {cfg.ctrl_cfg.graph!r}; valid: {', '.join(GRAPH_MODES)}")
     if cfg.ctrl_cfg.per > opt.plan_hor:
         raise ConfigError(f"ctrl_cfg.per ({cfg.ctrl_cfg.per}) must be <= plan_hor ({opt.plan_hor})")
     if not 0.0 <= train.holdout_ratio < 1.0:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from pets_core import models
-from pets_core.config import CEMCfg, ICEMCfg, MPPICfg, PetsConfig, RandomCfg
+from pets_core.config import CEMCfg, ConfigError, ICEMCfg, MPPICfg, PetsConfig, RandomCfg
 from pets_core.envs import TaskSpec
 from pets_core.planning import (
     MPC,
@@ -23,6 +23,7 @@ from pets_core.planning import (
     RandomShooting,
     tile_bounds,
 )
+from pets_core.planning.forward import FastPredictor
 from pets_core.results.rundir import MODEL_PT
 
 
@@ -49,7 +50,23 @@ def make_model(cfg: PetsConfig, task: TaskSpec, device: torch.device):
             device=device,
             seed=cfg.seed,
         )
-    return model, models.ModelTrainer(model, learning_rate=init.learning_rate)
+    trainer = models.ModelTrainer(
+        model, learning_rate=init.learning_rate, graph=use_graphs(cfg, model, device)
+    )
+    return model, trainer
+
+
+def use_graphs(cfg: PetsConfig, model, device: torch.device) -> bool:
+    """``ctrl_cfg.graph``: always, never, or (auto) exactly when the run is on CUDA. Captured steps
+    need the model's MLP layout (every model type here has it)."""
+    mode = cfg.ctrl_cfg.graph
+    on = device.type == "cuda" if mode == "auto" else mode == "always"
+    if on and not FastPredictor.supports(model):
+        raise ConfigError(
+            f"ctrl_cfg.graph {mode}: the model ({type(model).__name__}) has no MLP layout to "
+            "capture; valid: never"
+        )
+    return on
 
 
 def make_optimizer(
@@ -122,6 +139,7 @@ def make_mpc(cfg: PetsConfig, env, task: TaskSpec, model, device: torch.device) 
         device=device,
         seed=cfg.seed,
         precision=cfg.ctrl_cfg.precision,
+        graph=use_graphs(cfg, model, device),
         log_traj_preds=log.log_traj_preds,
         log_particles=log.log_particles,
     )

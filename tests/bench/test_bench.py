@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
         (["gpu"], "--out", "required"),
         (["gpu", "--out", "o", "--budget-s", "5"], "--budget-s", ">= 30"),
         (["gpu", "--out", "o", "--wheels", "nowhere"], "--wheels", "no .whl"),
+        (["gpu", "--out", "o", "--only", "info,plan"], "--only", "'plan'; valid: info, gpu-tests"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(argv, argument, valid, capsys, tmp_path, monkeypatch):
@@ -179,6 +180,18 @@ def test_gpu_check_records_failures_and_skips_what_does_not_fit(tmp_path, capsys
     assert sorted(p.name for p in out.iterdir()) == ["gpu.json", "gpu.log"]
 
 
+def test_gpu_check_only_runs_the_stages_named(tmp_path):
+    """--only info: that stage alone (no install without --wheels), then the summary."""
+    out = tmp_path / "out"
+    argv = ["--out", str(out), "--device", "cpu", "--tiny", "--only", "info", "--mlflow", "off",
+            "--work", str(tmp_path / "work")]  # fmt: skip
+    assert gpu.main(argv) == 0
+    report = json.loads((out / "gpu.json").read_text())
+    assert list(report["stages"]) == ["info"] and report["stages"]["info"]["status"] == "ok"
+    assert report["stages"]["info"]["result"]["cuda_available"] is torch.cuda.is_available()
+    assert report["summary"]["stages_ok"] == ["info"]
+
+
 @pytest.mark.slow
 def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
     """The real command as a user runs it: every stage ok, results in gpu.json, the wheel
@@ -198,8 +211,8 @@ def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
     stages = report["stages"]
     not_ok = {k: v.get("error") for k, v in stages.items() if v["status"] != "ok"}
     assert not not_ok
-    assert list(stages) == [
-        "install",
+    assert list(stages) == ["install", *gpu.STAGES]
+    assert gpu.STAGES == (
         "info",
         "gpu-tests",
         "plan-cartpole",
@@ -214,7 +227,7 @@ def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
         "graph-pusher",
         "experiment",
         "concurrent",
-    ]  # fmt: skip
+    )  # fmt: skip
     assert "skipped" in stages["gpu-tests"]["result"]  # no CUDA here: its cases skip
     assert stages["install"]["wheels"] == ["pets_gpu_probe-0.1-py3-none-any.whl"]
     info = stages["info"]["result"]
@@ -229,6 +242,7 @@ def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
     assert len(stages["train-halfcheetah"]["result"]["graph_s_per_epoch"]) == 2
     (solo,) = stages["experiment"]["result"]
     assert solo["done"] and solo["iterations"] == 2 and len(solo["plan_s_per_action"]) == 2
+    assert "-o ctrl_cfg.graph always" in stages["experiment"]["cmd"]  # the loop, graphed
     assert report["mlflow"].startswith("sqlite:///")
     runs = stages["concurrent"]["result"]
     assert len(runs) == 4 and all(r["done"] and r["iterations"] == 1 for r in runs)

@@ -67,6 +67,7 @@ def test_ca_forced_leaves():
         ("ctrl_cfg.opt_cfg.cfg.alpha", "0.25", 0.25),
         ("ctrl_cfg.opt_cfg.cfg.var_update", "elite", "elite"),
         ("ctrl_cfg.precision", "bf16-hidden", "bf16-hidden"),
+        ("ctrl_cfg.graph", "always", "always"),
         ("ctrl_cfg.prop_cfg.model_init_cfg.model_dir", "some/dir", "some/dir"),
         ("ctrl_cfg.log_cfg.log_traj_preds", "True", True),
         ("ctrl_cfg.log_cfg.log_traj_preds", "1", True),  # the original's make_bool
@@ -136,6 +137,7 @@ def test_overrides_apply_in_command_line_order():
             [("ctrl_cfg.precision", "fp16")],
             "ctrl_cfg.precision 'fp16'; valid: fp32, bf16, bf16-hidden, bf16-trunk",
         ),
+        ([], [("ctrl_cfg.graph", "on")], "ctrl_cfg.graph 'on'; valid: auto, always, never"),
         ([("model-type", "XL")], [], "unknown -ca model-type 'XL'; valid: D, P, DE, PE"),
         ([("opt-type", "cem")], [], "valid: CEM, Random, iCEM, MPPI"),
         ([("model", "PE")], [], "unknown -ca key 'model'; valid: model-type, prop-type, opt-type"),

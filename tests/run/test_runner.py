@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import scipy.io
+import torch
 from support.runs import TASK_HOR, logs, run, tiny_args
 
 from pets_core.cli import mbexp
@@ -240,6 +241,31 @@ def test_mlflow_env_var_is_the_default(tmp_path, monkeypatch, capsys):
     assert run(tmp_path / "run", argv) == 0
     assert "tracking skipped: http://127.0.0.1:9" in capsys.readouterr().out
     assert not os.path.exists(tmp_path / "results")
+
+
+def test_captured_steps_are_a_speed_switch_not_a_different_run(tmp_path):
+    """ctrl_cfg.graph: auto is eager on CPU; always runs the planner's rollout and the trainer's
+    step through pets_core.graphs (uncaptured static buffers here, CUDA graphs on a GPU), and the
+    run is the same run: identical returns, losses and actions-derived metrics."""
+    from pets_core.config import from_yaml, load_config
+    from pets_core.envs import get_task as task_of
+    from pets_core.run.builders import make_model, make_mpc
+
+    cfg = load_config("cartpole")
+    model, trainer = make_model(cfg, task_of("cartpole"), torch.device("cpu"))
+    mpc = make_mpc(cfg, make_env("cartpole"), task_of("cartpole"), model, torch.device("cpu"))
+    assert (trainer.graph, mpc.graph) == (False, False)  # auto on CPU
+    argv = tiny_args("cartpole", iters=2)
+    assert run(tmp_path / "eager", argv, "-o", "ctrl_cfg.graph", "never") == 0
+    assert run(tmp_path / "graphed", argv, "-o", "ctrl_cfg.graph", "always") == 0
+    eager = (tmp_path / "eager/metrics.csv").read_text().splitlines()
+    graphed = (tmp_path / "graphed/metrics.csv").read_text().splitlines()
+    columns = eager[0].split(",")
+    keep = [i for i, c in enumerate(columns) if c not in ("plan_s_per_action", "wall_s")]
+    assert len(eager) == 3 and {"return", "train_loss"} <= {columns[i] for i in keep}
+    for a, b in zip(eager, graphed, strict=True):
+        assert [a.split(",")[i] for i in keep] == [b.split(",")[i] for i in keep]
+    assert from_yaml(tmp_path / "graphed/config.yaml").ctrl_cfg.graph == "always"
 
 
 def test_planner_precision_comes_from_the_config(tmp_path, monkeypatch):
