@@ -130,7 +130,7 @@ class CtrlCfg:
     graph: str = "auto"
     """One of GRAPH_MODES: replay the planner's horizon rollout and the trainer's step as CUDA
     graphs (pets_core.graphs). ``auto``: on CUDA, off elsewhere; the results are the eager path's
-    (README: the GPU path)."""
+    (README: Benchmarks, "Measured on one NVIDIA H200")."""
 
 
 @dataclasses.dataclass(frozen=True)
