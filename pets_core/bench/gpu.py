@@ -170,7 +170,7 @@ def _stages(args, work: Path, python: str, mlflow_uri: str, installed: list[str]
                "--graph", "on"]  # fmt: skip
         stages.append(Stage(f"train-{env}", cmd, 60, 20))
     for env in ENVS:
-        cmd = [*bench, "plan", "--env", env, *dev, *threads, "--precision", "fp32,bf16"]
+        cmd = [*bench, "plan", "--env", env, *dev, *threads, "--precision", "fp32,tf32,bf16"]
         stages.append(Stage(f"graph-{env}", [*cmd, "--graph", "on", *plan_size], 40, 15))
     run_size = TINY_RUN if args.tiny else []
     mbexp = [python, "-m", "pets_core.mbexp", "-env", "halfcheetah", *dev, "--no-progress",

@@ -173,7 +173,9 @@ def _graphed_costs(
         )
         return cost
 
-    key = (predictor, task.name, spec, goal is None, tuple(action_seqs.shape))
+    # the fp32 matmul mode is baked into the captured kernels (TF32 or not): part of the key
+    key = (predictor, task.name, spec, goal is None, tuple(action_seqs.shape),
+           torch.get_float32_matmul_precision())  # fmt: skip
     cached = _GRAPHS.get(model)
     if cached is None or cached[0] != key:
         _GRAPHS.pop(model, None)  # free the old graph's memory before capturing anew

@@ -237,7 +237,7 @@ def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
         precisions = stages[f"plan-{env}"]["result"]["precisions"]
         assert set(precisions) == {"fp32", "tf32", "bf16", "bf16-hidden"}
         graphed = stages[f"graph-{env}"]["result"]
-        assert graphed["graph"] is True and set(graphed["precisions"]) == {"fp32", "bf16"}
+        assert graphed["graph"] is True and set(graphed["precisions"]) == {"fp32", "tf32", "bf16"}
     assert stages["train-halfcheetah"]["result"]["n"] == [64, 96]
     assert len(stages["train-halfcheetah"]["result"]["graph_s_per_epoch"]) == 2
     (solo,) = stages["experiment"]["result"]

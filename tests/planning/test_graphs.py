@@ -89,6 +89,14 @@ def test_static_rollout_is_rebuilt_after_training_and_for_new_shapes():
     rebuilt = _CACHE[model][1]
     _costs(model, task, obs, seqs[:3], "TSinf", 10, True, torch.Generator().manual_seed(0))
     assert _CACHE[model][1] is not rebuilt  # another N: another static shape
+    shaped = _CACHE[model][1]
+    old = torch.get_float32_matmul_precision()
+    try:  # TF32 or not is baked into captured matmuls: another fp32 matmul mode, another graph
+        torch.set_float32_matmul_precision("high" if old == "highest" else "highest")
+        _costs(model, task, obs, seqs[:3], "TSinf", 10, True, torch.Generator().manual_seed(0))
+        assert _CACHE[model][1] is not shaped
+    finally:
+        torch.set_float32_matmul_precision(old)
 
 
 def test_graph_needs_the_fast_layout():
