@@ -18,7 +18,7 @@ def experiment_settings():
     for env in ENVS:
         for name in VARIANTS:
             variant = parse_variant(name)
-            cfg = load_config(env, _ca_pairs(variant), _override_pairs(env, variant))
+            cfg = load_config(env, ca_pairs(variant), override_pairs(config, env, variant))
             seeds = {s for e, v, s in JOBS if (e, v) == (env, name)}
             rows.append(_settings.experiment(env, name, seeds, flatten(cfg)))
     return rows

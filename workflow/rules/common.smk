@@ -8,9 +8,10 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from snakemake.utils import validate
 
-from pets_core.config import ConfigError, load_config, read_only_reason
+from pets_core.config import ConfigError, load_config
 from pets_core.envs import ENV_NAMES
 from pets_core.config.variants import VariantError, parse_variant
+from pets_core.run.matrix import ca_pairs, jobs, override_pairs
 
 
 def _validate_config():
@@ -60,7 +61,7 @@ def _check_matrix():
                 raise ValueError(f"config experiments.{group}.variants[{i}]: {err}") from None
             for env in ENVS:
                 try:
-                    load_config(env, _ca_pairs(variant), _override_pairs(env, variant))
+                    load_config(env, ca_pairs(variant), override_pairs(config, env, variant))
                 except ConfigError as err:
                     raise ValueError(
                         f"config experiments.{group}.variants[{i}] ({name}) on env {env} "
@@ -69,15 +70,7 @@ def _check_matrix():
 
 
 # One job = one (env, variant, seed); the union over experiment groups (shared runs train once).
-JOBS = sorted(
-    {
-        (env, variant, seed)
-        for env in ENVS
-        for spec in config["experiments"].values()
-        for variant in spec["variants"]
-        for seed in spec["seeds"]
-    }
-)
+JOBS = jobs(config)
 VARIANTS = sorted({variant for _, variant, _ in JOBS})
 EXISTING_RUNS = config.get("existing_runs")  # figures from someone else's runs: no training
 RUN_DIR = "results/runs/{env}/{variant}/seed{seed}"
@@ -108,38 +101,14 @@ def run_inputs(wildcards):
     return done_markers()
 
 
-def _ca_pairs(variant):
-    return [("model-type", variant.model), ("prop-type", variant.prop), ("opt-type", variant.opt)]
-
-
-def _override_pairs(env, variant):
-    """(DOTTED.PATH, VALUE) pairs: overrides.all, then overrides.<env> (later wins).
-
-    Leaves the variant fixes itself (npart under E, num_nets for D / P, ign_var for DE-TS*) are
-    left out for that variant, so one override list serves the whole matrix.
-    """
-    pairs = {**(config["overrides"].get("all") or {})}
-    pairs.update(config["overrides"].get(env) or {})
-    return [
-        (path, _yaml_value(value))
-        for path, value in pairs.items()
-        if read_only_reason(path, variant) is None
-    ]
-
-
-def _yaml_value(value):
-    """1e-3 -> '0.001', [200, 200] -> '[200, 200]', True -> 'true' (as -o expects them)."""
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")
-
-
 def variant_args(wildcards):
     """-ca flags of the runner for a variant name such as PE-TSinf-CEM."""
-    return " ".join(f"-ca {k} {v}" for k, v in _ca_pairs(parse_variant(wildcards.variant)))
+    return " ".join(f"-ca {k} {v}" for k, v in ca_pairs(parse_variant(wildcards.variant)))
 
 
 def override_args(wildcards):
     """-o DOTTED.PATH VALUE flags for the job's env."""
-    pairs = _override_pairs(wildcards.env, parse_variant(wildcards.variant))
+    pairs = override_pairs(config, wildcards.env, parse_variant(wildcards.variant))
     return " ".join(f"-o {p} {shlex.quote(v)}" for p, v in pairs)
 
 

@@ -1,0 +1,205 @@
+"""`python -m pets_core.batch --configfile FILE --out DIR`: a pipeline config's training runs on one
+box without Snakemake (a lent GPU machine: no network, no Snakemake, no MLflow), several at once,
+within a deadline, packed for the trip back.
+
+    python -m pets_core.batch --configfile config/fidelity.yaml --out DIR [--envs E,...]
+        [--seeds N,...] [--device cuda] [--parallel 4] [--threads T] [--deadline-s 540]
+        [--work DIR]
+
+Each job is a run of ``pets_core.mbexp`` with exactly the arguments the Snakefile's ``train`` rule
+gives it (pets_core.run.matrix), tracking off (ingest the runs later with ``python -m
+pets_core.ingest``). Jobs run in the matrix's order, ``--parallel`` at a time; a job whose run
+directory under ``--work`` already has done.json is skipped, an unfinished one resumes from its
+checkpoint. At ``--deadline-s`` the runs still going get SIGTERM (each keeps its completed trials
+in --work) and are reported as unfinished. Writes ``DIR/batch.json`` (per job: status, wall
+seconds, trials done, planning s / action, returns) and ``DIR/runs.tar.gz``: the finished runs'
+reference files (logs.mat, metrics.csv, config.yaml, done.json) as ``{env}/{variant}/seed{N}/``
+plus each job's log under ``logs/``, ready to unpack into results/reference/<name>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from pets_core.bench.cli import Parser, UsageError, int_at_least, int_list, run
+from pets_core.results.rundir import DONE_JSON, METRICS_CSV
+from pets_core.run.matrix import REFERENCE_FILES, jobs, runner_args
+
+PROG = "python -m pets_core.batch"
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    pos = int_at_least(1)
+    p = Parser(prog=PROG, description=__doc__)
+    p.add_argument("--configfile", required=True, type=Path, help="a pipeline config (YAML)")
+    p.add_argument("--out", required=True, type=Path, help="batch.json and runs.tar.gz go here")
+    p.add_argument("--envs", type=lambda s: s.split(","), help="a subset of the config's envs")
+    p.add_argument("--seeds", type=int_list(0), help="a subset of the config's seeds")
+    p.add_argument("--device", default="cuda", choices=["cuda", "cpu", "auto"])
+    p.add_argument("--parallel", type=pos, default=4, help="runs at once (default 4)")
+    p.add_argument("--threads", type=pos, help="torch threads per run (default: cores / parallel)")
+    p.add_argument("--deadline-s", type=pos, default=540, help="stop runs after this (s)")
+    p.add_argument("--work", type=Path, default=Path("batch-work"), help="run directories")
+    args = p.parse_args(argv)
+    try:
+        config = yaml.safe_load(args.configfile.read_text())
+    except OSError as err:
+        raise UsageError(
+            f"argument --configfile: cannot read {args.configfile}: {err.strerror}"
+        ) from None
+    except yaml.YAMLError:
+        raise UsageError(f"argument --configfile: {args.configfile} is not YAML") from None
+    if not isinstance(config, dict) or not {"envs", "experiments"} <= set(config):
+        raise UsageError(f"argument --configfile: {args.configfile} has no envs and experiments")
+    matrix = jobs(config)
+    for name, picked, valid in (
+        ("--envs", args.envs, sorted({e for e, _, _ in matrix})),
+        ("--seeds", args.seeds, sorted({s for _, _, s in matrix})),
+    ):
+        if picked is not None and (bad := [x for x in picked if x not in valid]):
+            choices = ", ".join(map(str, valid))
+            raise UsageError(
+                f"argument {name}: {bad[0]} is not in {args.configfile}; valid: {choices}"
+            )
+    args.jobs = [
+        (e, v, s)
+        for e, v, s in matrix
+        if (args.envs is None or e in args.envs) and (args.seeds is None or s in args.seeds)
+    ]
+    args.config = config
+    return args
+
+
+def _progress(run_dir: Path) -> dict:
+    """What a run directory holds: trials done, their planning s / action, returns."""
+    rows = []
+    if (run_dir / METRICS_CSV).exists():
+        with open(run_dir / METRICS_CSV) as f:
+            rows = list(csv.DictReader(f))
+    return {
+        "trials": len(rows),
+        "plan_s_per_action": [
+            round(float(r["plan_s_per_action"]), 4) for r in rows if r.get("plan_s_per_action")
+        ],
+        "returns": [round(float(r["return"]), 2) for r in rows],
+    }
+
+
+def _run(args: argparse.Namespace) -> dict:
+    deadline = time.monotonic() + args.deadline_s
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.parallel)
+    logs = args.work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    pending = list(args.jobs)
+    live: dict = {}  # job -> (process, start time, name, run directory)
+    report: dict = {}
+    while pending or live:
+        while pending and len(live) < args.parallel and time.monotonic() < deadline:
+            env, variant, seed = job = pending.pop(0)
+            run_dir = args.work / env / variant / f"seed{seed}"
+            name = f"{env}-{variant}-seed{seed}"
+            if (run_dir / DONE_JSON).exists():
+                report[name] = {"status": "done before", **_progress(run_dir)}
+                continue
+            cmd = [sys.executable, "-m", "pets_core.mbexp", *runner_args(args.config, *job),
+                   "--run-dir", str(run_dir), "--device", args.device, "--threads", str(threads),
+                   "--mlflow-uri", "none", "--no-progress"]  # fmt: skip
+            with open(logs / f"{name}.log", "a") as log:
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            live[job] = (proc, time.monotonic(), name, run_dir)
+        if time.monotonic() >= deadline:
+            for proc, *_ in live.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)  # the runner keeps its completed trials
+            for proc, *_ in live.values():
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        for job, (proc, start, name, run_dir) in list(live.items()):
+            if proc.poll() is None:
+                continue
+            del live[job]
+            done = proc.returncode == 0 and (run_dir / DONE_JSON).exists()
+            stopped = proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM)
+            status = "done" if done else ("unfinished" if stopped else "failed")
+            report[name] = {
+                "status": status,
+                "returncode": proc.returncode,
+                "wall_s": round(time.monotonic() - start, 1),
+                "threads": threads,
+                **_progress(run_dir),
+            }
+            print(f"{name}: {status} ({report[name]['trials']} trials, "
+                  f"{report[name]['wall_s']} s)", flush=True)  # fmt: skip
+        if time.monotonic() >= deadline and pending:
+            for env, variant, seed in pending:
+                report[f"{env}-{variant}-seed{seed}"] = {"status": "not started"}
+            pending = []
+        time.sleep(0.2)
+    return report
+
+
+def _pack(args: argparse.Namespace, report: dict) -> list[str]:
+    """The finished runs' reference files and every job's log -> DIR/runs.tar.gz (atomically)."""
+    packed = []
+    tmp = args.out / ".runs.tar.gz.tmp"
+    with tarfile.open(tmp, "w:gz") as tar:
+        for env, variant, seed in args.jobs:
+            run_dir = args.work / env / variant / f"seed{seed}"
+            name = f"{env}-{variant}-seed{seed}"
+            if (run_dir / DONE_JSON).exists():
+                for file in REFERENCE_FILES:
+                    tar.add(run_dir / file, arcname=f"{env}/{variant}/seed{seed}/{file}")
+                packed.append(name)
+            log = args.work / "logs" / f"{name}.log"
+            if log.exists():
+                tar.add(log, arcname=f"logs/{name}.log")
+    os.replace(tmp, args.out / "runs.tar.gz")
+    return packed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(PROG, lambda: _main(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: Sequence[str]) -> int:
+    args = _parse(argv)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"argument --out: cannot create {args.out}: {err.strerror}") from None
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    report = _run(args)
+    packed = _pack(args, report)
+    summary = {
+        "started_utc": started,
+        "configfile": str(args.configfile),
+        "device": args.device,
+        "parallel": args.parallel,
+        "deadline_s": args.deadline_s,
+        "packed": packed,
+        "jobs": report,
+    }
+    tmp = args.out / ".batch.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    os.replace(tmp, args.out / "batch.json")
+    print(f"wrote {args.out / 'batch.json'} and {args.out / 'runs.tar.gz'} ({len(packed)} runs)")
+    return 1 if any(j["status"] == "failed" for j in report.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

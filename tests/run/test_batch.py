@@ -1,0 +1,145 @@
+"""`python -m pets_core.batch`: a pipeline config's runs without Snakemake (a lent GPU box), and the
+job matrix it shares with the Snakefile (pets_core.run.matrix). Real tiny runs on CPU."""
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pets_core.cli.batch import main as batch_main
+from pets_core.run.matrix import jobs, runner_args
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = {
+    "exp_cfg.sim_cfg.task_hor": 15,
+    "exp_cfg.exp_cfg.ntrain_iters": 2,
+    "ctrl_cfg.opt_cfg.cfg.popsize": 20,
+    "ctrl_cfg.opt_cfg.cfg.num_elites": 4,
+    "ctrl_cfg.prop_cfg.npart": 5,
+    "ctrl_cfg.opt_cfg.plan_hor": 4,
+    "ctrl_cfg.prop_cfg.model_train_cfg.epochs": 1,
+}
+
+
+def _config(tmp_path: Path, **extra) -> Path:
+    config = {
+        "envs": ["cartpole", "reacher"],
+        "experiments": {
+            "a": {"variants": ["PE-TSinf-CEM"], "seeds": [1, 2]},
+            "b": {"variants": ["PE-TSinf-CEM", "D-E-Random"], "seeds": [2]},  # shares one run
+        },
+        "overrides": {"all": TINY, "reacher": {"exp_cfg.exp_cfg.ntrain_iters": 1}},
+        **extra,
+    }
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_the_matrix_and_each_jobs_runner_arguments(tmp_path):
+    config = yaml.safe_load(_config(tmp_path).read_text())
+    assert jobs(config) == [
+        ("cartpole", "D-E-Random", 2),
+        ("cartpole", "PE-TSinf-CEM", 1),
+        ("cartpole", "PE-TSinf-CEM", 2),
+        ("reacher", "D-E-Random", 2),
+        ("reacher", "PE-TSinf-CEM", 1),
+        ("reacher", "PE-TSinf-CEM", 2),
+    ]
+    tiny = [x for path, value in TINY.items() for x in ("-o", path, str(value))]
+    assert runner_args(config, "cartpole", "PE-TSinf-CEM", 1) == [
+        "-env", "cartpole", "-ca", "model-type", "PE", "-ca", "prop-type", "TSinf",
+        "-ca", "opt-type", "CEM", *tiny, "--seed", "1",
+    ]  # fmt: skip
+    # overrides.<env> wins; a leaf the variant fixes itself (npart under E) is left out
+    reacher = runner_args(config, "reacher", "D-E-Random", 2)
+    assert reacher[reacher.index("exp_cfg.exp_cfg.ntrain_iters") + 1] == "1"
+    assert "ctrl_cfg.prop_cfg.npart" not in reacher
+    assert reacher[:8] == ["-env", "reacher", "-ca", "model-type", "D", "-ca", "prop-type", "E"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--out", "o"], "--configfile"),
+        (["--configfile", "missing.yaml", "--out", "o"], "cannot read missing.yaml"),
+        (["--configfile", "{cfg}", "--out", "o", "--envs", "pusher"],
+         "--envs: pusher is not in {cfg}; valid: cartpole, reacher"),
+        (["--configfile", "{cfg}", "--out", "o", "--seeds", "7"], "--seeds: 7 is not in"),
+        (["--configfile", "{cfg}", "--out", "o", "--parallel", "0"], "--parallel"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_writes_nothing(argv, message, tmp_path, monkeypatch, capsys):
+    cfg = _config(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    argv = [a.replace("{cfg}", str(cfg)) for a in argv]
+    assert batch_main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("python -m pets_core.batch: error: ")
+    assert message.replace("{cfg}", str(cfg)) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipeline.yaml"]
+
+
+def _batch(tmp_path, *extra, timeout=300):
+    cmd = [sys.executable, "-m", "pets_core.batch", "--configfile", str(_config(tmp_path)),
+           "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--device", "cpu",
+           "--threads", "1", "--envs", "cartpole", *extra]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    report = json.loads((tmp_path / "out" / "batch.json").read_text())
+    return proc, report
+
+
+def test_runs_in_parallel_stops_at_the_deadline_and_resumes(tmp_path):
+    # 1 s: every run is stopped before it completes a trial; nothing is packed
+    proc, report = _batch(tmp_path, "--parallel", "2", "--deadline-s", "1")
+    assert proc.returncode == 0, proc.stderr
+    statuses = {name: job["status"] for name, job in report["jobs"].items()}
+    assert statuses == {
+        "cartpole-D-E-Random-seed2": "unfinished",
+        "cartpole-PE-TSinf-CEM-seed1": "unfinished",
+        "cartpole-PE-TSinf-CEM-seed2": "not started",
+    }
+    assert report["packed"] == []
+    # again, with time: the stopped runs resume in their directories, all three finish
+    proc, report = _batch(tmp_path, "--parallel", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert {job["status"] for job in report["jobs"].values()} == {"done"}
+    assert all(job["trials"] == 2 and len(job["returns"]) == 2 for job in report["jobs"].values())
+    assert report["packed"] == [
+        "cartpole-D-E-Random-seed2", "cartpole-PE-TSinf-CEM-seed1", "cartpole-PE-TSinf-CEM-seed2",
+    ]  # fmt: skip
+    with tarfile.open(tmp_path / "out" / "runs.tar.gz") as tar:
+        names = set(tar.getnames())
+    for run in ("D-E-Random/seed2", "PE-TSinf-CEM/seed1", "PE-TSinf-CEM/seed2"):
+        for file in ("logs.mat", "metrics.csv", "config.yaml", "done.json"):
+            assert f"cartpole/{run}/{file}" in names
+    assert not any(n.endswith((".pt", ".mat.tmp", ".nns")) for n in names)  # no models
+    # a third call finds everything done: nothing runs, everything is packed again
+    proc, report = _batch(tmp_path)
+    assert {job["status"] for job in report["jobs"].values()} == {"done before"}
+    assert len(report["packed"]) == 3
+
+
+def test_a_batch_run_is_the_run_the_runner_makes_from_the_same_arguments(tmp_path):
+    """The oracle: the runner started by hand with the matrix's documented arguments."""
+    proc, _ = _batch(tmp_path, "--seeds", "1", "--parallel", "1")
+    assert proc.returncode == 0, proc.stderr
+    by_hand = tmp_path / "by-hand"
+    args = ["-env", "cartpole", "-ca", "model-type", "PE", "-ca", "prop-type", "TSinf",
+            "-ca", "opt-type", "CEM", *[x for p, v in TINY.items() for x in ("-o", p, str(v))],
+            "--seed", "1", "--run-dir", str(by_hand), "--device", "cpu", "--threads", "1",
+            "--mlflow-uri", "none", "--no-progress"]  # fmt: skip
+    subprocess.run([sys.executable, "-m", "pets_core.mbexp", *args], cwd=REPO, check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    batch_dir = tmp_path / "work" / "cartpole" / "PE-TSinf-CEM" / "seed1"
+
+    def returns(run_dir):
+        return [line.split(",")[2] for line in (run_dir / "metrics.csv").read_text().splitlines()]
+
+    assert returns(batch_dir) == returns(by_hand) and len(returns(by_hand)) == 3
+    assert (batch_dir / "config.yaml").read_text() == (by_hand / "config.yaml").read_text()
