@@ -43,7 +43,12 @@ from pets_core.planning.lanes import num_lanes, run_chains
 from pets_core.planning.strategies import STRATEGIES
 
 _GRAPHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-"""model -> (key, StaticGraph of the rollout): one captured planning graph per model."""
+"""model -> (predictor, {call key: StaticGraph}): the captured rollouts of the model's current
+planning layout, one per shape, task, goal use and matmul mode (iCEM's shrinking populations each
+keep theirs instead of recapturing at every CEM iteration)."""
+
+MAX_GRAPHS_PER_MODEL = 16
+"""Captured rollouts kept per model (the oldest goes first); each holds its own buffers."""
 
 NAN_COST = 1e6
 """Cost of a particle whose accumulated cost is NaN (the original's ``tf.where(is_nan, 1e6)``)."""
@@ -152,8 +157,8 @@ def _graphed_costs(
 ) -> Tensor:
     """``_propagate``'s costs through a StaticGraph (pets_core.graphs): the same draws (same
     order, same generator), the same rollout function over all N candidates in one block, on
-    fixed buffers; one CUDA graph replay per call on CUDA. The graph is kept per model and
-    captured again when the planning layout (the weights) or a shape changes."""
+    fixed buffers; one CUDA graph replay per call on CUDA. Graphs are kept per model and call
+    shape (``_GRAPHS``) and captured again when the planning layout (the weights) changes."""
     from pets_core.graphs import StaticGraph
 
     spec.check_model(model)
@@ -174,15 +179,19 @@ def _graphed_costs(
         return cost
 
     # the fp32 matmul mode is baked into the captured kernels (TF32 or not): part of the key
-    key = (predictor, task.name, spec, goal is None, tuple(action_seqs.shape),
+    key = (task.name, spec, goal is None, tuple(action_seqs.shape),
            torch.get_float32_matmul_precision())  # fmt: skip
     cached = _GRAPHS.get(model)
-    if cached is None or cached[0] != key:
-        _GRAPHS.pop(model, None)  # free the old graph's memory before capturing anew
+    if cached is None or cached[0] is not predictor:  # new weights: a new planning layout
+        _GRAPHS.pop(model, None)  # free the old graphs' memory before capturing anew
+        cached = _GRAPHS[model] = (predictor, {})
+    graphs = cached[1]
+    if key not in graphs:
+        if len(graphs) >= MAX_GRAPHS_PER_MODEL:
+            graphs.pop(next(iter(graphs)))
         inputs = {"obs": obs, "action_seqs": action_seqs, "goal": goal, **draws}
-        cached = (key, StaticGraph(rollout, inputs))
-        _GRAPHS[model] = cached
-    return cached[1](obs=obs, action_seqs=action_seqs, goal=goal, **draws).clone()
+        graphs[key] = StaticGraph(rollout, inputs)
+    return graphs[key](obs=obs, action_seqs=action_seqs, goal=goal, **draws).clone()
 
 
 def _rollout(

@@ -16,7 +16,13 @@ from support.fakes import small_model
 from pets_core.envs.tasks import get_task
 from pets_core.models.ensemble import make_model
 from pets_core.planning import MPC, CEMOptimizer, PropagationSpec, predicted_costs, tile_bounds
-from pets_core.planning.rollout import _GRAPHS as _CACHE
+from pets_core.planning.icem import ICEMOptimizer
+from pets_core.planning.rollout import _GRAPHS
+
+
+def _graphs(model) -> list:
+    """The captured rollouts kept for ``model``'s current weights, oldest first."""
+    return list(_GRAPHS[model][1].values())
 
 
 def _costs(model, task, obs, seqs, prop, P, graph, gen, fast="auto", goal=None):
@@ -69,8 +75,8 @@ def test_static_rollout_is_reused_and_sees_new_inputs_each_call():
         graphed = _costs(model, task, o, s, "TSinf", 10, True, gen_g, goal=goal)
         torch.testing.assert_close(graphed, eager, rtol=1e-6, atol=1e-6)
         if first is None:
-            first = _CACHE[model][1]
-        assert _CACHE[model][1] is first  # one static rollout for all four calls
+            (first,) = _graphs(model)
+        assert _graphs(model) == [first]  # one static rollout for all four calls
     assert not first.captured  # nothing to capture on CPU
 
 
@@ -79,24 +85,58 @@ def test_static_rollout_is_rebuilt_after_training_and_for_new_shapes():
     model = small_model("PE", task)
     obs, seqs = _inputs(task)
     _costs(model, task, obs, seqs, "TSinf", 10, True, torch.Generator().manual_seed(0))
-    before = _CACHE[model][1]
+    (before,) = _graphs(model)
     with torch.no_grad():  # what a train() step does to the weights
         model.weights[0].add_(0.05)
     eager = _costs(model, task, obs, seqs, "TSinf", 10, False, torch.Generator().manual_seed(0))
     graphed = _costs(model, task, obs, seqs, "TSinf", 10, True, torch.Generator().manual_seed(0))
-    assert _CACHE[model][1] is not before
+    (rebuilt,) = _graphs(model)  # new weights: the old rollout is dropped, a new one made
+    assert rebuilt is not before
     torch.testing.assert_close(graphed, eager, rtol=1e-6, atol=1e-6)
-    rebuilt = _CACHE[model][1]
     _costs(model, task, obs, seqs[:3], "TSinf", 10, True, torch.Generator().manual_seed(0))
-    assert _CACHE[model][1] is not rebuilt  # another N: another static shape
-    shaped = _CACHE[model][1]
+    assert _graphs(model)[0] is rebuilt and len(_graphs(model)) == 2  # another N: another one
     old = torch.get_float32_matmul_precision()
     try:  # TF32 or not is baked into captured matmuls: another fp32 matmul mode, another graph
         torch.set_float32_matmul_precision("high" if old == "highest" else "highest")
         _costs(model, task, obs, seqs[:3], "TSinf", 10, True, torch.Generator().manual_seed(0))
-        assert _CACHE[model][1] is not shaped
+        assert len(_graphs(model)) == 3
     finally:
         torch.set_float32_matmul_precision(old)
+
+
+def test_shrinking_populations_keep_one_rollout_per_size():
+    """iCEM samples fewer candidates at each CEM iteration (N_i = popsize * decay^-i): each size
+    keeps its rollout, so later actions capture nothing new; the actions are eager's."""
+    task = get_task("cartpole")
+    model = small_model("PE", task)
+    low, high = -np.ones(task.act_dim), np.ones(task.act_dim)
+    obs = np.array([0.0, 0.1, -0.05, 0.02])
+    mpcs = []
+    for graph in (False, True):
+        lower, upper = tile_bounds(low, high, 5, "cpu")
+        icem = ICEMOptimizer(
+            popsize=40, num_elites=4, max_iters=3, alpha=0.1, noise_beta=2.0, pop_decay=1.5,
+            keep_elites_frac=0.3, lower=lower, upper=upper,
+        )  # fmt: skip
+        mpc = MPC(
+            model=model, task=task, optimizer=icem, plan_hor=5, per=1,
+            propagation=PropagationSpec.for_model(model, "TSinf", 10), action_low=low,
+            action_high=high, device="cpu", seed=4, graph=graph,
+        )  # fmt: skip
+        mpc.model_trained = True
+        mpcs.append(mpc)
+    eager, graphed = mpcs
+    sizes = []
+    for step in range(4):
+        a_e, a_g = eager.act(obs + 0.01 * step), graphed.act(obs + 0.01 * step)
+        np.testing.assert_allclose(a_g, a_e, rtol=1e-5, atol=1e-6)
+        sizes.append(sorted(key[3][0] for key in _GRAPHS[model][1]))
+    # the first action: three sizes from 40 down (kept elites included); from the second on
+    # the first iteration also carries the last action's kept elites: one more size at most,
+    # then nothing new to capture
+    assert len(sizes[0]) == 3 and sizes[0][-1] == 40
+    assert set(sizes[0]) <= set(sizes[1]) and len(sizes[1]) <= 4
+    assert sizes[1] == sizes[2] == sizes[3]
 
 
 def test_graph_needs_the_fast_layout():
@@ -131,7 +171,7 @@ def test_mpc_with_graph_plans_the_same_actions(device):
     for step in range(4):  # warm-started CEM: each plan builds on the last
         a_e, a_g = eager.act(obs + 0.01 * step), graphed.act(obs + 0.01 * step)
         np.testing.assert_allclose(a_g, a_e, rtol=1e-5, atol=1e-6)
-    assert _CACHE[model][1].captured == (device == "cuda")
+    assert [g.captured for g in _graphs(model)] == [device == "cuda"]
 
 
 @pytest.mark.gpu
@@ -147,7 +187,7 @@ def test_cuda_graph_equals_the_cpu_planner():
         cuda_model, task, obs.cuda(), seqs.cuda(), "TSinf", 20, False,
         torch.Generator(device="cuda").manual_seed(5),
     )  # fmt: skip
-    assert _CACHE[cuda_model][1].captured
+    assert all(g.captured for g in _graphs(cuda_model))
     torch.testing.assert_close(graphed, eager, rtol=1e-6, atol=1e-6)  # same kernels replayed
     # the CPU planner on the same model: float tolerance (different kernels); the eps draws
     # differ between devices, so compare the mean (no sampling) path
