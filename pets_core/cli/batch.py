@@ -12,9 +12,9 @@ pets_core.ingest``). Jobs run in the matrix's order, ``--parallel`` at a time; a
 directory under ``--work`` already has done.json is skipped, an unfinished one resumes from its
 checkpoint. At ``--deadline-s`` the runs still going get SIGTERM (each keeps its completed trials
 in --work) and are reported as unfinished. Writes ``DIR/batch.json`` (per job: status, wall
-seconds, trials done, planning s / action, returns) and ``DIR/runs.tar.gz``: the finished runs'
-reference files (logs.mat, metrics.csv, config.yaml, done.json) as ``{env}/{variant}/seed{N}/``
-plus each job's log under ``logs/``, ready to unpack into results/reference/<name>/.
+seconds, trials done, planning s / action, returns), ``DIR/runs.tar.gz``: the finished runs'
+reference files (logs.mat, metrics.csv, config.yaml, done.json) as ``{env}/{variant}/seed{N}/``,
+ready to unpack into results/reference/<name>/, and ``DIR/logs.tar.gz``: every job's log.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     pos = int_at_least(1)
     p = Parser(prog=PROG, description=__doc__)
     p.add_argument("--configfile", required=True, type=Path, help="a pipeline config (YAML)")
-    p.add_argument("--out", required=True, type=Path, help="batch.json and runs.tar.gz go here")
+    p.add_argument("--out", required=True, type=Path, help="batch.json, runs/logs.tar.gz go here")
     p.add_argument("--envs", type=lambda s: s.split(","), help="a subset of the config's envs")
     p.add_argument("--seeds", type=int_list(0), help="a subset of the config's seeds")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu", "auto"])
@@ -153,22 +153,24 @@ def _run(args: argparse.Namespace) -> dict:
     return report
 
 
-def _pack(args: argparse.Namespace, report: dict) -> list[str]:
-    """The finished runs' reference files and every job's log -> DIR/runs.tar.gz (atomically)."""
+def _pack(args: argparse.Namespace) -> list[str]:
+    """The finished runs' reference files -> DIR/runs.tar.gz, every job's log -> DIR/logs.tar.gz
+    (each written atomically); the names of the runs packed."""
     packed = []
-    tmp = args.out / ".runs.tar.gz.tmp"
-    with tarfile.open(tmp, "w:gz") as tar:
+    runs_tmp, logs_tmp = args.out / ".runs.tar.gz.tmp", args.out / ".logs.tar.gz.tmp"
+    with tarfile.open(runs_tmp, "w:gz") as runs, tarfile.open(logs_tmp, "w:gz") as logs:
         for env, variant, seed in args.jobs:
             run_dir = args.work / env / variant / f"seed{seed}"
             name = f"{env}-{variant}-seed{seed}"
             if (run_dir / DONE_JSON).exists():
                 for file in REFERENCE_FILES:
-                    tar.add(run_dir / file, arcname=f"{env}/{variant}/seed{seed}/{file}")
+                    runs.add(run_dir / file, arcname=f"{env}/{variant}/seed{seed}/{file}")
                 packed.append(name)
             log = args.work / "logs" / f"{name}.log"
             if log.exists():
-                tar.add(log, arcname=f"logs/{name}.log")
-    os.replace(tmp, args.out / "runs.tar.gz")
+                logs.add(log, arcname=f"{name}.log")
+    os.replace(runs_tmp, args.out / "runs.tar.gz")
+    os.replace(logs_tmp, args.out / "logs.tar.gz")
     return packed
 
 
@@ -184,7 +186,7 @@ def _main(argv: Sequence[str]) -> int:
         raise UsageError(f"argument --out: cannot create {args.out}: {err.strerror}") from None
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     report = _run(args)
-    packed = _pack(args, report)
+    packed = _pack(args)
     summary = {
         "started_utc": started,
         "configfile": str(args.configfile),
@@ -197,7 +199,7 @@ def _main(argv: Sequence[str]) -> int:
     tmp = args.out / ".batch.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1) + "\n")
     os.replace(tmp, args.out / "batch.json")
-    print(f"wrote {args.out / 'batch.json'} and {args.out / 'runs.tar.gz'} ({len(packed)} runs)")
+    print(f"wrote batch.json, runs.tar.gz ({len(packed)} finished runs), logs.tar.gz to {args.out}")
     return 1 if any(j["status"] == "failed" for j in report.values()) else 0
 
 

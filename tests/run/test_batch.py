@@ -118,7 +118,11 @@ def test_runs_in_parallel_stops_at_the_deadline_and_resumes(tmp_path):
     for run in ("D-E-Random/seed2", "PE-TSinf-CEM/seed1", "PE-TSinf-CEM/seed2"):
         for file in ("logs.mat", "metrics.csv", "config.yaml", "done.json"):
             assert f"cartpole/{run}/{file}" in names
-    assert not any(n.endswith((".pt", ".mat.tmp", ".nns")) for n in names)  # no models
+    assert len(names) == 3 * 4  # the four files of each run and nothing else (no models)
+    with tarfile.open(tmp_path / "out" / "logs.tar.gz") as tar:
+        logs = sorted(tar.getnames())
+    assert logs == [f"cartpole-{run.replace('/', '-')}.log" for run in (
+        "D-E-Random/seed2", "PE-TSinf-CEM/seed1", "PE-TSinf-CEM/seed2")]  # fmt: skip
     # a third call finds everything done: nothing runs, everything is packed again
     proc, report = _batch(tmp_path)
     assert {job["status"] for job in report["jobs"].values()} == {"done before"}
