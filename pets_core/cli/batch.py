@@ -46,7 +46,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--configfile", required=True, type=Path, help="a pipeline config (YAML)")
     p.add_argument("--out", required=True, type=Path, help="batch.json, runs/logs.tar.gz go here")
     p.add_argument("--envs", type=lambda s: s.split(","), help="a subset of the config's envs")
-    p.add_argument("--seeds", type=int_list(0), help="a subset of the config's seeds")
+    p.add_argument("--seeds", type=int_list(0), help="seeds to run (default: the config's)")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu", "auto"])
     p.add_argument("--parallel", type=pos, default=4, help="runs at once (default 4)")
     p.add_argument("--threads", type=pos, help="torch threads per run (default: cores / parallel)")
@@ -64,20 +64,17 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     if not isinstance(config, dict) or not {"envs", "experiments"} <= set(config):
         raise UsageError(f"argument --configfile: {args.configfile} has no envs and experiments")
     matrix = jobs(config)
-    for name, picked, valid in (
-        ("--envs", args.envs, sorted({e for e, _, _ in matrix})),
-        ("--seeds", args.seeds, sorted({s for _, _, s in matrix})),
-    ):
-        if picked is not None and (bad := [x for x in picked if x not in valid]):
-            choices = ", ".join(map(str, valid))
-            raise UsageError(
-                f"argument {name}: {bad[0]} is not in {args.configfile}; valid: {choices}"
-            )
-    args.jobs = [
-        (e, v, s)
-        for e, v, s in matrix
-        if (args.envs is None or e in args.envs) and (args.seeds is None or s in args.seeds)
-    ]
+    valid = sorted({e for e, _, _ in matrix})
+    if args.envs is not None and (bad := [e for e in args.envs if e not in valid]):
+        raise UsageError(
+            f"argument --envs: {bad[0]} is not in {args.configfile}; valid: {', '.join(valid)}"
+        )
+    picked = [(e, v, s) for e, v, s in matrix if args.envs is None or e in args.envs]
+    if args.seeds is None:
+        args.jobs = picked
+    else:  # the given seeds of every (env, variant) picked: more seeds than the config's, say
+        pairs = sorted({(e, v) for e, v, _ in picked})
+        args.jobs = [(e, v, s) for e, v in pairs for s in sorted(set(args.seeds))]
     args.config = config
     return args
 

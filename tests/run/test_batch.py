@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pets_core.cli.batch import _parse
 from pets_core.cli.batch import main as batch_main
 from pets_core.run.matrix import jobs, runner_args
 
@@ -62,6 +63,17 @@ def test_the_matrix_and_each_jobs_runner_arguments(tmp_path):
     assert reacher[:8] == ["-env", "reacher", "-ca", "model-type", "D", "-ca", "prop-type", "E"]
 
 
+def test_jobs_picked_by_env_and_seed(tmp_path):
+    """--envs narrows the matrix; --seeds replaces the config's seeds (more seeds on a GPU box)."""
+    cfg = str(_config(tmp_path))
+    picked = _parse(["--configfile", cfg, "--out", "o", "--envs", "reacher"]).jobs
+    assert picked == [("reacher", "D-E-Random", 2), ("reacher", "PE-TSinf-CEM", 1),
+                      ("reacher", "PE-TSinf-CEM", 2)]  # fmt: skip
+    more = _parse(["--configfile", cfg, "--out", "o", "--envs", "cartpole", "--seeds", "9,4"]).jobs
+    assert more == [("cartpole", "D-E-Random", 4), ("cartpole", "D-E-Random", 9),
+                    ("cartpole", "PE-TSinf-CEM", 4), ("cartpole", "PE-TSinf-CEM", 9)]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -69,7 +81,7 @@ def test_the_matrix_and_each_jobs_runner_arguments(tmp_path):
         (["--configfile", "missing.yaml", "--out", "o"], "cannot read missing.yaml"),
         (["--configfile", "{cfg}", "--out", "o", "--envs", "pusher"],
          "--envs: pusher is not in {cfg}; valid: cartpole, reacher"),
-        (["--configfile", "{cfg}", "--out", "o", "--seeds", "7"], "--seeds: 7 is not in"),
+        (["--configfile", "{cfg}", "--out", "o", "--seeds", "1,x"], "--seeds"),
         (["--configfile", "{cfg}", "--out", "o", "--parallel", "0"], "--parallel"),
     ],
 )  # fmt: skip
