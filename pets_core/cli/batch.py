@@ -34,8 +34,8 @@ from pathlib import Path
 import yaml
 
 from pets_core.bench.cli import Parser, UsageError, int_at_least, int_list, run
-from pets_core.results.rundir import DONE_JSON, METRICS_CSV
-from pets_core.run.matrix import REFERENCE_FILES, jobs, runner_args
+from pets_core.results.rundir import DONE_JSON, METRICS_CSV, REFERENCE_FILES
+from pets_core.run.matrix import jobs, runner_args
 
 PROG = "python -m pets_core.batch"
 
@@ -94,6 +94,11 @@ def _progress(run_dir: Path) -> dict:
     }
 
 
+def _place(args: argparse.Namespace, env: str, variant: str, seed: int) -> tuple[str, Path]:
+    """A job's name (logs, batch.json) and its run directory under --work."""
+    return f"{env}-{variant}-seed{seed}", args.work / env / variant / f"seed{seed}"
+
+
 def _run(args: argparse.Namespace) -> dict:
     deadline = time.monotonic() + args.deadline_s
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.parallel)
@@ -104,9 +109,8 @@ def _run(args: argparse.Namespace) -> dict:
     report: dict = {}
     while pending or live:
         while pending and len(live) < args.parallel and time.monotonic() < deadline:
-            env, variant, seed = job = pending.pop(0)
-            run_dir = args.work / env / variant / f"seed{seed}"
-            name = f"{env}-{variant}-seed{seed}"
+            job = pending.pop(0)
+            name, run_dir = _place(args, *job)
             if (run_dir / DONE_JSON).exists():
                 report[name] = {"status": "done before", **_progress(run_dir)}
                 continue
@@ -143,8 +147,8 @@ def _run(args: argparse.Namespace) -> dict:
             print(f"{name}: {status} ({report[name]['trials']} trials, "
                   f"{report[name]['wall_s']} s)", flush=True)  # fmt: skip
         if time.monotonic() >= deadline and pending:
-            for env, variant, seed in pending:
-                report[f"{env}-{variant}-seed{seed}"] = {"status": "not started"}
+            for job in pending:
+                report[_place(args, *job)[0]] = {"status": "not started"}
             pending = []
         time.sleep(0.2)
     return report
@@ -157,8 +161,7 @@ def _pack(args: argparse.Namespace) -> list[str]:
     runs_tmp, logs_tmp = args.out / ".runs.tar.gz.tmp", args.out / ".logs.tar.gz.tmp"
     with tarfile.open(runs_tmp, "w:gz") as runs, tarfile.open(logs_tmp, "w:gz") as logs:
         for env, variant, seed in args.jobs:
-            run_dir = args.work / env / variant / f"seed{seed}"
-            name = f"{env}-{variant}-seed{seed}"
+            name, run_dir = _place(args, env, variant, seed)
             if (run_dir / DONE_JSON).exists():
                 for file in REFERENCE_FILES:
                     runs.add(run_dir / file, arcname=f"{env}/{variant}/seed{seed}/{file}")

@@ -34,6 +34,8 @@ MODEL_MAT = "model.mat"
 MODEL_NNS = "model.nns"
 PREDICTIONS_MAT = "predictions.mat"
 DONE_JSON = "done.json"
+REFERENCE_FILES = (LOGS_MAT, METRICS_CSV, CONFIG_YAML, DONE_JSON)
+"""What a committed reference run keeps (results/reference/, .gitignore): no models, no checkpoints."""
 
 ARTIFACTS = (
     LOGS_MAT,

@@ -15,9 +15,6 @@ import yaml
 from pets_core.config import read_only_reason
 from pets_core.config.variants import Variant, parse_variant
 
-REFERENCE_FILES = ("logs.mat", "metrics.csv", "config.yaml", "done.json")
-"""What a reference run keeps (results/reference/..., .gitignore): no models, no checkpoints."""
-
 
 def jobs(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     """Sorted (env, variant, seed) over every experiment group (a run shared by groups once)."""
