@@ -1,7 +1,8 @@
 """Run directories -> one tidy table, one row per (env, variant, seed, iteration).
 
-A run directory is ``<root>/{env}/{variant}/seed{seed}/`` and holds the original's ``logs.mat``
-(spec sec. 6.2): ``observations [n, T+1, O]``, ``actions [n, T, A]``, ``rewards [n, T]`` and
+A run directory is ``<root>/{env}/{variant}/seed{seed}/`` (``RUN_PATH``, :mod:`.results.rundir`)
+and holds the original's ``logs.mat`` (spec sec. 6.2): ``observations [n, T+1, O]``,
+``actions [n, T, A]``, ``rewards [n, T]`` and
 ``returns [1, iters * neval]`` (iteration-major, the initial random episodes not included).
 ``logs.mat`` is the source of truth; the run's ``config.yaml`` (when present) supplies ``neval``,
 the episodes per iteration and the planned number of iterations; ``done.json`` marks a finished run.
@@ -15,7 +16,6 @@ out by default, each named in a warning; ``include_partial=True`` keeps them, ma
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,7 +26,7 @@ import scipy.io
 import yaml
 
 from pets_core.results import metrics
-from pets_core.results.rundir import CONFIG_YAML, DONE_JSON, LOGS_MAT
+from pets_core.results.rundir import CONFIG_YAML, DONE_JSON, LOGS_MAT, RUN_PATH, RUN_PATH_RE
 from pets_core.results.rundir import find_run_dirs as _find
 
 COLUMNS = [
@@ -42,7 +42,6 @@ COLUMNS = [
 ]
 """env_steps: every env step so far; mpc_env_steps: without the initial random episodes (the x of
 the original's curves); return: mean over the iteration's neval evaluated episodes."""
-RUN_DIR_PATTERN = re.compile(r"(?P<env>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/?$")
 
 
 class RunDataError(ValueError):
@@ -54,8 +53,8 @@ class PartialRunWarning(UserWarning):
 
 
 def find_run_dirs(runs_root: Path | str) -> list[Path]:
-    """Every ``{env}/{variant}/seed{seed}`` directory under ``runs_root`` that holds a logs.mat
-    (complete or partial: :func:`collect_runs` marks partial ones)."""
+    """Every ``RUN_PATH`` directory under ``runs_root`` that holds a logs.mat (complete or
+    partial: :func:`collect_runs` marks partial ones)."""
     root = Path(runs_root)
     return [
         path
@@ -66,11 +65,9 @@ def find_run_dirs(runs_root: Path | str) -> list[Path]:
 
 def parse_run_dir(run_dir: Path | str) -> tuple[str, str, int]:
     """``.../runs/cartpole/PE-TSinf-CEM/seed3`` -> ("cartpole", "PE-TSinf-CEM", 3)."""
-    match = RUN_DIR_PATTERN.search(Path(run_dir).as_posix())
+    match = RUN_PATH_RE.search(Path(run_dir).as_posix())
     if match is None:
-        raise RunDataError(
-            f"{run_dir}: not a run directory of the form {{env}}/{{variant}}/seed{{N}}"
-        )
+        raise RunDataError(f"{run_dir}: not a run directory of the form {RUN_PATH}")
     return match["env"], match["variant"], int(match["seed"])
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from pets_core.bench.cli import Parser, UsageError, int_at_least, int_list, run
-from pets_core.results.rundir import DONE_JSON, METRICS_CSV, REFERENCE_FILES
+from pets_core.results.rundir import DONE_JSON, METRICS_CSV, REFERENCE_FILES, run_path
 from pets_core.run.matrix import jobs, runner_args
 
 PROG = "python -m pets_core.batch"
@@ -96,7 +96,7 @@ def _progress(run_dir: Path) -> dict:
 
 def _place(args: argparse.Namespace, env: str, variant: str, seed: int) -> tuple[str, Path]:
     """A job's name (logs, batch.json) and its run directory under --work."""
-    return f"{env}-{variant}-seed{seed}", args.work / env / variant / f"seed{seed}"
+    return f"{env}-{variant}-seed{seed}", args.work / run_path(env, variant, seed)
 
 
 def _run(args: argparse.Namespace) -> dict:
@@ -164,7 +164,7 @@ def _pack(args: argparse.Namespace) -> list[str]:
             name, run_dir = _place(args, env, variant, seed)
             if (run_dir / DONE_JSON).exists():
                 for file in REFERENCE_FILES:
-                    runs.add(run_dir / file, arcname=f"{env}/{variant}/seed{seed}/{file}")
+                    runs.add(run_dir / file, arcname=f"{run_path(env, variant, seed)}/{file}")
                 packed.append(name)
             log = args.work / "logs" / f"{name}.log"
             if log.exists():

@@ -1,6 +1,6 @@
 """The run directory: every file name, its completeness, and finding run directories.
 
-One PETS run writes one directory (``results/runs/<env>/<variant>/seed<N>/`` in the workflow,
+One PETS run writes one directory (``results/runs/`` + :data:`RUN_PATH` in the workflow,
 ``<logdir>/<timestamp>/`` from ``python -m pets_core.mbexp``)::
 
     run.json        identity (pets_core.results.identity), written once
@@ -19,9 +19,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+RUN_PATH = "{env}/{variant}/seed{seed}"
+"""Where a run of the job matrix lives under a runs root: the workflow's results/runs/, a batch's
+--work, results/reference/fidelity/. Also the Snakemake wildcard pattern of rule train."""
+RUN_PATH_RE = re.compile(r"(?P<env>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/?$")
+"""A path ending in :data:`RUN_PATH` -> env, variant, seed."""
+
+
+def run_path(env: str, variant: str, seed: int) -> str:
+    """("cartpole", "PE-TSinf-CEM", 3) -> "cartpole/PE-TSinf-CEM/seed3"."""
+    return RUN_PATH.format(env=env, variant=variant, seed=seed)
+
 
 RUN_JSON = "run.json"
 CONFIG_YAML = "config.yaml"

@@ -11,6 +11,7 @@ from snakemake.utils import validate
 from pets_core.config import ConfigError, load_config
 from pets_core.envs import ENV_NAMES
 from pets_core.config.variants import VariantError, parse_variant
+from pets_core.results.rundir import DONE_JSON, LOGS_MAT, RUN_PATH, run_path
 from pets_core.run.matrix import ca_pairs, jobs, override_pairs
 
 
@@ -73,7 +74,7 @@ def _check_matrix():
 JOBS = jobs(config)
 VARIANTS = sorted({variant for _, variant, _ in JOBS})
 EXISTING_RUNS = config.get("existing_runs")  # figures from someone else's runs: no training
-RUN_DIR = "results/runs/{env}/{variant}/seed{seed}"
+RUN_DIR = f"results/runs/{RUN_PATH}"  # Snakemake wildcards {env}, {variant}, {seed}
 
 
 wildcard_constraints:
@@ -84,7 +85,7 @@ wildcard_constraints:
 
 def done_markers():
     """done.json of every job: the runner writes it last, so it marks a complete run."""
-    return [f"results/runs/{e}/{v}/seed{s}/done.json" for e, v, s in JOBS]
+    return [f"results/runs/{run_path(*job)}/{DONE_JSON}" for job in JOBS]
 
 
 def run_inputs(wildcards):
@@ -92,10 +93,10 @@ def run_inputs(wildcards):
     if EXISTING_RUNS:
         from pets_core.analysis.aggregate import find_run_dirs
 
-        found = [f"{d}/logs.mat" for d in find_run_dirs(EXISTING_RUNS)]
+        found = [f"{d}/{LOGS_MAT}" for d in find_run_dirs(EXISTING_RUNS)]
         if not found:
             raise ValueError(
-                f"config existing_runs: no {{env}}/{{variant}}/seed{{N}}/logs.mat under {EXISTING_RUNS}"
+                f"config existing_runs: no {RUN_PATH}/{LOGS_MAT} under {EXISTING_RUNS}"
             )
         return found
     return done_markers()
@@ -143,7 +144,7 @@ def print_summary():
 
         run_dirs = find_run_dirs(EXISTING_RUNS)
     else:
-        run_dirs = [RUN_DIR.format(env=e, variant=v, seed=s) for e, v, s in JOBS]
+        run_dirs = [f"results/runs/{run_path(*job)}" for job in JOBS]
     print(
         workflow_summary(
             run_dirs,

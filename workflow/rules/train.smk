@@ -8,11 +8,11 @@ rule train:
     input:
         ancient("results/mlflow.ready"),
     output:
-        done="results/runs/{env}/{variant}/seed{seed}/done.json",
+        done=f"{RUN_DIR}/{DONE_JSON}",
     log:
-        "results/logs/train/{env}/{variant}/seed{seed}.log",
+        f"results/logs/train/{RUN_PATH}.log",
     benchmark:
-        "results/benchmarks/train/{env}/{variant}/seed{seed}.tsv"
+        f"results/benchmarks/train/{RUN_PATH}.tsv"
     conda:
         "../../environment.yml"
     threads: config["train"]["threads"]
