@@ -1,5 +1,5 @@
 """`python -m pets_core.bench COMMAND [options]`: run a benchmark (COMMANDS: train, plan, gpu,
-bf16-agreement, true-dynamics)."""
+bf16-agreement, true-dynamics, replay)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ COMMANDS = {
     "gpu": "pets_core.bench.gpu",
     "bf16-agreement": "pets_core.bench.agreement",
     "true-dynamics": "pets_core.bench.true_dynamics",
+    "replay": "pets_core.bench.replay",
 }
 
 

@@ -174,14 +174,15 @@ def start_states(cfg, observations: np.ndarray, n: int) -> list[tuple[np.ndarray
     return [(observations[i // T, i % T], goals[i // T]) for i in picks]
 
 
-def replayed_resets(cfg, observations: np.ndarray, flag: str = "--model"):
-    """Yield ``(k, env, obs, goal)`` for each logged episode k, the env just reset as the runner
-    reset it: episode 0 from ``reset(seed=RunSeeds.env)``, then one reset per logged episode. The
-    reset observation must equal the log's (UsageError naming ``flag`` otherwise)."""
+def replayed_resets(cfg, observations: np.ndarray, flag: str = "--model", **env_kwargs):
+    """Yield ``(k, env, obs, goal)`` for each logged episode k, the env (``make_env(cfg.env,
+    **env_kwargs)``) just reset as the runner reset it: episode 0 from ``reset(seed=RunSeeds.env)``,
+    then one reset per logged episode. The reset observation must equal the log's (UsageError
+    naming ``flag`` otherwise)."""
     from pets_core.envs import make_env
     from pets_core.seeding import RunSeeds
 
-    env = make_env(cfg.env)
+    env = make_env(cfg.env, **env_kwargs)
     try:
         for k in range(observations.shape[0]):
             obs, _ = env.reset(seed=RunSeeds.from_seed(cfg.seed).env) if k == 0 else env.reset()

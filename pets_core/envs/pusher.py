@@ -5,6 +5,8 @@ subtree centre of mass (`data.subtree_com`, what gym 0.9.4's `get_body_com` retu
 frame origin; action (7) in [-2, 2]. The reward scores the PRE-step state.
 """
 
+import re
+from pathlib import Path
 from typing import Any, ClassVar
 
 import mujoco
@@ -31,6 +33,15 @@ Density 1 (0.785 g) is on the plateau at every speed (same travel as 10), a fact
 fast pushes fail (0.1), and only 2 % of the slide joints' armature 0.04 kg, which dominates the
 object's inertia as in the original. Gymnasium Pusher-v5's 0.01 barely moves it.
 """
+
+
+def _with_object_density(xml_path: str, density: float) -> str:
+    """The pusher XML's text with the object cylinder's density replaced."""
+    xml = Path(xml_path).read_text()
+    xml, count = re.subn(r'(<geom name="object"[^>]*?density=")[^"]*"', rf'\g<1>{density!r}"', xml)
+    if count != 1:
+        raise ValueError(f"{xml_path}: expected one object geom with a density, found {count}")
+    return xml
 
 
 class PusherEnv(PetsMujocoEnv):
@@ -61,9 +72,14 @@ class PusherEnv(PetsMujocoEnv):
         self.goal = self.subtree_com("goal")
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
-        spec = mujoco.MjSpec.from_file(self.fullpath)
-        spec.geom("object").density = self.object_density
-        model = spec.compile()
+        if hasattr(mujoco, "MjSpec"):
+            spec = mujoco.MjSpec.from_file(self.fullpath)
+            spec.geom("object").density = self.object_density
+            model = spec.compile()
+        else:  # mujoco < 3.2: only to compare physics across versions (bench replay)
+            model = mujoco.MjModel.from_xml_string(
+                _with_object_density(self.fullpath, self.object_density)
+            )
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
         return model, mujoco.MjData(model)
