@@ -85,7 +85,8 @@ def best_so_far_figure(
     (a band from 3 seeds would pretend a precision it does not have). Partial runs (when included)
     are dashed. ``x``: ``iteration`` (trials) or ``mpc_env_steps`` (the initial random episode not
     counted, as in the original's curves). ``reference``: env -> points {label, trials,
-    env_steps, return} (:func:`reference.load_reference`), drawn as black markers at the same x.
+    env_steps, return} (:func:`reference.load_reference`), each label a thin black line with a mark
+    per point, at the same x.
     """
     data = tidy[tidy["variant"].isin(variants)]
     if "partial" not in data:
@@ -127,22 +128,17 @@ def best_so_far_figure(
                     styles.add("partial")
             ax.plot(curve[x], curve["mean"], color=colour, lw=1.6)
         last_trial = env_data["iteration"].max() if len(env_data) else -1  # no runs: no marks
+        curves: dict[str, list] = {}
         for point in (reference or {}).get(env, []):
             if point["trials"] > last_trial:  # keep the axis on the data: no marks beyond the
                 continue  # last trial run (a mark read a few steps past it is that trial's)
             x_ref = point["trials" if x == "iteration" else "env_steps"]
-            label = point["label"]
+            curves.setdefault(point["label"], []).append((x_ref, point["return"]))
+        for label, points in curves.items():
             if label not in marker_of:
                 marker_of[label] = next(markers)
-            ax.plot(
-                x_ref,
-                point["return"],
-                linestyle="none",
-                marker=marker_of[label],
-                color="black",
-                markersize=6,
-                markeredgewidth=1.2,
-            )
+            xs, ys = zip(*sorted(points), strict=True)
+            ax.plot(xs, ys, **_reference_style(marker_of[label]), zorder=1.5)  # under ours
         ax.set(title=env, xlabel=X_LABELS[x], ylabel="")
         _readable_axes(ax, integer_x=x == "iteration", has_data=bool(len(env_data)))
     axes[0].set_ylabel("Best-so-far return")
@@ -158,11 +154,23 @@ def best_so_far_figure(
     if "band" in styles:
         handles.append(mpl.patches.Patch(color="grey", alpha=0.3, label="95% CI of the mean"))
     handles += [
-        mpl.lines.Line2D([], [], color="black", marker=m, linestyle="none", label=label)
+        mpl.lines.Line2D([], [], label=label, **_reference_style(m))
         for label, m in marker_of.items()
     ]
     _legend(fig, handles)
     return fig
+
+
+def _reference_style(marker: str) -> dict:
+    """A published curve: a thin black line through one mark per trial ('x' solid, then dashed)."""
+    return {
+        "color": "black",
+        "lw": 0.6,
+        "marker": marker,
+        "markersize": 3.5,
+        "markeredgewidth": 0.8,
+        "ls": "-" if marker == "x" else "--",
+    }
 
 
 def _readable_axes(ax: plt.Axes, *, integer_x: bool, has_data: bool = True) -> None:

@@ -1,11 +1,12 @@
 """Published reference curves (config/reference_curves.yaml) and our values at their x points.
 
-A reference point is ``{label, env_steps, return}`` read off a published best-so-far curve (the
-original TF code's and the PyTorch port's, paper-and-users.md sec. 1.3). Their x counts the env
-steps of the MPC trials only: the first point is at one task horizon and 100 trials end at 15,000
-steps (reacher, pusher), so the initial random episode is not counted
+The curves are the original TF code's and the PyTorch port's best-so-far, one value per trial,
+digitized from the port's PNGs (:mod:`pets_core.analysis.digitize`; paper-and-users.md sec. 1.3).
+Their x counts the env steps of the MPC trials only: the first point is at one task horizon and 100
+trials end at 15,000 steps (reacher, pusher), so the initial random episode is not counted
 (:data:`pets_core.results.metrics` ``mpc_env_steps``). A point's trial is the nearest whole trial,
-``round(env_steps / task_hor)`` with the paper's task horizon of the env.
+``round(env_steps / task_hor)`` with the paper's task horizon of the env; the file's ``tabulate``
+names the trials the fidelity table compares at (every point is drawn).
 """
 
 from __future__ import annotations
@@ -31,12 +32,19 @@ X_CONVENTION = (
 
 
 def load_reference(path: Path | str) -> dict[str, list[dict]]:
-    """env -> points {label, env_steps, return, trials} (trials derived, see module docstring)."""
-    curves = yaml.safe_load(Path(path).read_text())["curves"]
+    """env -> points {label, env_steps, return, trials, table} (see the module docstring)."""
+    raw = yaml.safe_load(Path(path).read_text())
     out = {}
-    for env, points in curves.items():
+    for env, curves in raw["curves"].items():
         task_hor = paper_task_hor(env)
-        out[env] = [{**p, "trials": round(p["env_steps"] / task_hor)} for p in (points or [])]
+        tabulate = set(raw.get("tabulate", {}).get(env, []))
+        out[env] = [
+            {"label": c["label"], "env_steps": x, "return": y, "trials": round(x / task_hor)}
+            for c in (curves or [])
+            for x, y in zip(c["env_steps"], c["return"], strict=True)
+        ]
+        for point in out[env]:
+            point["table"] = point["trials"] in tabulate
     return out
 
 
@@ -53,7 +61,7 @@ def comparison(
     for env in envs:
         points = reference.get(env, [])
         env_runs = ours[ours["env"] == env]
-        at_trials = {p["trials"] for p in points}
+        at_trials = {p["trials"] for p in points if p.get("table", True)}
         if not at_trials and len(env_runs):  # no published curve: report where our runs end
             at_trials = {int(env_runs["iteration"].max())}
         for trials in sorted(at_trials):
@@ -90,8 +98,11 @@ def blocks(
     labels = list(dict.fromkeys(p["label"] for points in reference.values() for p in points))
     intro = (
         f"Best-so-far return of {REFERENCE_VARIANT}: ours as mean [95% CI] over seeds (n seeds) "
-        f"at the trial counts where the published curves were read. {X_CONVENTION}. CI: "
-        f"{CI_METHOD}. Reference values are read by eye off single-seed curves (approximate)."
+        f"beside the published curves at the trial counts of reference_curves.yaml's tabulate. "
+        f"{X_CONVENTION}. CI: "
+        f"{CI_METHOD}. Reference values: one curve each (a single run), digitized from the "
+        "published PNGs (pets_core.analysis.digitize, within a pixel: about 0.5-0.9 return units "
+        "here)."
     )
     header = ["Trials (env steps)", "Ours", *labels]
     out = []
@@ -132,7 +143,7 @@ def to_html(intro: str, per_env: list[tuple[str, str, list[str], list[list[str]]
 
 
 def _fmt_ref(value: float | None) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:g}"
+    return "–" if value is None or math.isnan(value) else f"{value:.1f}"
 
 
 def _run_line(runs: pd.DataFrame, settings: str) -> str:
