@@ -156,9 +156,7 @@ def _solve(edges, vertices, offset, half_width, thickness):
     )
     b = np.concatenate([tops - thickness, bottoms + thickness])
     smooth = 1e-3 * (np.eye(len(vertices), k=1) - np.eye(len(vertices)))[:-1]
-    y, *_ = np.linalg.lstsq(
-        np.vstack([a, smooth]), np.concatenate([b, smooth[:, 0] * 0]), rcond=None
-    )
+    y, *_ = np.linalg.lstsq(np.vstack([a, smooth]), np.append(b, np.zeros(len(smooth))), rcond=None)
     return y, float(np.sqrt(np.mean((a @ y - b) ** 2)))
 
 
