@@ -100,9 +100,9 @@ def blocks(
         f"Best-so-far return of {REFERENCE_VARIANT}: ours as mean [95% CI] over seeds (n seeds) "
         f"beside the published curves at the trial counts of reference_curves.yaml's tabulate. "
         f"{X_CONVENTION}. CI: "
-        f"{CI_METHOD}. Reference values: one curve each (a single run), digitized from the "
-        "published PNGs (pets_core.analysis.digitize, within a pixel: about 0.5-0.9 return units "
-        "here)."
+        f"{CI_METHOD}. Reference values: one curve each (a single run), digitized trial by trial "
+        "from the published PNGs (pets_core.analysis.digitize; each fit's residual, under a pixel, "
+        "is in reference_curves.yaml)."
     )
     header = ["Trials (env steps)", "Ours", *labels]
     out = []
