@@ -32,16 +32,17 @@ def _best_so_far(rng, n, low, high):
 
 def _published_style_png(path, source, series):
     """series: label -> values per trial, drawn as the port's plots drew them."""
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=72)
-    for label in ("PyTorch port", "original TF code"):  # C0 then C1, as published
-        y = series[label]
-        ax.plot(source.task_hor * np.arange(1, len(y) + 1), y, label=label)
-    ax.set_xticks(source.xticks)
-    ax.set_yticks(source.yticks)
-    ax.set(title="Pusher", xlabel="Number of timestep", ylabel="Reward")
-    ax.legend(loc="lower right")
-    fig.savefig(path)
-    plt.close(fig)
+    with plt.style.context("default"):  # whatever style other tests set
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=72)
+        for label in ("PyTorch port", "original TF code"):  # C0 then C1, as published
+            y = series[label]
+            ax.plot(source.task_hor * np.arange(1, len(y) + 1), y, label=label)
+        ax.set_xticks(source.xticks)
+        ax.set_yticks(source.yticks)
+        ax.set(title="Pusher", xlabel="Number of timestep", ylabel="Reward")
+        ax.legend(loc="lower right")
+        fig.savefig(path)
+        plt.close(fig)
 
 
 @pytest.mark.parametrize("env", ["pusher", "cartpole"])
@@ -69,10 +70,11 @@ def test_known_curves_come_back_trial_by_trial(env, tmp_path):
 
 
 def test_a_png_without_the_published_axes_is_refused(tmp_path):
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=72)
-    ax.plot([1, 2], [3, 4])
-    fig.savefig(tmp_path / "other.png")
-    plt.close(fig)
+    with plt.style.context("default"):
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=72)
+        ax.plot([1, 2], [3, 4])
+        fig.savefig(tmp_path / "other.png")
+        plt.close(fig)
     with pytest.raises(DigitizeError, match="tick marks, expected 8 and 9"):
         digitize(read_png(tmp_path / "other.png"), SOURCES["pusher"])
 
