@@ -134,13 +134,12 @@ def _load_run(run_dir: Path, env: str):
     return cfg, model, observations
 
 
-def load_cem_run(run_dir: Path, env: str, flag: str, files: tuple[str, ...]):
-    """The config of a CEM run directory that holds ``files`` and is a run of ``env``; else one
-    UsageError naming ``flag`` (or --env) and what is valid."""
+def load_run_config(run_dir: Path, flag: str, files: tuple[str, ...]):
+    """The config of a run directory that holds ``files``; else one UsageError naming ``flag``."""
     import yaml
 
     from pets_core import config as config_mod
-    from pets_core.config import CEMCfg, ConfigError
+    from pets_core.config import ConfigError
 
     missing = [n for n in files if not (run_dir / n).is_file()]
     if missing:
@@ -149,9 +148,17 @@ def load_cem_run(run_dir: Path, env: str, flag: str, files: tuple[str, ...]):
             f"with {', '.join(files[:-1])} and {files[-1]}"
         )
     try:
-        cfg = config_mod.from_yaml(run_dir / CONFIG_YAML)
+        return config_mod.from_yaml(run_dir / CONFIG_YAML)
     except (ConfigError, OSError, yaml.YAMLError) as err:
         raise UsageError(f"argument {flag}: unreadable {run_dir / CONFIG_YAML} ({err})") from None
+
+
+def load_cem_run(run_dir: Path, env: str, flag: str, files: tuple[str, ...]):
+    """The config of a CEM run directory that holds ``files`` and is a run of ``env``; else one
+    UsageError naming ``flag`` (or --env) and what is valid."""
+    from pets_core.config import CEMCfg
+
+    cfg = load_run_config(run_dir, flag, files)
     if cfg.env != env:
         raise UsageError(
             f"argument --env: {env} does not match the run in {run_dir} (its {CONFIG_YAML} says "

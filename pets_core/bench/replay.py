@@ -60,22 +60,14 @@ def main(argv: list[str] | None = None) -> int:
 def _load(run_dir: Path):
     """(config, logs) of a run directory; UsageError naming --run else."""
     import scipy.io
-    import yaml
 
-    from pets_core import config as config_mod
-    from pets_core.config import ConfigError
+    from pets_core.bench.agreement import load_run_config
 
-    missing = [n for n in (CONFIG_YAML, LOGS_MAT) if not (run_dir / n).is_file()]
-    if missing:
-        raise UsageError(
-            f"argument --run: {run_dir} lacks {', '.join(missing)}; valid: a run directory with "
-            f"{CONFIG_YAML} and {LOGS_MAT}"
-        )
+    cfg = load_run_config(run_dir, "--run", (CONFIG_YAML, LOGS_MAT))
     try:
-        cfg = config_mod.from_yaml(run_dir / CONFIG_YAML)
         logs = scipy.io.loadmat(run_dir / LOGS_MAT)
-    except (ConfigError, OSError, ValueError, yaml.YAMLError) as err:
-        raise UsageError(f"argument --run: unreadable run in {run_dir} ({err})") from None
+    except (OSError, ValueError) as err:
+        raise UsageError(f"argument --run: unreadable {run_dir / LOGS_MAT} ({err})") from None
     return cfg, logs
 
 
