@@ -1,5 +1,6 @@
-"""`python -m pets_core.bench replay --run RUN_DIR [--object-density D]`: a run's logged episodes
-replayed open-loop in this process's MuJoCo: how far its physics is from the physics that made them.
+"""`python -m pets_core.bench replay --run RUN_DIR [--object-density D] [--actions zero]`: a run's
+logged episodes replayed open-loop in this process's MuJoCo: how far its physics is from the physics
+that made them, or (``--actions zero``) what doing nothing would have scored in each.
 
 Each logged episode k starts from the run's own reset k (replayed from the run's seed and checked
 against logs.mat, as in ``true-dynamics``) and steps the logged actions, ignoring the logged
@@ -10,7 +11,13 @@ and by how much the physics differs: per episode the largest observation error, 
 logged returns and, for the pusher, how far the object moved (L1, m) in each. This is how the
 pusher's density deviation is compared with the last MuJoCo before 3.0, on which the original XML
 still works: install that MuJoCo into a separate folder and put it first on PYTHONPATH (README,
-Deviations). The last stdout line is one JSON object; progress goes to stderr.
+Deviations).
+
+``--actions zero`` steps zero actions instead of the logged ones from the same resets: each
+episode's ``return_replayed`` is then its do-nothing return, the score of its own start and goal
+before any control (on the reacher, whose arm rests in zero gravity, exactly -T |EE(s_0) - goal|^2).
+Set against the logged return, it separates how hard an episode's draw was from how well the run
+controlled it. The last stdout line is one JSON object; progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from pets_core.bench.cli import Parser, UsageError, run
 from pets_core.results.rundir import CONFIG_YAML, LOGS_MAT
 
 PROG = "python -m pets_core.bench replay"
+
+ACTIONS = ("logged", "zero")
+"""What each replayed episode steps: the run's logged actions, or zeros (the do-nothing return)."""
 
 PUSHER_OBJECT = slice(17, 20)
 """The pusher observation's object position (subtree COM, m): obs[17:20]."""
@@ -49,6 +59,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--object-density",
         type=_positive_float,
         help="pusher only: the object cylinder's density, kg/m^3 (default: ours, 1)",
+    )
+    p.add_argument(
+        "--actions",
+        choices=ACTIONS,
+        default="logged",
+        help="step the logged actions (default) or zeros: each episode's do-nothing return",
     )
     return p.parse_args(argv)
 
@@ -93,7 +109,7 @@ def _main(argv: list[str]) -> int:
     episodes = []
     for k, env, obs, _ in replayed_resets(cfg, observations, "--run", **env_kwargs):
         replayed, ret = [obs], 0.0
-        for action in actions[k]:
+        for action in actions[k] if args.actions == "logged" else np.zeros_like(actions[k]):
             obs, reward, *_ = env.step(action)
             replayed.append(obs)
             ret += float(reward)
@@ -105,8 +121,9 @@ def _main(argv: list[str]) -> int:
         }
         episodes.append(episode)
         print(
-            f"episode {k}: max |obs error| {episode['max_obs_err']:.3g}, return "
-            f"{ret:.2f} (logged {episode['return_logged']:.2f})",
+            f"episode {k}: max |obs error| {episode['max_obs_err']:.3g}, "
+            f"{'return' if args.actions == 'logged' else 'do-nothing return'} {ret:.2f} "
+            f"(logged {episode['return_logged']:.2f})",
             file=sys.stderr,
             flush=True,
         )
@@ -115,6 +132,7 @@ def _main(argv: list[str]) -> int:
         "run": str(args.run),
         "env": cfg.env,
         "object_density": env_kwargs.get("object_density"),
+        "actions": args.actions,
         "episodes": episodes,
         "max_obs_err": max(e["max_obs_err"] for e in episodes),
         "wall_s": round(time.perf_counter() - start, 1),

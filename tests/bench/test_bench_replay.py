@@ -11,8 +11,10 @@ import mujoco
 import numpy as np
 import pytest
 import scipy.io
+import torch
 
 from pets_core.bench.__main__ import main as bench_main
+from pets_core.envs.kinematics import reacher3d_end_effector
 from pets_core.envs.pusher import OBJECT_DENSITY, ORIGINAL_OBJECT_DENSITY, PusherEnv
 
 FIDELITY = Path(__file__).parents[2] / "results/reference/fidelity"
@@ -77,6 +79,7 @@ def test_the_xml_route_for_mujoco_without_mjspec_builds_the_same_model(density, 
         (["--run", PUSHER, "--object-density", "-1"], "must be a number > 0, got '-1'"),
         (["--run", PUSHER, "--object-density", "heavy"], "must be a number > 0, got 'heavy'"),
         (["--run", FIDELITY], "lacks config.yaml, logs.mat"),
+        (["--run", REACHER, "--actions", "random"], "invalid choice: 'random'"),
         ([], "the following arguments are required: --run"),
     ],
 )
@@ -87,3 +90,16 @@ def test_bad_input_is_one_line_exit_2(capsys, argv, says):
     assert out == "" and len(lines) == 1, err
     assert lines[0].startswith("python -m pets_core.bench replay: error: ")
     assert says in lines[0], lines[0]
+
+
+def test_zero_actions_give_each_reacher_episode_its_do_nothing_return(capsys):
+    # in zero gravity the resting arm never moves under zero torque: every step costs the start's
+    # squared distance from the hand (the original's analytic end effector) to the episode's goal
+    obs0 = scipy.io.loadmat(REACHER / "logs.mat")["observations"][:, 0]  # [n, 17]
+    hand = reacher3d_end_effector(torch.tensor(obs0, dtype=torch.float64)).numpy()
+    expected = -150 * ((hand - obs0[:, 7:10]) ** 2).sum(axis=1)  # goal = obs[7:10]
+    result = _replay(capsys, "--run", REACHER, "--actions", "zero")
+    assert result["actions"] == "zero"
+    replayed = [e["return_replayed"] for e in result["episodes"]]
+    np.testing.assert_allclose(replayed, expected, rtol=0, atol=1e-4)
+    assert max(replayed) < -140  # every goal starts over 0.97 m from the hand
