@@ -74,7 +74,8 @@ def _check_matrix():
 JOBS = jobs(config)
 VARIANTS = sorted({variant for _, variant, _ in JOBS})
 EXISTING_RUNS = config.get("existing_runs")  # figures from someone else's runs: no training
-RUN_DIR = f"results/runs/{RUN_PATH}"  # Snakemake wildcards {env}, {variant}, {seed}
+RUNS_ROOT = "results/runs"  # where this workflow's training runs live
+RUN_DIR = f"{RUNS_ROOT}/{RUN_PATH}"  # Snakemake wildcards {env}, {variant}, {seed}
 
 
 wildcard_constraints:
@@ -85,7 +86,7 @@ wildcard_constraints:
 
 def done_markers():
     """done.json of every job: the runner writes it last, so it marks a complete run."""
-    return [f"results/runs/{run_path(*job)}/{DONE_JSON}" for job in JOBS]
+    return [f"{RUNS_ROOT}/{run_path(*job)}/{DONE_JSON}" for job in JOBS]
 
 
 def run_inputs(wildcards):
@@ -144,7 +145,7 @@ def print_summary():
 
         run_dirs = find_run_dirs(EXISTING_RUNS)
     else:
-        run_dirs = [f"results/runs/{run_path(*job)}" for job in JOBS]
+        run_dirs = [f"{RUNS_ROOT}/{run_path(*job)}" for job in JOBS]
     print(
         workflow_summary(
             run_dirs,

@@ -31,5 +31,6 @@ rule ingest_mlflow:  # idempotent: adds or completes runs whose live logging was
         "../../environment.yml"
     params:
         tracking_uri=config["mlflow"]["tracking_uri"],
+        runs=RUNS_ROOT,
     shell:
-        "python -m pets_core.ingest results/runs --mlflow-uri {params.tracking_uri:q} > {log:q} 2>&1"
+        "python -m pets_core.ingest {params.runs:q} --mlflow-uri {params.tracking_uri:q} > {log:q} 2>&1"
