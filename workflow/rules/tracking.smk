@@ -31,6 +31,5 @@ rule ingest_mlflow:  # idempotent: adds or completes runs whose live logging was
         "../../environment.yml"
     params:
         tracking_uri=config["mlflow"]["tracking_uri"],
-        runs=RUNS_ROOT,
     shell:
-        "python -m pets_core.ingest {params.runs:q} --mlflow-uri {params.tracking_uri:q} > {log:q} 2>&1"
+        f"python -m pets_core.ingest {RUNS_ROOT} --mlflow-uri {{params.tracking_uri:q}} > {{log:q}} 2>&1"
