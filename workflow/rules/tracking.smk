@@ -32,4 +32,5 @@ rule ingest_mlflow:  # idempotent: adds or completes runs whose live logging was
     params:
         tracking_uri=config["mlflow"]["tracking_uri"],
     shell:
-        f"python -m pets_core.ingest {RUNS_ROOT} --mlflow-uri {{params.tracking_uri:q}} > {{log:q}} 2>&1"
+        f"python -m pets_core.ingest {RUNS_ROOT} "
+        "--mlflow-uri {params.tracking_uri:q} > {log:q} 2>&1"
