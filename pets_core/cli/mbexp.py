@@ -35,6 +35,7 @@ from pets_core.results.rundir import (
     RunDir,
 )
 from pets_core.results.tracking import Tracker, tracker_for
+from pets_core.run.checkpoint import ReplayError
 from pets_core.run.device import DeviceError, resolve_device
 from pets_core.run.progress import PLAIN_EVERY_S
 from pets_core.seeding import MAX_SEED
@@ -214,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 128 + stop.signum
+        except ReplayError as err:  # a slim checkpoint (python -m pets_core.snapshot)
+            tracker.finish([], status="FAILED")
+            print(f"mbexp: {run_dir}: cannot resume its slim checkpoint: {err}", file=sys.stderr)
+            return 1
         except BaseException:
             tracker.finish([], status="FAILED")
             raise

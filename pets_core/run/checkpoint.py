@@ -7,11 +7,20 @@ CPU). The file format (tagged numpy arrays, ``weights_only`` loading) is
 
 Compatibility: every checkpoint.pt written since 452d06f restores. Keys that older code wrote and
 this code no longer keeps (:data:`DROPPED_KEYS`) are ignored on restore.
+
+A *slim* checkpoint (:func:`slim`) leaves out the trainer (model weights and Adam moments, almost
+all of the file) and keeps a digest of it. Restoring one replays the run's model training on its
+logged episodes, which the checkpoint holds: the same initial weights, the same data prefixes and
+the same training RNG, so on the machine that made it the replayed trainer is the saved one, bit
+for bit (the digest says whether it is). That lets a run that spans sessions travel as a few
+hundred kB instead of the weights (``python -m pets_core.snapshot``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +51,9 @@ class RunState:
     last_train: dict[str, float] = dataclasses.field(default_factory=dict)
     last_train_s: float = 0.0
     env_seeded: bool = False
+    replays: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """One entry per resume from a slim checkpoint: the iteration it resumed after and whether
+    the replayed trainer equals the one that ran (``exact``); done.json reports them."""
 
     @property
     def best_so_far(self) -> float:
@@ -72,16 +84,38 @@ def save_run_state(
     )
 
 
+class ReplayError(Exception):
+    """A slim checkpoint whose training cannot be replayed (one line: what differs)."""
+
+
 def restore_run_state(
-    ckpt: dict[str, Any], trainer, mpc, env, train_rng, noise_rng, data: TrainingSet
+    ckpt: dict[str, Any],
+    trainer,
+    mpc,
+    env,
+    train_rng,
+    noise_rng,
+    data: TrainingSet,
+    retrain: Callable[[TrainingSet, Any], None] | None = None,
+    schedule: Callable[[RunState], list[int]] | None = None,
 ) -> RunState:
-    """Put a loaded checkpoint back: returns the RunState; refills ``data``, trainer, MPC, RNGs."""
+    """Put a loaded checkpoint back: returns the RunState; refills ``data``, trainer, MPC, RNGs.
+
+    A slim checkpoint (no ``trainer``) replays the training instead: ``schedule(state)`` gives
+    the number of episodes of every training call so far, ``retrain(data, rng)`` trains once.
+    ``train_rng`` must still be in its initial state then (it is, right after the loop made it).
+    """
     run = {k: v for k, v in ckpt["run"].items() if k not in DROPPED_KEYS}
     episodes = [Episode(*fields) for fields in run.pop("episodes")]
     state = RunState(**run, episodes=episodes)
-    for episode in episodes:
-        data.append(episode)
-    trainer.load_state_dict(ckpt["trainer"])
+    if "trainer" in ckpt:
+        for episode in episodes:
+            data.append(episode)
+        trainer.load_state_dict(ckpt["trainer"])
+    else:
+        if retrain is None or schedule is None:
+            raise ReplayError("a slim checkpoint needs its training replayed; no trainer given")
+        _replay_training(ckpt, state, trainer, train_rng, data, retrain, schedule)
     mpc.load_state_dict(ckpt["mpc"])
     mpc.model_trained = state.model_trained
     set_global_rng_state(ckpt["rng"]["global"])
@@ -91,3 +125,63 @@ def restore_run_state(
     env_rng.bit_generator.state = ckpt["rng"]["env"]
     env.unwrapped.np_random = env_rng
     return state
+
+
+def slim(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint without its trainer state, with that state's digest instead."""
+    if "trainer" not in ckpt:
+        return dict(ckpt)
+    rest = {k: v for k, v in ckpt.items() if k != "trainer"}
+    return {**rest, "trainer_digest": trainer_digest(ckpt["trainer"])}
+
+
+def trainer_digest(state: Any) -> str:
+    """sha256 over every array and value of a trainer state dict, in key order."""
+    h = hashlib.sha256()
+
+    def feed(obj: Any) -> None:
+        if isinstance(obj, dict):
+            for key in sorted(obj, key=str):
+                h.update(repr(key).encode())
+                feed(obj[key])
+        elif isinstance(obj, list | tuple):
+            for item in obj:
+                feed(item)
+        elif hasattr(obj, "detach"):  # a tensor
+            feed(obj.detach().cpu().numpy())
+        elif isinstance(obj, np.ndarray):
+            h.update(f"{obj.dtype}{obj.shape}".encode())
+            h.update(np.ascontiguousarray(obj).tobytes())
+        else:
+            h.update(repr(obj).encode())
+
+    feed(state)
+    return h.hexdigest()
+
+
+def _replay_training(ckpt, state, trainer, train_rng, data, retrain, schedule) -> None:
+    """Train again as the run did, on the same episodes in the same order; check the RNG."""
+    sizes = schedule(state)
+    if sizes and sizes[-1] > len(state.episodes):
+        raise ReplayError(
+            f"checkpoint holds {len(state.episodes)} episodes, its training used {sizes[-1]}"
+        )
+    added = 0
+    for size in sizes:
+        for episode in state.episodes[added:size]:
+            data.append(episode)
+        added = size
+        retrain(data, train_rng)
+    for episode in state.episodes[added:]:
+        data.append(episode)
+    if train_rng.bit_generator.state != ckpt["rng"]["train"]:
+        raise ReplayError(
+            f"replaying {len(sizes)} trainings left the training RNG elsewhere than the run's: "
+            "the checkpoint's settings or episodes do not match its training"
+        )
+    state.replays.append(
+        {
+            "after_iteration": state.iteration,
+            "exact": trainer_digest(trainer.state_dict()) == ckpt["trainer_digest"],
+        }
+    )

@@ -82,8 +82,30 @@ def run_experiment(
         stale.unlink(missing_ok=True)
     ckpt = load_checkpoint(run_dir)
     if ckpt is not None:
-        state = restore_run_state(ckpt, trainer, mpc, env, train_rng, noise_rng, data)
+        replay_state = RunState()  # a slim checkpoint's replayed trainings report nothing
+        state = restore_run_state(
+            ckpt,
+            trainer,
+            mpc,
+            env,
+            train_rng,
+            noise_rng,
+            data,
+            retrain=lambda d, rng: train(cfg, trainer, d, rng, replay_state, mpc),
+            schedule=lambda s: training_schedule(loop, s),
+        )
         echo(f"resuming {run_dir} after iteration {state.iteration} of {loop.ntrain_iters}")
+        if "trainer" not in ckpt:
+            exact = state.replays[-1]["exact"]
+            echo(
+                "slim checkpoint: model training replayed on the logged episodes; "
+                + (
+                    "the trainer equals the one that ran, bit for bit"
+                    if exact
+                    else "the trainer differs from the one that ran in rounding (another CPU?); "
+                    "the run goes on from the replayed one (done.json: replays)"
+                )
+            )
     else:
         # 1. initial rollouts with the untrained controller: uniform random actions
         state.model_trained = cfg.ctrl_cfg.prop_cfg.model_pretrained
@@ -198,6 +220,7 @@ def run_experiment(
         "wall_s": state.wall_s,
         "device": _device_name(device),
         "run_uid": read_run_info(run_dir)["run_uid"],
+        **({"replays": state.replays} if state.replays else {}),
     }
     if tracker is not None:
         tracker.log_rows(state.rows)  # anything a kill left unlogged
@@ -266,6 +289,14 @@ def run_episode(
         seconds_per_action=act_s / sim.task_hor,
     )
     return episode, frames
+
+
+def training_schedule(loop, state: RunState) -> list[int]:
+    """Episodes the model had trained on at each training call up to ``state.iteration``: after
+    the initial rollouts (if any), then after every iteration but the last (step 2g)."""
+    n0, per = loop.ninit_rollouts, loop.nrollouts_per_iter
+    sizes = [n0] if n0 > 0 else []
+    return sizes + [n0 + i * per for i in range(1, state.iteration + 1) if i < loop.ntrain_iters]
 
 
 def train(cfg: PetsConfig, trainer, data: TrainingSet, rng, state: RunState, mpc) -> None:
