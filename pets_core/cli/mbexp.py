@@ -26,9 +26,12 @@ from pets_core.interrupts import Interrupted, interrupts_as_exceptions
 from pets_core.results import naming, store
 from pets_core.results.files import write_text
 from pets_core.results.identity import ensure_run_info
+from pets_core.results.metrics import read_metrics_csv
 from pets_core.results.rundir import (
+    CHECKPOINT_PT,
     CONFIG_TXT,
     CONFIG_YAML,
+    DONE_JSON,
     LOGS_MAT,
     METRICS_CSV,
     MODEL_PT,
@@ -114,8 +117,8 @@ def new_run_dir(logdir: Path) -> Path:
     raise UsageError(f"could not create a fresh run directory under {logdir}")
 
 
-def prepare_run_dir(args: argparse.Namespace, cfg: config_mod.PetsConfig) -> tuple[Path, bool]:
-    """(run_dir, created_now). Raises UsageError for an unwritable place or a mismatched config."""
+def prepare_run_dir(args: argparse.Namespace) -> tuple[Path, bool]:
+    """(run_dir, created_now). Raises UsageError for an unwritable place."""
     try:
         if args.run_dir is None:
             return new_run_dir(Path(args.logdir)), True
@@ -125,18 +128,68 @@ def prepare_run_dir(args: argparse.Namespace, cfg: config_mod.PetsConfig) -> tup
     except OSError as err:
         where = args.run_dir or args.logdir
         raise UsageError(f"cannot create a run directory in {where}: {err.strerror}") from None
-    saved = run_dir / CONFIG_YAML
-    if RunDir(run_dir).is_resumable:
-        try:
-            diff = config_mod.first_difference(config_mod.from_yaml(saved), cfg)
-        except ConfigError as err:
-            diff = f"unreadable config.yaml ({err})"
-        if diff is not None:
-            raise UsageError(
-                f"--run-dir {run_dir} holds a run with a different config ({diff}); "
-                "use another --run-dir or the same arguments to resume it"
-            )
     return run_dir, created
+
+
+def check_existing_run(run_dir: Path, cfg: config_mod.PetsConfig) -> str | None:
+    """What ``run_dir`` holds for ``cfg``: None (no run yet), "resume" (an unfinished run of the
+    same settings: resumed, and run on to ``cfg``'s trial count), "extend" (a finished run of the
+    same settings with fewer trials and its checkpoint.pt: continued to ``cfg``'s count, as if it
+    had been asked for them from the start) or "complete" (a finished run of these settings and
+    length: nothing to do).
+
+    Raises UsageError naming the first differing setting (config.fingerprint) or seed for a run
+    of other settings, finished or not, and naming ``exp_cfg.exp_cfg.ntrain_iters`` for a run
+    that holds more trials than asked or cannot be extended (no checkpoint.pt).
+    """
+    run = RunDir(run_dir)
+    if not (run.is_complete or run.is_resumable):
+        return None
+    finished = "a finished run" if run.is_complete else "a run"
+    try:
+        saved = config_mod.from_yaml(run / CONFIG_YAML)
+        diff = config_mod.settings_difference(saved, cfg)
+        if diff is None and saved.seed != cfg.seed:
+            diff = f"seed: {saved.seed!r} != {cfg.seed!r}"
+    except ConfigError as err:
+        diff = f"unreadable config.yaml ({err})"
+    except FileNotFoundError:
+        diff = "no config.yaml"
+    if diff is not None:
+        advice = "use another --run-dir" + (
+            "" if run.is_complete else " or the same arguments to resume it"
+        )
+        raise UsageError(
+            f"--run-dir {run_dir} holds {finished} with a different config ({diff}); {advice}"
+        )
+    asked = cfg.exp_cfg.exp_cfg.ntrain_iters
+    have = int(run.done().get("iterations", -1)) if run.is_complete else _metrics_rows(run)
+    length = f"{LENGTH_KEY}: {have} != {asked}"
+    if run.is_complete and asked == have:
+        return "complete"
+    if asked < have:
+        raise UsageError(
+            f"--run-dir {run_dir} holds {finished} of {have} trials, more than asked ({length}); "
+            f"its first {asked} are those of a {asked}-trial run: read them there, or use "
+            "another --run-dir"
+        )
+    if not run.is_complete:
+        return "resume"
+    if not (run / CHECKPOINT_PT).is_file():
+        raise UsageError(
+            f"--run-dir {run_dir} holds a finished run of {have} trials and no {CHECKPOINT_PT} "
+            f"to extend it from ({length}); use another --run-dir"
+        )
+    return "extend"
+
+
+LENGTH_KEY = "exp_cfg.exp_cfg.ntrain_iters"
+
+
+def _metrics_rows(run: RunDir) -> int:
+    """Iterations an unfinished run has logged (metrics.csv is written just before the
+    checkpoint of the same iteration, so the checkpoint holds these or one fewer)."""
+    return len(read_metrics_csv(run.path)) if (run / METRICS_CSV).is_file() else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,16 +211,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        if args.run_dir is not None and RunDir(args.run_dir).is_complete:
-            print(f"{args.run_dir} is already complete (done.json present); nothing to do")
-            return 0
-        run_dir, created = prepare_run_dir(args, cfg)
+        if args.run_dir is not None:
+            found = check_existing_run(Path(args.run_dir), cfg)
+            if found == "complete":
+                print(f"{args.run_dir} is already complete (done.json present); nothing to do")
+                return 0
+            if found == "extend":
+                have = RunDir(args.run_dir).done().get("iterations")
+                asked = cfg.exp_cfg.exp_cfg.ntrain_iters
+                print(f"extending {args.run_dir} from {have} to {asked} trials")
+                (Path(args.run_dir) / DONE_JSON).unlink()  # unfinished again until it is done
+        run_dir, created = prepare_run_dir(args)
         try:
             run_info = ensure_run_info(  # before config.yaml: an older run keeps its identity
                 run_dir,
                 env=cfg.env,
                 variant=cfg.variant,
                 seed=cfg.seed,
+                settings_fingerprint=config_mod.fingerprint(cfg),
                 command=naming.command_line("pets_core.mbexp", argv_list),
                 git_commit=naming.git_commit(),
             )

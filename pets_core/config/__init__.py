@@ -8,6 +8,7 @@ One concept per module:
 - ``layers``: default.yaml < envs/<env>.yaml < -ca < -o -> ``load_config``;
 - ``overrides``: the -ca / -o grammar and read-only leaves;
 - ``codec``: PetsConfig <-> nested dict / YAML / config.txt; ``diff``: ``first_difference``;
+- ``fingerprint``: a run's settings (the leaves that change its numbers) and their short name;
 - ``schema``: the declared field types both grammars read; ``errors``: ``ConfigError``.
 
 Import the public names from here (``from pets_core.config import load_config, PetsConfig``).
@@ -16,6 +17,7 @@ Import the public names from here (``from pets_core.config import load_config, P
 from pets_core.config.codec import build, flatten, from_yaml, to_dict, to_text, to_yaml
 from pets_core.config.diff import first_difference
 from pets_core.config.errors import ConfigError
+from pets_core.config.fingerprint import NOT_SETTINGS, fingerprint, settings, settings_difference
 from pets_core.config.layers import CONFIG_DIR, env_names, load_config
 from pets_core.config.optimizers import OPT_CFGS, CEMCfg, ICEMCfg, MPPICfg, RandomCfg
 from pets_core.config.overrides import CA_DEFAULTS, CA_KEYS, read_only_reason
@@ -40,6 +42,7 @@ __all__ = [
     "CA_KEYS",
     "CONFIG_DIR",
     "GRAPH_MODES",
+    "NOT_SETTINGS",
     "OPT_CFGS",
     "PRECISIONS",
     "CEMCfg",
@@ -60,11 +63,14 @@ __all__ = [
     "SimCfg",
     "build",
     "env_names",
+    "fingerprint",
     "first_difference",
     "flatten",
     "from_yaml",
     "load_config",
     "read_only_reason",
+    "settings",
+    "settings_difference",
     "to_dict",
     "to_text",
     "to_yaml",

@@ -13,6 +13,7 @@ logs.mat equals an uninterrupted run's (on CPU).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pets_core.config import PetsConfig
+from pets_core.config import PetsConfig, fingerprint
 from pets_core.envs import get_task, make_env
 from pets_core.results.artifacts import save_model, write_video
 from pets_core.results.checkpoint import load_checkpoint
@@ -82,6 +83,9 @@ def run_experiment(
         stale.unlink(missing_ok=True)
     ckpt = load_checkpoint(run_dir)
     if ckpt is not None:
+        # a checkpoint that ends a shorter run has no training after its last iteration (step 2g)
+        ended = 0 < ckpt["run"]["iteration"] and not ckpt["run"].get("last_train")
+        ran = dataclasses.replace(loop, ntrain_iters=ckpt["run"]["iteration"]) if ended else loop
         replay_state = RunState()  # a slim checkpoint's replayed trainings report nothing
         state = restore_run_state(
             ckpt,
@@ -92,7 +96,7 @@ def run_experiment(
             noise_rng,
             data,
             retrain=lambda d, rng: train(cfg, trainer, d, rng, replay_state, mpc),
-            schedule=lambda s: training_schedule(loop, s),
+            schedule=lambda s: training_schedule(ran, s),
         )
         echo(f"resuming {run_dir} after iteration {state.iteration} of {loop.ntrain_iters}")
         if "trainer" not in ckpt:
@@ -106,6 +110,10 @@ def run_experiment(
                     "the run goes on from the replayed one (done.json: replays)"
                 )
             )
+        if ended and state.iteration < loop.ntrain_iters:
+            # the checkpoint ends a shorter run, which skips training after its last iteration
+            # (step 2g): train now, as a run of ntrain_iters trials did then (same data, RNGs)
+            train(cfg, trainer, data, train_rng, state, mpc)
     else:
         # 1. initial rollouts with the untrained controller: uniform random actions
         state.model_trained = cfg.ctrl_cfg.prop_cfg.model_pretrained
@@ -220,6 +228,7 @@ def run_experiment(
         "wall_s": state.wall_s,
         "device": _device_name(device),
         "run_uid": read_run_info(run_dir)["run_uid"],
+        "settings_fingerprint": fingerprint(cfg),
         **({"replays": state.replays} if state.replays else {}),
     }
     if tracker is not None:
