@@ -15,6 +15,7 @@ underestimate when training time grows with the data.
 from __future__ import annotations
 
 import math
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -174,10 +175,20 @@ class Progress:
 
 # ----------------------------------------------------------------------------- workflow end
 def workflow_summary(
-    run_dirs: Iterable[Path], *, tracking_uri: str | None, configfiles: Iterable[str] = ()
+    run_dirs: Iterable[Path],
+    *,
+    tracking_uri: str | None,
+    configfiles: Iterable[str] = (),
+    out: str = "results",
+    runs_root: str = "results/runs",
+    existing_runs: str | None = None,
 ) -> str:
     """The closing table of a workflow run: one row per (env, variant) from the runs' done.json,
-    then where the results are and how to browse them."""
+    then where the results are and how to browse them.
+
+    ``out``: the experiment's folder of tables, figures, logs and report (results/<name>, README
+    "Layout"); ``runs_root``: where its runs are; ``existing_runs``: the workflow made figures of
+    those runs (the report command then names them too)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for run in map(RunDir, run_dirs):
         if run.is_complete:
@@ -206,12 +217,17 @@ def workflow_summary(
         ).rstrip()
         for row in rows
     ]
-    config = "".join(f" --configfile {c}" for c in configfiles)
+    config = "".join(f" --configfile {shlex.quote(c)}" for c in configfiles)
+    if existing_runs:
+        config += f" --config existing_runs={shlex.quote(existing_runs)}"
     lines = [f"PETS workflow: {n_runs} complete run(s)", *table] if n_runs else []
+    runs = f"{runs_root}/<env>/<variant>/seed<N>/"
     lines += [
-        "runs:     results/runs/<env>/<variant>/seed<N>/ (metrics.csv, logs.mat, model.pt, "
-        "train_iter<i>/rollout<j>.mp4; logs in results/logs/train/)",
-        "tables:   results/tables/final_returns.md   figures: results/figures/",
+        f"runs:     {runs} (metrics.csv, logs.mat, model.pt, "
+        f"train_iter<i>/rollout<j>.mp4; logs in {out}/logs/train/)"
+        if not existing_runs
+        else f"runs:     {runs} (existing runs: no training)",
+        f"tables:   {out}/tables/final_returns.md   figures: {out}/figures/",
     ]
     if tracking_uri and tracking_uri.startswith(("http://", "https://")):
         lines.append(f"MLflow:   open {tracking_uri}")
@@ -219,5 +235,5 @@ def workflow_summary(
         lines.append(
             f"MLflow:   mlflow ui --backend-store-uri {tracking_uri}  -> http://127.0.0.1:5000"
         )
-    lines.append(f"report:   snakemake --report results/report.html{config}")
+    lines.append(f"report:   snakemake --report {shlex.quote(out + '/report.html')}{config}")
     return "\n".join(lines)

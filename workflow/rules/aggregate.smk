@@ -13,10 +13,10 @@ rule aggregate:  # partial runs: left out with a warning, or kept and marked (in
     input:
         run_inputs,
     output:
-        returns="results/tables/returns.csv",
-        runs="results/tables/runs.csv",
+        returns=f"{OUT}/tables/returns.csv",
+        runs=f"{OUT}/tables/runs.csv",
     log:
-        "results/logs/aggregate.log",
+        f"{OUT}/logs/aggregate.log",
     conda:
         "../../environment.yml"
     params:
@@ -30,22 +30,22 @@ rule summarize:
         returns=rules.aggregate.output.returns,
         runs=rules.aggregate.output.runs,
     output:
-        csv="results/tables/final_returns.csv",
-        markdown="results/tables/final_returns.md",
-        latex="results/tables/final_returns.tex",
+        csv=f"{OUT}/tables/final_returns.csv",
+        markdown=f"{OUT}/tables/final_returns.md",
+        latex=f"{OUT}/tables/final_returns.tex",
         html=report(
-            "results/tables/final_returns.html",
+            f"{OUT}/tables/final_returns.html",
             caption="../report/final_returns.rst",
             category="Tables",
             labels={"table": "final best-so-far and cost"},
         ),
     log:
-        "results/logs/summarize.log",
+        f"{OUT}/logs/summarize.log",
     conda:
         "../../environment.yml"
     params:
         thresholds=config["figures"]["thresholds"],
-        benchmarks="results/benchmarks/train",
+        benchmarks=f"{OUT}/benchmarks/train",
         settings_note=settings_note(),
         ci_method=CI_METHOD,
     script:
@@ -56,15 +56,15 @@ rule configuration:  # what every experiment ran, against the paper's defaults
     input:
         runs=rules.aggregate.output.runs,
     output:
-        markdown="results/tables/configuration.md",
+        markdown=f"{OUT}/tables/configuration.md",
         html=report(
-            "results/tables/configuration.html",
+            f"{OUT}/tables/configuration.html",
             caption="../report/configuration.rst",
             category="Configuration",
             labels={"table": "resolved settings vs the paper's"},
         ),
     log:
-        "results/logs/configuration.log",
+        f"{OUT}/logs/configuration.log",
     conda:
         "../../environment.yml"
     params:
@@ -79,15 +79,15 @@ rule fidelity_table:  # our best-so-far at the published curves' points (referen
         runs=rules.aggregate.output.runs,
         reference=config["figures"].get("reference_curves") or [],
     output:
-        markdown="results/tables/fidelity.md",
+        markdown=f"{OUT}/tables/fidelity.md",
         html=report(
-            "results/tables/fidelity.html",
+            f"{OUT}/tables/fidelity.html",
             caption="../report/fidelity.rst",
             category="Tables",
             labels={"table": "ours vs the original's curves"},
         ),
     log:
-        "results/logs/fidelity_table.log",
+        f"{OUT}/logs/fidelity_table.log",
     conda:
         "../../environment.yml"
     params:

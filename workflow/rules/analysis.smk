@@ -63,7 +63,7 @@ def analysis_outputs():
     outputs = [
         *rules.summarize.output,
         *rules.configuration.output,
-        *expand("results/figures/{name}.{ext}", name=FIGURES, ext=["pdf", "png"]),
+        *expand(f"{OUT}/figures/{{name}}.{{ext}}", name=FIGURES, ext=["pdf", "png"]),
     ]
     if config["figures"].get("reference_curves"):
         outputs += rules.fidelity_table.output

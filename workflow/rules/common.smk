@@ -49,6 +49,35 @@ def _schema_message(error):
 _validate_config()
 
 ENVS = list(config["envs"])
+EXISTING_RUNS = config.get("existing_runs")  # figures from someone else's runs: no training
+
+
+def _experiment_name():
+    """config `name`, else the (last) --configfile's name without .yaml; written back into the
+    config so that the report's own Snakemake run (scripts/report.py) gets the same one."""
+    if not config.get("name"):
+        files = workflow.overwrite_configfiles or workflow.configfiles or ["config/config.yaml"]
+        config["name"] = Path(files[-1]).stem
+    return config["name"]
+
+
+def _relative(path):
+    """A path as the user would type it: relative to the working directory when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def _existing_slug(path):
+    """existing_runs as one folder name: results/reference/fidelity -> reference-fidelity."""
+    parts = [p for p in Path(_relative(path)).parts if p not in ("/", ".", "..")]
+    return "-".join(parts[1:] if parts[:1] == ["results"] else parts) or "here"
+
+
+EXPERIMENT = _experiment_name()
+EXPERIMENT_DIR = f"results/{EXPERIMENT}"  # this experiment's runs (runs/)
+OUT = (  # where its tables, figures, logs and report go (README "Layout")
+    f"{EXPERIMENT_DIR}/existing/{_existing_slug(EXISTING_RUNS)}" if EXISTING_RUNS else EXPERIMENT_DIR
+)
 
 
 def _check_matrix():
@@ -73,8 +102,7 @@ def _check_matrix():
 # One job = one (env, variant, seed); the union over experiment groups (shared runs train once).
 JOBS = jobs(config)
 VARIANTS = sorted({variant for _, variant, _ in JOBS})
-EXISTING_RUNS = config.get("existing_runs")  # figures from someone else's runs: no training
-RUNS_ROOT = "results/runs"  # where this workflow's training runs live
+RUNS_ROOT = f"{EXPERIMENT_DIR}/runs"  # where this experiment's training runs live
 RUN_DIR = f"{RUNS_ROOT}/{RUN_PATH}"  # Snakemake wildcards {env}, {variant}, {seed}
 
 
@@ -121,19 +149,13 @@ def train_runtime(wildcards):
 def final_outputs():
     """Targets of the default rule: tables, figures and (when training here) the MLflow ingest."""
     outputs = [
-        "results/tables/final_returns.md",
-        "results/tables/final_returns.tex",
-        *expand("results/figures/{name}.{ext}", name=FIGURES, ext=["pdf", "png"]),
+        f"{OUT}/tables/final_returns.md",
+        f"{OUT}/tables/final_returns.tex",
+        *expand(f"{OUT}/figures/{{name}}.{{ext}}", name=FIGURES, ext=["pdf", "png"]),
     ]
     if not EXISTING_RUNS:
-        outputs.append("results/mlflow.ingested")
+        outputs.append(f"{OUT}/mlflow.ingested")
     return outputs
-
-
-def _relative(path):
-    """A path as the user would type it: relative to the working directory when inside it."""
-    path = Path(path).resolve()
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def print_summary():
@@ -151,6 +173,9 @@ def print_summary():
             run_dirs,
             tracking_uri=None if EXISTING_RUNS else config["mlflow"]["tracking_uri"],
             configfiles=[_relative(c) for c in workflow.overwrite_configfiles or []],
+            out=OUT,
+            runs_root=RUNS_ROOT if not EXISTING_RUNS else EXISTING_RUNS,
+            existing_runs=EXISTING_RUNS,
         ),
         flush=True,
     )

@@ -11,15 +11,15 @@ rule plot_best_so_far:  # Figure 3 of the paper, with CIs or single seeds, and r
     input:
         returns=rules.aggregate.output.returns,
     output:
-        pdf="results/figures/best_so_far_{x}.pdf",
+        pdf=f"{OUT}/figures/best_so_far_{{x}}.pdf",
         png=report(
-            "results/figures/best_so_far_{x}.png",
+            f"{OUT}/figures/best_so_far_{{x}}.png",
             caption="../report/best_so_far.rst",
             category="Figures",
             labels={"figure": "best-so-far return", "x axis": "{x}"},
         ),
     log:
-        "results/logs/plot_best_so_far_{x}.log",
+        f"{OUT}/logs/plot_best_so_far_{{x}}.log",
     wildcard_constraints:
         x="trials|steps",
     conda:
@@ -42,15 +42,15 @@ rule plot_ablation:  # Figure 4 of the paper: model x propagation
         summary=rules.summarize.output.csv,
         returns=rules.aggregate.output.returns,
     output:
-        pdf="results/figures/ablation.pdf",
+        pdf=f"{OUT}/figures/ablation.pdf",
         png=report(
-            "results/figures/ablation.png",
+            f"{OUT}/figures/ablation.png",
             caption="../report/ablation.rst",
             category="Figures",
             labels={"figure": "ablation"},
         ),
     log:
-        "results/logs/plot_ablation.log",
+        f"{OUT}/logs/plot_ablation.log",
     conda:
         "../../environment.yml"
     params:
@@ -65,15 +65,15 @@ rule plot_raw_returns:
     input:
         returns=rules.aggregate.output.returns,
     output:
-        pdf="results/figures/raw_returns.pdf",
+        pdf=f"{OUT}/figures/raw_returns.pdf",
         png=report(
-            "results/figures/raw_returns.png",
+            f"{OUT}/figures/raw_returns.png",
             caption="../report/raw_returns.rst",
             category="Figures",
             labels={"figure": "per-trial return"},
         ),
     log:
-        "results/logs/plot_raw_returns.log",
+        f"{OUT}/logs/plot_raw_returns.log",
     conda:
         "../../environment.yml"
     params:
@@ -94,9 +94,9 @@ rule report:  # the HTML report, built by the main command (`snakemake --report`
     input:
         analysis_outputs(),
     output:
-        report="results/report.html",
+        report=f"{OUT}/report.html",
     log:
-        "results/logs/report.log",
+        f"{OUT}/logs/report.log",
     localrule: True
     conda:
         "../../environment.yml"

@@ -8,10 +8,10 @@ OPTIMIZERS_GROUP = config["experiments"].get("optimizers")
 # Targets of the comparison (none without an `optimizers` group); rule all requests them.
 OPTIMIZER_OUTPUTS = (
     [
-        "results/figures/optimizers.pdf",
-        "results/figures/optimizers.png",
-        "results/tables/optimizers.csv",
-        "results/tables/optimizers.md",
+        f"{OUT}/figures/optimizers.pdf",
+        f"{OUT}/figures/optimizers.png",
+        f"{OUT}/tables/optimizers.csv",
+        f"{OUT}/tables/optimizers.md",
     ]
     if OPTIMIZERS_GROUP
     else []
@@ -28,21 +28,21 @@ if OPTIMIZERS_GROUP:
             returns=rules.aggregate.output.returns,
             runs=run_inputs,
         output:
-            pdf="results/figures/optimizers.pdf",
+            pdf=f"{OUT}/figures/optimizers.pdf",
             png=report(
-                "results/figures/optimizers.png",
+                f"{OUT}/figures/optimizers.png",
                 caption="../report/optimizers.rst",
                 category="Figures",
                 labels={"figure": "optimizers"},
             ),
             csv=report(
-                "results/tables/optimizers.csv",
+                f"{OUT}/tables/optimizers.csv",
                 caption="../report/optimizers.rst",
                 category="Tables",
             ),
-            markdown="results/tables/optimizers.md",
+            markdown=f"{OUT}/tables/optimizers.md",
         log:
-            "results/logs/plot_optimizers.log",
+            f"{OUT}/logs/plot_optimizers.log",
         conda:
             "../../environment.yml"
         params:

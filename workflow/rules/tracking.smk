@@ -8,9 +8,9 @@ localrules:
 
 rule init_mlflow:  # every training job waits for this: first writers race on schema creation
     output:
-        touch("results/mlflow.ready"),
+        touch(f"{OUT}/mlflow.ready"),
     log:
-        "results/logs/init_mlflow.log",
+        f"{OUT}/logs/init_mlflow.log",
     conda:
         "../../environment.yml"
     params:
@@ -24,9 +24,9 @@ rule ingest_mlflow:  # idempotent: adds or completes runs whose live logging was
     input:
         done_markers(),
     output:
-        touch("results/mlflow.ingested"),
+        touch(f"{OUT}/mlflow.ingested"),
     log:
-        "results/logs/ingest_mlflow.log",
+        f"{OUT}/logs/ingest_mlflow.log",
     conda:
         "../../environment.yml"
     params:

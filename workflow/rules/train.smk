@@ -6,13 +6,13 @@
 
 rule train:
     input:
-        ancient("results/mlflow.ready"),
+        ancient(f"{OUT}/mlflow.ready"),
     output:
         done=f"{RUN_DIR}/{DONE_JSON}",
     log:
-        f"results/logs/train/{RUN_PATH}.log",
+        f"{OUT}/logs/train/{RUN_PATH}.log",
     benchmark:
-        f"results/benchmarks/train/{RUN_PATH}.tsv"
+        f"{OUT}/benchmarks/train/{RUN_PATH}.tsv"
     conda:
         "../../environment.yml"
     threads: config["train"]["threads"]
