@@ -9,8 +9,16 @@ the episodes per iteration and the planned number of iterations; ``done.json`` m
 Best-so-far and env steps follow the one definition in :mod:`pets_core.results.metrics`.
 
 Partial runs (killed or still running: no done.json although the runner wrote a config.yaml, fewer
-iterations than planned, or fewer than the longest sibling of the same env and variant) are left
-out by default, each named in a warning; ``include_partial=True`` keeps them, marked ``partial``.
+iterations than planned, or, for someone else's logs.mat without a config.yaml, fewer than the
+longest sibling of the same env and variant) are left out by default, each named in a warning;
+``include_partial=True`` keeps them, marked ``partial``.
+
+Settings: every row carries its run's settings fingerprint (``settings``,
+:mod:`pets_core.config.fingerprint`, computed from config.yaml; empty without one). Runs of one env
+and variant but different settings are never averaged: :func:`collect_runs` refuses them in one
+error that names each group, its seeds and the settings that tell the groups apart. Runs of one
+setting but different lengths aggregate (a 17-trial and a 25-trial seed give 2 seeds to trial 17,
+1 after); a row's final best-so-far is taken at the last trial its complete runs share.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import pandas as pd
 import scipy.io
 import yaml
 
+from pets_core import config as config_mod
 from pets_core.results import metrics
 from pets_core.results.rundir import CONFIG_YAML, DONE_JSON, LOGS_MAT, RUN_PATH, RUN_PATH_RE
 from pets_core.results.rundir import find_run_dirs as _find
@@ -39,9 +48,11 @@ COLUMNS = [
     "return",
     "best_so_far",
     "partial",
+    "settings",
 ]
 """env_steps: every env step so far; mpc_env_steps: without the initial random episodes (the x of
-the original's curves); return: mean over the iteration's neval evaluated episodes."""
+the original's curves); return: mean over the iteration's neval evaluated episodes; settings: the
+run's settings fingerprint ("" for a logs.mat without config.yaml)."""
 
 
 class RunDataError(ValueError):
@@ -111,6 +122,7 @@ def load_run(run_dir: Path | str) -> pd.DataFrame:
             "return": per_iteration,
             "best_so_far": metrics.best_so_far(returns, neval),
             "partial": partial_reason(run_dir, cfg, iterations.size) is not None,
+            "settings": _fingerprint(run_dir, cfg),
         },
         columns=COLUMNS,
     )
@@ -149,15 +161,17 @@ def collect_runs(run_dirs: Iterable[Path | str], *, include_partial: bool = Fals
         )
     if not frames:
         raise RunDataError("no run directories given (nothing to aggregate)")
+    _refuse_mixed_settings(frames)
     longest: dict[tuple[str, str], int] = {}
     for frame in frames.values():
         key = (frame["env"].iloc[0], frame["variant"].iloc[0])
         longest[key] = max(longest.get(key, 0), len(frame))
     kept = []
     for run_dir, frame in frames.items():
-        reason = partial_reason(run_dir, _run_config(run_dir), len(frame))
+        cfg = _run_config(run_dir)
+        reason = partial_reason(run_dir, cfg, len(frame))
         siblings = longest[(frame["env"].iloc[0], frame["variant"].iloc[0])]
-        if reason is None and len(frame) < siblings:
+        if reason is None and cfg is None and len(frame) < siblings:  # no plan of its own
             reason = f"{len(frame)} iterations, its siblings have {siblings}"
         if reason is not None:
             action = "included, marked partial" if include_partial else "left out"
@@ -175,15 +189,61 @@ def collect_runs(run_dirs: Iterable[Path | str], *, include_partial: bool = Fals
     return table.sort_values(["env", "variant", "seed", "iteration"], ignore_index=True)
 
 
-RUN_COLUMNS = ["env", "variant", "seed", "iterations", "partial", "device", "wall_s"]
-"""runs.csv: one row per run kept in the tidy table; device and wall_s from done.json (else empty:
-unknown; ``device`` is absent from done.json files written before it was recorded)."""
+def _refuse_mixed_settings(frames: dict[Path, pd.DataFrame]) -> None:
+    """RunDataError when one (env, variant) holds runs of different settings, naming each group
+    by fingerprint, its seeds and the settings that differ between the groups."""
+    groups: dict[tuple[str, str], dict[str, list[Path]]] = {}
+    for run_dir, frame in frames.items():
+        key = (frame["env"].iloc[0], frame["variant"].iloc[0])
+        groups.setdefault(key, {}).setdefault(frame["settings"].iloc[0], []).append(run_dir)
+    problems = []
+    for (env, variant), by_settings in sorted(groups.items()):
+        if len(by_settings) < 2:
+            continue
+        described = {fp: _settings_of(dirs[0]) for fp, dirs in by_settings.items()}
+        keys = sorted({k for d in described.values() for k in d})
+        differ = [k for k in keys if len({repr(d.get(k)) for d in described.values()}) > 1]
+        lines = [f"{env} {variant}: {len(by_settings)} different settings"]
+        for fp, dirs in sorted(by_settings.items()):
+            seeds = ", ".join(str(parse_run_dir(d)[2]) for d in sorted(dirs))
+            what = ", ".join(f"{k} {described[fp].get(k)!r}" for k in differ) or "no config.yaml"
+            lines.append(f"    settings {fp or '(unknown)'} (seeds {seeds}): {what}")
+        problems.append("\n".join(lines))
+    if problems:
+        raise RunDataError(
+            "runs of different settings are never averaged into one curve; aggregate each "
+            "setting from its own folder:\n  " + "\n  ".join(problems)
+        )
+
+
+def _settings_of(run_dir: Path) -> dict:
+    """The settings (dotted path -> value) of a run's config.yaml; {} without one."""
+    path = Path(run_dir) / CONFIG_YAML
+    return config_mod.settings(config_mod.from_yaml(path)) if path.is_file() else {}
+
+
+def _fingerprint(run_dir: Path, cfg: dict | None) -> str:
+    """The run's settings fingerprint from its config.yaml ("" without one)."""
+    if cfg is None:
+        return ""
+    try:
+        return config_mod.fingerprint(config_mod.build(cfg))
+    except config_mod.ConfigError as err:
+        raise RunDataError(
+            f"{run_dir / CONFIG_YAML}: not a config of this runner ({err})"
+        ) from None
+
+
+RUN_COLUMNS = ["env", "variant", "seed", "iterations", "partial", "settings", "device", "wall_s"]
+"""runs.csv: one row per run kept in the tidy table; settings: its fingerprint; device and wall_s
+from done.json (else empty: unknown; ``device`` is absent from done.json files written before it
+was recorded)."""
 
 
 def run_records(run_dirs: Iterable[Path | str], tidy: pd.DataFrame) -> pd.DataFrame:
     """One row per run of ``tidy``: its iterations, partial mark, device and wall time."""
     kept = tidy.groupby(["env", "variant", "seed"]).agg(
-        iterations=("iteration", "max"), partial=("partial", "any")
+        iterations=("iteration", "max"), partial=("partial", "any"), settings=("settings", "first")
     )
     rows = []
     for run_dir in run_dirs:
@@ -204,12 +264,31 @@ def run_records(run_dirs: Iterable[Path | str], tidy: pd.DataFrame) -> pd.DataFr
 
 
 def final_best_so_far(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Per run, the best-so-far return at its last iteration (one row per env, variant, seed)."""
+    """Per run, the best-so-far return at its last iteration (one row per env, variant, seed);
+    complete runs of one env and variant but different lengths (one setting: a 17- and a 25-trial
+    seed) at the last iteration they all have, so that a row never mixes trials."""
     if "partial" not in tidy:  # a returns.csv written before partial runs were marked
         tidy = tidy.assign(partial=False)
+    if "settings" not in tidy:  # a returns.csv written before settings were recorded
+        tidy = tidy.assign(settings="")
+    complete = tidy[~tidy["partial"].astype(bool)]
+    lengths = complete.groupby(["env", "variant", "seed"])["iteration"].max()
+    shared = lengths.groupby(["env", "variant"]).min().rename("shared").reset_index()
+    tidy = tidy.merge(shared, on=["env", "variant"], how="left")
+    cut = ~tidy["partial"].astype(bool) & (tidy["iteration"] > tidy["shared"])
+    tidy = tidy[~cut].drop(columns="shared")
     last = tidy.sort_values("iteration").groupby(["env", "variant", "seed"], as_index=False).last()
     return last.rename(columns={"best_so_far": "final_best_so_far", "iteration": "iterations"})[
-        ["env", "variant", "seed", "iterations", "env_steps", "final_best_so_far", "partial"]
+        [
+            "env",
+            "variant",
+            "seed",
+            "iterations",
+            "env_steps",
+            "final_best_so_far",
+            "partial",
+            "settings",
+        ]
     ]
 
 

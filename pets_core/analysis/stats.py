@@ -96,6 +96,7 @@ def summarize_final(tidy: pd.DataFrame) -> pd.DataFrame:
                 "seeds": len(values),
                 "partial_seeds": int(group["partial"].astype(bool).sum()),
                 "iterations": int(group["iterations"].min()),
+                "settings": ", ".join(sorted(set(group["settings"].fillna("").astype(str)))),
                 "mean": float(values.mean()),
                 "ci_low": low,
                 "ci_high": high,

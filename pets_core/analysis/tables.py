@@ -19,7 +19,10 @@ HEADER = [
     "Wall time / run",
     "CPU time / run",
     "GPU h / run",
+    "Settings",
 ]
+"""Settings: the runs' settings fingerprint (pets_core.config.fingerprint; empty for runs without a
+config.yaml)."""
 
 
 def _num(value: float, digits: int = 1) -> str:
@@ -76,6 +79,7 @@ def _rows(table: pd.DataFrame) -> list[list[str]]:
                 duration(row.wall_h_per_run),
                 duration(row.cpu_h_per_run),
                 _num(row.gpu_h_per_run, 2),
+                getattr(row, "settings", "") or "–",
             ]
         )
     return rows

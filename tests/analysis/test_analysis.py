@@ -21,6 +21,7 @@ from pets_core.analysis.aggregate import (
     final_best_so_far,
     find_run_dirs,
     load_run,
+    run_records,
 )
 from pets_core.analysis.plots import ablation_figure, best_so_far_figure
 from pets_core.analysis.reference import blocks, comparison, load_reference
@@ -36,6 +37,7 @@ from pets_core.analysis.stats import (
     trials_to_threshold,
 )
 from pets_core.analysis.tables import duration, to_html, to_latex, to_markdown
+from pets_core.config import fingerprint, from_yaml
 from pets_core.results.metrics import best_so_far, env_steps, episodes_per_iteration
 
 
@@ -86,12 +88,14 @@ def test_runner_and_analysis_share_best_so_far_and_env_steps_with_neval_3(tmp_pa
 
 
 def test_partial_runs_are_left_out_by_default_and_named(tmp_path: Path) -> None:
-    """Real runs: 2 complete, 1 killed (no done.json), 1 with fewer iterations than its siblings."""
+    """Real runs: 2 complete, 1 killed (no done.json), 1 complete with a shorter plan (same
+    settings: kept, the summary's final taken at the trial all complete runs share); someone
+    else's logs.mat (no config.yaml) with fewer iterations than its siblings: partial."""
     root = tmp_path / "runs/cartpole/PE-TSinf-CEM"
     for seed in (1, 2, 3):
         _tiny_run(root / f"seed{seed}", "cartpole", 3, "--seed", str(seed))
     (root / "seed3/done.json").unlink()  # as if killed after its last logs.mat
-    _tiny_run(root / "seed4", "cartpole", 2, "--seed", "4")  # complete, but 2 of 3 iterations
+    _tiny_run(root / "seed4", "cartpole", 2, "--seed", "4")  # complete: 2 of 2 planned
     dirs = find_run_dirs(tmp_path / "runs")
     with pytest.warns(PartialRunWarning) as caught:
         table = collect_runs(dirs)
@@ -99,16 +103,26 @@ def test_partial_runs_are_left_out_by_default_and_named(tmp_path: Path) -> None:
     assert messages == [
         f"partial run {root / 'seed3'}: no done.json (killed or still running), 3 iterations; "
         "left out",
-        f"partial run {root / 'seed4'}: 2 iterations, its siblings have 3; left out",
     ]
-    assert sorted(set(table["seed"])) == [1, 2] and not table["partial"].any()
+    assert sorted(set(table["seed"])) == [1, 2, 4] and not table["partial"].any()
+    assert table.groupby("seed")["iteration"].max().to_dict() == {1: 3, 2: 3, 4: 2}
+    finals = final_best_so_far(table).set_index("seed")
+    assert finals["iterations"].to_dict() == {1: 2, 2: 2, 4: 2}  # the trials all three have
+    at_2 = table[table["iteration"] == 2].set_index("seed")["best_so_far"]
+    assert finals["final_best_so_far"].to_dict() == at_2.to_dict()
     with pytest.warns(PartialRunWarning, match="included, marked partial"):
         marked = collect_runs(dirs, include_partial=True)
     assert marked.groupby("seed")["partial"].all().to_dict() == {
-        1: False, 2: False, 3: True, 4: True
+        1: False, 2: False, 3: True, 4: False
     }  # fmt: skip
     summary = summarize_final(marked).iloc[0]
-    assert (summary["seeds"], summary["partial_seeds"]) == (4, 2)
+    assert (summary["seeds"], summary["partial_seeds"]) == (4, 1)
+    # someone else's logs.mat: no plan of its own, judged against its siblings
+    theirs = [
+        make_run(tmp_path / "theirs", "cartpole", "D-E-CEM", s, [1.0] * (4 - s)) for s in (1, 2)
+    ]
+    with pytest.warns(PartialRunWarning, match=r"seed2: 2 iterations, its siblings have 3"):
+        assert set(collect_runs(theirs)["seed"]) == {1}
     # a run killed before its planned iterations is partial even without siblings
     with pytest.warns(PartialRunWarning, match=r"seed3: 3 of 5 planned iterations"):
         cfg = (root / "seed3/config.yaml").read_text()
@@ -116,6 +130,36 @@ def test_partial_runs_are_left_out_by_default_and_named(tmp_path: Path) -> None:
         collect_runs([root / "seed3"], include_partial=True)
     with pytest.raises(RunDataError, match=r"all 1 run\(s\) are partial"), pytest.warns():
         collect_runs([root / "seed3"])
+
+
+def test_runs_of_different_settings_are_never_averaged(tmp_path: Path) -> None:
+    """Issue 28, case 3: cartpole seeds at task_hor 8 (tiny runs) and 9 in one existing_runs
+    folder gave one curve and one row. Now one error names both groups, their seeds and the
+    setting that differs; one setting alone aggregates, with its fingerprint in every row."""
+    root = tmp_path / "runs/cartpole/PE-TSinf-CEM"
+    for seed in (1, 2):
+        _tiny_run(root / f"seed{seed}", "cartpole", 1, "--seed", str(seed))
+    for seed in (3, 4):
+        _tiny_run(
+            root / f"seed{seed}", "cartpole", 1, "--seed", str(seed),
+            "-o", "exp_cfg.sim_cfg.task_hor", "9",
+        )  # fmt: skip
+    fp = {s: fingerprint(from_yaml(root / f"seed{s}/config.yaml")) for s in (1, 2, 3, 4)}
+    assert fp[1] == fp[2] != fp[3] == fp[4]
+    with pytest.raises(RunDataError) as info:
+        collect_runs(find_run_dirs(tmp_path / "runs"))
+    first, second = sorted([(fp[1], "1, 2", 8), (fp[3], "3, 4", 9)])
+    assert str(info.value) == (
+        "runs of different settings are never averaged into one curve; aggregate each setting "
+        "from its own folder:\n"
+        "  cartpole PE-TSinf-CEM: 2 different settings\n"
+        f"    settings {first[0]} (seeds {first[1]}): exp_cfg.sim_cfg.task_hor {first[2]}\n"
+        f"    settings {second[0]} (seeds {second[1]}): exp_cfg.sim_cfg.task_hor {second[2]}"
+    )
+    one = collect_runs([root / "seed1", root / "seed2"])
+    assert set(one["settings"]) == {fp[1]}
+    records = run_records([root / "seed1", root / "seed2"], one)
+    assert list(records["settings"]) == [fp[1], fp[1]]
 
 
 def test_corrupt_and_missing_runs_are_named_in_one_error(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.runs import logs, run, tiny_args
 
 from pets_core.config import fingerprint, from_yaml, load_config, settings, settings_difference
-from tests.support.runs import logs, run, tiny_args
 
 REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference" / "fidelity"
 

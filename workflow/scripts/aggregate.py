@@ -1,7 +1,8 @@
-"""Every run's logs.mat -> results/tables/returns.csv (tidy table) and runs.csv (one row a run).
+"""Every run's logs.mat -> <experiment>/tables/returns.csv (tidy table) and runs.csv (one a run).
 
 Partial runs are left out (or, with ``--config include_partial=true``, kept and marked); each one
-is named on the terminal and in the log.
+is named on the terminal and in the log. Runs that cannot be aggregated (missing or damaged files,
+one env and variant in different settings) fail the job with one message naming them.
 """
 
 import sys
@@ -13,7 +14,12 @@ sys.stderr = log
 
 from pathlib import Path
 
-from pets_core.analysis.aggregate import PartialRunWarning, collect_runs, run_records
+from pets_core.analysis.aggregate import (
+    PartialRunWarning,
+    RunDataError,
+    collect_runs,
+    run_records,
+)
 from pets_core.results.files import write_text
 
 
@@ -27,7 +33,12 @@ def show(message, category, filename, lineno, file=None, line=None):
 
 warnings.showwarning = show
 run_dirs = [Path(path).parent for path in snakemake.input]  # done.json or logs.mat
-table = collect_runs(run_dirs, include_partial=snakemake.params.include_partial)
+try:
+    table = collect_runs(run_dirs, include_partial=snakemake.params.include_partial)
+except RunDataError as err:  # missing or damaged runs, runs of different settings: named
+    for stream in (terminal, log):
+        print(f"aggregate: error: {err}", file=stream)
+    sys.exit(1)
 write_text(Path(snakemake.output.returns), table.to_csv(index=False))
 runs = run_records(run_dirs, table)
 write_text(Path(snakemake.output.runs), runs.to_csv(index=False))

@@ -12,8 +12,8 @@ from pets_core.analysis.stats import summary_table
 from pets_core.analysis.tables import to_html, to_latex, to_markdown
 from pets_core.results.files import write_text
 
-tidy = pd.read_csv(snakemake.input.returns)
-runs = pd.read_csv(snakemake.input.runs)
+tidy = pd.read_csv(snakemake.input.returns, dtype={"settings": str})
+runs = pd.read_csv(snakemake.input.runs, dtype={"settings": str})
 benchmarks = sorted(Path(snakemake.params.benchmarks).glob("*/*/seed*.tsv"))
 kept = {(r.env, r.variant, int(r.seed)) for r in runs.itertuples()}
 benchmarks = [b for b in benchmarks if (b.parts[-3], b.parts[-2], int(b.stem[4:])) in kept]
