@@ -4,13 +4,15 @@ Idempotent (:mod:`pets_core.results.ingest`): a run already in the store is comp
 metrics or artifacts and otherwise left alone, so running it twice, on a moved or copied results
 dir, or from two shells at once, adds nothing. Folders that hold a store's artifacts
 (``mlartifacts``, ``mlruns``) are never searched for runs. Use it for runs whose live tracking was
-skipped, or for run directories made on another machine.
+skipped, or for run directories made on another machine. It names the store it opened on stderr,
+and never creates the default store (``sqlite:///results/mlflow.db``) outside a project directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ingest: error: MLflow is disabled (--mlflow-uri none); nothing to do", file=sys.stderr
         )
         return 2
+    if (refusal := store_refusal(uri, explicit=args.mlflow_uri is not None)) is not None:
+        print(f"ingest: error: {refusal}", file=sys.stderr)
+        return 2
+    db = store.sqlite_file(uri)
+    where = f" ({'new, ' if db and not db.exists() else ''}{db.resolve()})" if db else ""
+    print(f"ingest: MLflow store {uri}{where}", file=sys.stderr)
     run_dirs = find_run_dirs(args.dirs, complete_only=True)
     if not run_dirs:
         print(
@@ -52,6 +60,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         failed += run_id is None
         print(f"{run_dir}: {what}" + (f" (run {run_id})" if run_id else ""))
     return 1 if failed else 0
+
+
+PROJECT_MARKERS = ("Snakefile", "results")
+"""A working directory holding one of these is a project directory (the repository's root, or
+where runs already write results/): the default store may be created there."""
+
+
+def store_refusal(uri: str, *, explicit: bool) -> str | None:
+    """Why ingest will not create ``uri``'s sqlite store, or None: the store named by default
+    (no --mlflow-uri, no $MLFLOW_TRACKING_URI) is never created outside a project directory, so
+    that ingest run from elsewhere never leaves a stray results/mlflow.db there."""
+    db = store.sqlite_file(uri)
+    if db is None or db.exists() or explicit or "MLFLOW_TRACKING_URI" in os.environ:
+        return None
+    cwd = Path.cwd()
+    if any((cwd / marker).exists() for marker in PROJECT_MARKERS):
+        return None
+    return (
+        f"no MLflow store at {db} and {cwd} is not a project directory (no Snakefile, no "
+        "results/); run from the project directory, or name the store with --mlflow-uri "
+        f"sqlite:///PATH/mlflow.db"
+    )
 
 
 if __name__ == "__main__":

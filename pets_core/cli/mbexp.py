@@ -2,17 +2,21 @@
 
     python -m pets_core.mbexp -env halfcheetah -ca model-type PE -ca prop-type TSinf \\
         -o exp_cfg.exp_cfg.ntrain_iters 5 [-logdir log] [--seed 0] [--device auto|cpu|cuda] \\
-        [--run-dir DIR] [--threads N] [--mlflow-uri URI] [--mlflow-experiment NAME]
+        [--run-dir DIR] [--threads N] [--mlflow-uri URI] [--mlflow-experiment NAME] \\
+        [--tag KEY VALUE]
 
 Without --run-dir the run goes to <logdir>/<YYYY-MM-DD--HH:MM:SS>/ (a suffix -1, -2, ... if that
 already exists, so two runs started in the same second never collide). With --run-dir an
-interrupted run resumes after its last complete iteration and a finished one (done.json) is left
-alone. Bad input exits 2 with one line naming the culprit and the valid choices.
+interrupted run resumes after its last complete iteration; a finished one (done.json) of the same
+settings (pets_core.config.fingerprint) is left alone, or extended from its checkpoint when asked
+for more trials; a run of other settings is refused naming the first that differs. Bad input
+exits 2 with one line naming the culprit and the valid choices.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import time
@@ -44,6 +48,7 @@ from pets_core.run.progress import PLAIN_EVERY_S
 from pets_core.seeding import MAX_SEED
 
 PROG = "python -m pets_core.mbexp"
+TAG_KEY = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class UsageError(Exception):
@@ -88,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"tracking store (default $MLFLOW_TRACKING_URI or {store.DEFAULT_URI}; none = off)",
     )
     p.add_argument("--mlflow-experiment", default=None, help="default pets-<env>")
+    p.add_argument(
+        "--tag",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="an MLflow tag of the run, kept in run.json (the workflow adds config <its name>)",
+    )
     p.add_argument(
         "--no-progress",
         action="store_true",
@@ -203,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--seed must be in 0..{MAX_SEED} (got {args.seed})")
         cfg = config_mod.load_config(args.env, args.ca, args.o, seed=args.seed)
         device = resolve_device(args.device)
+        if bad := [k for k, _ in args.tag if not TAG_KEY.fullmatch(k)]:
+            raise UsageError(f"--tag key {bad[0]!r}: letters, digits, _ . - only")
         if not args.progress_every >= 0:
             raise UsageError(f"--progress-every must be >= 0 seconds (got {args.progress_every})")
         if args.threads is not None:
@@ -229,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 variant=cfg.variant,
                 seed=cfg.seed,
                 settings_fingerprint=config_mod.fingerprint(cfg),
+                **({"tags": dict(args.tag)} if args.tag else {}),
                 command=naming.command_line("pets_core.mbexp", argv_list),
                 git_commit=naming.git_commit(),
             )
@@ -297,8 +313,7 @@ def closing_summary(cfg: config_mod.PetsConfig, run_dir: Path, tracker: Tracker)
     lines = [f"results: {where}  ({', '.join(files)})"]
     if tracker.uri is not None and tracker.run_id is not None:
         lines.append(
-            f"MLflow:  run {naming.run_name(cfg.variant, cfg.seed)} ({tracker.run_id}) "
-            f"in experiment {tracker.experiment}"
+            f"MLflow:  run {tracker.run_name} ({tracker.run_id}) in experiment {tracker.experiment}"
         )
         lines.append(f"browse:  {tracker.browse_hint()}")
     else:

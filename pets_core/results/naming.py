@@ -1,7 +1,9 @@
 """What a run is called and what it logs in MLflow: names, metric keys, provenance, description.
 
 * Experiment ``pets-<env>`` (:func:`experiment_name`, the one spelling: the runner, ingest and the
-  workflow's init_mlflow use it), run name ``<variant> seed<N>`` (:func:`run_name`).
+  workflow's init_mlflow use it), run name ``<variant> seed<N> <settings fingerprint>``
+  (:func:`run_name`); tags ``settings_fingerprint`` and run.json's ``tags`` (the workflow's
+  ``experiment``: the config's name).
 * Metrics: keys whose meaning never depends on the variant (:func:`mlflow_metrics`).
 * Provenance tags (``mlflow.source.*``, command, git commit) from run.json, and the description
   (``mlflow.note.content``) listing the settings that differ from the paper's for that variant.
@@ -36,9 +38,12 @@ def experiment_name(env: str) -> str:
     return f"pets-{env}"
 
 
-def run_name(variant: str, seed: int) -> str:
-    """``PE-TSinf-CEM seed3``: short enough that MLflow's runs table never cuts off the seed."""
-    return f"{variant} seed{seed}"
+def run_name(variant: str, seed: int, settings: str) -> str:
+    """``PE-TSinf-CEM seed3 a992d7366326``: variant and seed first, so that MLflow's runs table
+    never cuts them off, then the settings fingerprint (:mod:`pets_core.config.fingerprint`), so
+    that runs of one variant and seed in different settings (a quick and a paper run) never share
+    a name."""
+    return f"{variant} seed{seed} {settings}"
 
 
 # ----------------------------------------------------------------------------- metrics

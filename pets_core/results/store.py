@@ -95,6 +95,12 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` store (relative to the working directory when the
+    URI is); None for a server."""
+    return _sqlite_path(uri)
+
+
 _HELD: dict[Path, int] = {}  # lock files this process holds, with their nesting depth
 
 

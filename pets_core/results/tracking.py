@@ -231,19 +231,27 @@ def tracker_for(
     echo: Callable[[str], None] = print,
 ) -> Tracker:
     """The Tracker of one run directory: experiment ``pets-<env>`` unless ``experiment``; run
-    name, tags (env, variant, seed, device, provenance from run.json), params (the flattened
+    name, tags (env, variant, seed, settings fingerprint, device, run.json's ``tags`` and
+    provenance), params (the flattened
     config) and description (settings that differ from the paper's); ``extra_tags`` last.
     Not started."""
+    settings = config_mod.fingerprint(cfg)
     tags: dict[str, Any] = {"env": cfg.env, "variant": cfg.variant, "seed": cfg.seed}
+    tags["settings_fingerprint"] = settings
     if device:
         tags["device"] = device
     return Tracker(
         uri,
         experiment=experiment or naming.experiment_name(cfg.env),
-        run_name=naming.run_name(cfg.variant, cfg.seed),
+        run_name=naming.run_name(cfg.variant, cfg.seed, settings),
         run_dir=run_dir,
         run_uid=run_info["run_uid"],
-        tags={**tags, **naming.provenance_tags(run_info), **(extra_tags or {})},
+        tags={
+            **tags,
+            **dict(run_info.get("tags") or {}),
+            **naming.provenance_tags(run_info),
+            **(extra_tags or {}),
+        },
         params=config_mod.flatten(cfg),
         description=naming.describe_differences(cfg, run_dir),
         system_metrics=system_metrics,

@@ -26,8 +26,9 @@ rule train:
         overrides=override_args,
         device=config["device"],
         tracking_uri=config["mlflow"]["tracking_uri"],
+        config=EXPERIMENT,  # MLflow tag config: tells this experiment's runs from another's
     shell:
         "python -m pets_core.mbexp -env {wildcards.env} {params.variant} {params.overrides}"
         " --seed {wildcards.seed} --run-dir {params.run_dir:q} --device {params.device}"
-        " --threads {threads} --mlflow-uri {params.tracking_uri:q}"
+        " --threads {threads} --mlflow-uri {params.tracking_uri:q} --tag config {params.config:q}"
         " >> {log:q} 2>&1"
