@@ -12,6 +12,7 @@ from support.runs import ROWS, fake_run_dir, run, tiny_args
 
 from pets_core import config as config_mod
 from pets_core.cli import ingest
+from pets_core.config import fingerprint, from_yaml, load_config
 from pets_core.results import store, tracking
 
 
@@ -43,7 +44,8 @@ def test_readme_ingest_of_results_three_times_leaves_one_run(tmp_path, monkeypat
     client, runs = runs_of("sqlite:///results/mlflow.db")
     assert len(runs) == 1
     (r,) = runs
-    assert r.info.status == "FINISHED" and r.info.run_name == "PE-TSinf-CEM seed1"
+    settings = fingerprint(from_yaml(project / "results/runs/cartpole/PE-TSinf-CEM/seed1/config.yaml"))
+    assert r.info.status == "FINISHED" and r.info.run_name == f"PE-TSinf-CEM seed1 {settings}"
     assert r.data.tags["command"].startswith("python -m pets_core.mbexp -env cartpole")
     assert len(client.get_metric_history(r.info.run_id, "return")) == 2
     # the same keys as a live run (train/mse of a PE run comes from checkpoint.pt's rows)
@@ -73,7 +75,8 @@ def test_ingest_twice_adds_nothing(tmp_path, capsys):
     assert len(runs) == 2
     for r in runs:
         assert r.info.status == "FINISHED"
-        assert r.info.run_name in ("PE-TSinf-CEM seed0", "PE-TSinf-CEM seed1")
+        settings = fingerprint(load_config("cartpole"))  # fake_run_dir: the paper's settings
+        assert r.info.run_name in (f"PE-TSinf-CEM seed0 {settings}", f"PE-TSinf-CEM seed1 {settings}")
         assert len(client.get_metric_history(r.info.run_id, "best_so_far")) == 3
         names = {a.path for a in client.list_artifacts(r.info.run_id)}
         assert {"logs.mat", "config.yaml", "metrics.csv", "run.json", "done.json"} <= names

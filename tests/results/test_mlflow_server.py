@@ -106,9 +106,9 @@ def test_refused_client_fails_before_any_job_with_the_fix_named(server, tmp_path
     workdir, result = _workflow(tmp_path, uri, [1])
     assert result.returncode == 1  # Snakemake's exit status for a workflow error
     assert "Error in rule init_mlflow" in result.stdout + result.stderr
-    log = (workdir / "results/logs/init_mlflow.log").read_text()
+    log = (workdir / "results/server/logs/init_mlflow.log").read_text()
     assert f"--allowed-hosts 127.0.0.3:{server['port']}" in log.strip().splitlines()[-1], log
-    assert not (workdir / "results/runs").exists()  # no training job started
+    assert not (workdir / "results/server/runs").exists()  # no training job started
 
 
 def test_workflow_end_to_end_through_the_server(server: dict, tmp_path: Path) -> None:
@@ -118,24 +118,25 @@ def test_workflow_end_to_end_through_the_server(server: dict, tmp_path: Path) ->
     uri = f"http://127.0.0.2:{server['port']}"
     workdir, result = _workflow(tmp_path, uri, [1, 2])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for run_dir in (workdir / "results/runs/cartpole").glob("*/seed*"):
-        log = workdir / "results/logs/train/cartpole" / f"{run_dir.parent.name}/{run_dir.name}.log"
+    for run_dir in (workdir / "results/server/runs/cartpole").glob("*/seed*"):
+        log = workdir / "results/server/logs/train/cartpole" / f"{run_dir.parent.name}/{run_dir.name}.log"
         assert "tracking skipped" not in log.read_text() and f"browse:  {uri}/#/" in log.read_text()
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("pets-cartpole")
     assert experiment.artifact_location.startswith("mlflow-artifacts:")  # proxied, not a path
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.info.run_name for r in runs) == [
+    assert sorted(r.info.run_name.rsplit(" ", 1)[0] for r in runs) == [
         f"{v} seed{s}" for v in ("D-E-CEM", "PE-TSinf-CEM") for s in (1, 2)
     ]
+    assert {r.data.tags["config"] for r in runs} == {"server"}
     for run in runs:
         assert run.info.status == "FINISHED"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "return")] == [1, 2]
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert "logs.mat" in names, names
         stored = server["root"] / "artifacts" / experiment.experiment_id / run.info.run_id
-        variant, seed = run.info.run_name.split(" ")  # "PE-TSinf-CEM seed1"
-        local = workdir / "results/runs/cartpole" / variant / seed / "logs.mat"
+        variant, seed, _ = run.info.run_name.split(" ")  # "PE-TSinf-CEM seed1 <settings>"
+        local = workdir / "results/server/runs/cartpole" / variant / seed / "logs.mat"
         # uploaded through the server, byte for byte
         assert (stored / "artifacts/logs.mat").read_bytes() == local.read_bytes()
     assert not list(workdir.rglob("mlruns")) and not list(workdir.rglob("mlartifacts"))

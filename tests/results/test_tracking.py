@@ -41,7 +41,7 @@ def tracker(uri, run_dir, experiment, *, run_uid="uid-1", **kw):
     return tracking.Tracker(
         uri,
         experiment=experiment,
-        run_name=naming.run_name(cfg.variant, 4),
+        run_name=naming.run_name(cfg.variant, 4, config_mod.fingerprint(cfg)),
         run_dir=run_dir,
         run_uid=run_uid,
         tags={"env": "cartpole", "variant": cfg.variant, "seed": 4},
@@ -66,7 +66,7 @@ def test_tracker_logs_params_tags_and_one_batch_per_iteration(tmp_path, uri):
     exp = client.get_experiment_by_name("t-live")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     run = client.get_run(live.run_id)
-    assert run.info.status == "FINISHED" and run.info.run_name == "PE-TSinf-CEM seed4"
+    assert run.info.status == "FINISHED" and run.info.run_name == f"PE-TSinf-CEM seed4 {config_mod.fingerprint(cfg)}"
     assert run.data.params["ctrl_cfg.opt_cfg.cfg.popsize"] == "400"
     assert run.data.params["ctrl_cfg.prop_cfg.model_init_cfg.hidden_dims"] == "[500, 500, 500]"
     assert len(run.data.params) == len(config_mod.flatten(cfg))
@@ -172,7 +172,9 @@ def test_a_real_run_shows_commit_command_description_keys_system_metrics_and_vid
         f"http://127.0.0.1:5000/{page}?workflowType=machine_learning\n"
     ) in capsys.readouterr().out
     tags = run.data.tags
-    assert run.info.status == "FINISHED" and run.info.run_name == "D-E-CEM seed7"
+    settings = config_mod.fingerprint(config_mod.from_yaml(tmp_path / "run" / "config.yaml"))
+    assert run.info.status == "FINISHED" and run.info.run_name == f"D-E-CEM seed7 {settings}"
+    assert run.data.tags["settings_fingerprint"] == settings
     head = subprocess.run(
         ["git", "-C", str(Path(tracking.__file__).parent), "rev-parse", "HEAD"],
         capture_output=True,

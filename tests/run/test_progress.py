@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from support.runs import TASK_HOR, run, tiny_args
 
+from pets_core.config import fingerprint, from_yaml
 from pets_core.results import naming
 from pets_core.results.metrics import read_metrics_csv
 from pets_core.run.progress import Progress, hms, workflow_summary
@@ -158,7 +159,7 @@ def test_log_file_progress_has_no_carriage_returns_and_one_line_per_iteration(tm
         [mlflow.MlflowClient(uri).get_experiment_by_name("pets-cartpole").experiment_id]
     )
     where = run_dir.resolve()
-    name = naming.run_name("PE-TSinf-CEM", 0)
+    name = naming.run_name("PE-TSinf-CEM", 0, fingerprint(from_yaml(run_dir / "config.yaml")))
     page = f"#/experiments/{found.info.experiment_id}/runs/{found.info.run_id}"
     assert lines[-4:] == [
         f"results: {where}  (metrics.csv, logs.mat, config.yaml, model.pt)",

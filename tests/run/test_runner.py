@@ -12,6 +12,7 @@ import torch
 from support.runs import TASK_HOR, logs, run, tiny_args
 
 from pets_core.cli import mbexp
+from pets_core.config import fingerprint, from_yaml
 from pets_core.config.variants import MODEL_TYPES, OPT_TYPES, PROP_TYPES, Variant, VariantError
 from pets_core.envs import get_task, make_env
 from pets_core.seeding import RunSeeds
@@ -211,7 +212,8 @@ def test_mlflow_run_in_sqlite_store(tmp_path):
     assert run(tmp_path / "run", argv, "--mlflow-uri", uri, "--seed", "2") == 0
     client = mlflow.MlflowClient(tracking_uri=uri)
     (r,) = client.search_runs([client.get_experiment_by_name("pets-cartpole").experiment_id])
-    assert r.info.status == "FINISHED" and r.info.run_name == "PE-TSinf-CEM seed2"
+    settings = fingerprint(from_yaml(tmp_path / "run" / "config.yaml"))
+    assert r.info.status == "FINISHED" and r.info.run_name == f"PE-TSinf-CEM seed2 {settings}"
     assert r.data.tags["run_dir"] == str((tmp_path / "run").resolve())
     assert (r.data.tags["env"], r.data.tags["variant"], r.data.tags["seed"]) == (
         "cartpole",

@@ -126,7 +126,7 @@ def _start_now(job: str, env: dict) -> None:
 def _requeue_one_run_mid_way(workdir: Path, process: subprocess.Popen, env: dict) -> str:
     """Preempt (requeue) the first training job seen with a checkpoint but no done.json, as a
     preempting partition would; SLURM's own 120 s requeue delay is cut short. Returns its run."""
-    runs = workdir / "results/runs/cartpole"
+    runs = workdir / "results/slurm-test/runs/cartpole"
     while process.poll() is None:
         for run in sorted(runs.glob("*/seed*")):
             if (run / "checkpoint.pt").exists() and not (run / "done.json").exists():

@@ -48,7 +48,7 @@ def test_dry_run_commands_are_runner_invocations() -> None:
     assert len(commands) == 8
     de = next(c for c in commands if "D-E-CEM/seed2" in c)
     assert "-ca model-type D -ca prop-type E -ca opt-type CEM" in de
-    assert "--seed 2 --run-dir results/runs/cartpole/D-E-CEM/seed2" in de
+    assert "--seed 2 --run-dir results/test/runs/cartpole/D-E-CEM/seed2" in de
     assert "ctrl_cfg.prop_cfg.npart" not in de  # read-only under prop-type E: left out
     pets = next(c for c in commands if "PE-TSinf-CEM/seed1" in c)
     assert "-o ctrl_cfg.prop_cfg.npart 5" in pets
@@ -176,7 +176,7 @@ def test_largest_seed_passes_the_dry_run_and_the_schema_says_max_seed(tmp_path: 
     path.write_text(yaml.safe_dump(config))
     result = snakemake("-n", "-p", "--nolock", "--configfile", str(path))
     assert result.returncode == 0, result.stderr
-    assert "--seed 4294967295 --run-dir results/runs/cartpole/PE-E-CEM/seed4294967295" in (
+    assert "--seed 4294967295 --run-dir results/max/runs/cartpole/PE-E-CEM/seed4294967295" in (
         result.stdout
     )
 
@@ -257,13 +257,13 @@ def test_workflow_ends_with_a_summary_table_and_clean_job_logs(tmp_path, monkeyp
     result = snakemake("--configfile", "one.yaml", "--cores", "1", cwd=workdir, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    log = (workdir / "results/logs/train/cartpole/D-E-CEM/seed1.log").read_text()
+    log = (workdir / "results/one/logs/train/cartpole/D-E-CEM/seed1.log").read_text()
     assert "\r" not in log
     assert [ln[:9] for ln in log.splitlines() if ln.startswith("iter ")] == [
         "iter 1/2 ",
         "iter 2/2 ",
     ]
-    done = json.loads((workdir / "results/runs/cartpole/D-E-CEM/seed1/done.json").read_text())
+    done = json.loads((workdir / "results/one/runs/cartpole/D-E-CEM/seed1/done.json").read_text())
     best = done["final_best_so_far"]
     table = output[output.index("PETS workflow: 1 complete run(s)") :].splitlines()
     assert re.split(r"\s{2,}", table[2].strip())[:5] == [
@@ -273,4 +273,4 @@ def test_workflow_ends_with_a_summary_table_and_clean_job_logs(tmp_path, monkeyp
         "2",
         f"{best:.2f} [{best:.2f}, {best:.2f}]",
     ]
-    assert "report:   snakemake --report results/report.html --configfile one.yaml" in table
+    assert "report:   snakemake --report results/one/report.html --configfile one.yaml" in table

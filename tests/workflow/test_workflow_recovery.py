@@ -26,7 +26,7 @@ def test_sigkill_after_done_json_recovers_with_unlock_then_rerun_incomplete(tmp_
         .replace("variants: [PE-TSinf-CEM, D-E-CEM]", "variants: [D-E-CEM]")
         .replace("seeds: [1, 2, 3, 4]", "seeds: [1]")
     )
-    run_dir = workdir / "results/runs/cartpole/D-E-CEM/seed1"
+    run_dir = workdir / "results/one/runs/cartpole/D-E-CEM/seed1"
     target = str(run_dir.relative_to(workdir) / "done.json")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     process = subprocess.Popen(
@@ -57,7 +57,7 @@ def test_sigkill_after_done_json_recovers_with_unlock_then_rerun_incomplete(tmp_
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert (run_dir / "done.json").is_file()
     assert (run_dir / "metrics.csv").read_text() == metrics  # resumed at the end: no retraining
-    log = (workdir / "results/logs/train/cartpole/D-E-CEM/seed1.log").read_text()
+    log = (workdir / "results/one/logs/train/cartpole/D-E-CEM/seed1.log").read_text()
     assert "resuming" in log and "after iteration 2 of 2" in log, log[-2000:]
 
     readme = " ".join((REPO / "README.md").read_text().split())
