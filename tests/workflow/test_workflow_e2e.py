@@ -37,8 +37,8 @@ def test_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_job_wrote_a_complete_run_dir(test_run: Path) -> None:
-    run_dirs = sorted((test_run / "results/runs/cartpole").glob("*/seed*"))
-    assert [d.relative_to(test_run / "results/runs").as_posix() for d in run_dirs] == [
+    run_dirs = sorted((test_run / "results/test/runs/cartpole").glob("*/seed*"))
+    assert [d.relative_to(test_run / "results/test/runs").as_posix() for d in run_dirs] == [
         f"cartpole/{variant}/seed{seed}"
         for variant in ("D-E-CEM", "PE-TSinf-CEM")
         for seed in (1, 2, 3, 4)
@@ -46,15 +46,15 @@ def test_every_job_wrote_a_complete_run_dir(test_run: Path) -> None:
     for run_dir in run_dirs:
         for name in ("done.json", "logs.mat", "metrics.csv", "config.yaml", "checkpoint.pt"):
             assert (run_dir / name).is_file(), run_dir / name
-    benchmarks = sorted((test_run / "results/benchmarks/train").glob("*/*/seed*.tsv"))
+    benchmarks = sorted((test_run / "results/test/benchmarks/train").glob("*/*/seed*.tsv"))
     assert len(benchmarks) == 8
 
 
 def test_tables_figures_and_report(test_run: Path) -> None:
-    tidy = pd.read_csv(test_run / "results/tables/returns.csv")
+    tidy = pd.read_csv(test_run / "results/test/tables/returns.csv")
     assert list(tidy.columns) == [
         "env", "variant", "seed", "iteration", "env_steps", "mpc_env_steps", "return",
-        "best_so_far", "partial",
+        "best_so_far", "partial", "settings",
     ]  # fmt: skip
     assert len(tidy) == 2 * 4 * 2  # variants x seeds x iterations
     assert tidy["env_steps"].tolist()[:2] == [40, 60]  # 20-step trials after 1 random one
@@ -62,27 +62,27 @@ def test_tables_figures_and_report(test_run: Path) -> None:
         20,
         40,
     ]  # the original's x: random one not counted
-    summary = pd.read_csv(test_run / "results/tables/final_returns.csv")
+    summary = pd.read_csv(test_run / "results/test/tables/final_returns.csv")
     assert sorted(summary["variant"]) == ["D-E-CEM", "PE-TSinf-CEM"]
     for row in summary.itertuples():  # the mean of the runs' done.json wall_s, in hours
-        seeds = (test_run / "results/runs/cartpole" / row.variant).glob("seed*/done.json")
+        seeds = (test_run / "results/test/runs/cartpole" / row.variant).glob("seed*/done.json")
         walls = [json.loads(done.read_text())["wall_s"] for done in seeds]
         assert len(walls) == 4 and row.wall_h_per_run == pytest.approx(sum(walls) / 4 / 3600)
     assert (
         "| cartpole | PE-TSinf-CEM | 4 |"
-        in (test_run / "results/tables/final_returns.md").read_text()
+        in (test_run / "results/test/tables/final_returns.md").read_text()
     )
-    assert r"\begin{tabular}" in (test_run / "results/tables/final_returns.tex").read_text()
+    assert r"\begin{tabular}" in (test_run / "results/test/tables/final_returns.tex").read_text()
     for name in FIGURES:
         for ext in ("pdf", "png"):
-            assert (test_run / f"results/figures/{name}.{ext}").stat().st_size > 1000
+            assert (test_run / f"results/test/figures/{name}.{ext}").stat().st_size > 1000
     # the main command built the report, with the tables rendered as HTML
-    report = (test_run / "results/report.html").read_text(errors="replace")
+    report = (test_run / "results/test/report.html").read_text(errors="replace")
     for name in ("best_so_far_trials.png", "final_returns.html", "configuration.html"):
         assert name in report, name
     assert "(['cartpole'])" not in report and "Environments: cartpole." in report
     assert "2000 resamples" in report  # the captions state the CI as the code computes it
-    configuration = (test_run / "results/tables/configuration.md").read_text()
+    configuration = (test_run / "results/test/tables/configuration.md").read_text()
     assert "| cartpole | D-E-CEM | 1, 2, 3, 4 | the paper's settings except " in configuration
     assert "popsize 20 (paper 400)" in configuration and "trials 2 (paper 50)" in configuration
 
@@ -113,13 +113,20 @@ def test_mlflow_has_every_run_once_with_all_metrics_and_ingest_is_idempotent(
     assert {"return", "best_so_far", "env_steps", "time/wall_s"} <= keys_of["D-E-CEM"]
     assert keys_of["PE-TSinf-CEM"] - keys_of["D-E-CEM"] == {"train/nll"}
     again = subprocess.run(
-        [sys.executable, "-m", "pets_core.ingest", "results/runs", "--mlflow-uri", uri],
+        [sys.executable, "-m", "pets_core.ingest", "results/test/runs", "--mlflow-uri", uri],
         cwd=test_run,
         capture_output=True,
         text=True,
     )
     assert again.returncode == 0, again.stderr
     assert sorted(r.info.run_id for r in runs()) == sorted(r.info.run_id for r in before)
+
+
+def existing_out(workdir: Path, name: str) -> Path:
+    """Where `figures` of existing runs wrote for config <name>: the one folder under
+    results/<name>/existing/ (named after the existing_runs path)."""
+    (out,) = (workdir / "results" / name / "existing").iterdir()
+    return out
 
 
 def test_figures_from_logs_mat_alone_train_nothing(tmp_path: Path) -> None:
@@ -143,12 +150,14 @@ def test_figures_from_logs_mat_alone_train_nothing(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "rule train" not in result.stdout + result.stderr
-    assert not (workdir / "results/runs").exists()
-    tidy = pd.read_csv(workdir / "results/tables/returns.csv")
+    assert not (workdir / "results/test/runs").exists()
+    out = existing_out(workdir, "test")
+    assert out.name == "-".join((tmp_path / "theirs" / "runs").parts[1:])
+    tidy = pd.read_csv(out / "tables/returns.csv")
     assert len(tidy) == 2 * 3 * 3 * 5
     assert set(tidy["env"]) == {"cartpole", "reacher"}
     for name in FIGURES:
-        assert (workdir / f"results/figures/{name}.pdf").is_file()
+        assert (out / f"figures/{name}.pdf").is_file()
 
 
 def _tiny_runs(root: Path, seeds: dict[int, int]) -> Path:
@@ -163,8 +172,9 @@ def _tiny_runs(root: Path, seeds: dict[int, int]) -> Path:
 def test_partial_runs_are_left_out_or_marked_and_the_report_states_the_settings(
     tmp_path: Path,
 ) -> None:
-    """Real run dirs: 3 complete, one killed (no done.json), one shorter than its siblings."""
-    runs = _tiny_runs(tmp_path / "theirs", {1: 3, 2: 3, 3: 3, 4: 3, 5: 2})
+    """Real run dirs: 3 complete, one killed (no done.json). (A complete run with a shorter plan
+    is no longer partial: tests/analysis/test_analysis.py, one setting of several lengths.)"""
+    runs = _tiny_runs(tmp_path / "theirs", {1: 3, 2: 3, 3: 3, 4: 3})
     (runs / "cartpole/PE-TSinf-CEM/seed4/done.json").unlink()
     workdir = copy_workflow(tmp_path / "work")
     args = [
@@ -178,22 +188,21 @@ def test_partial_runs_are_left_out_or_marked_and_the_report_states_the_settings(
     result = snakemake(*args, cwd=workdir)  # the main command: tables, figures, report
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "rule train" not in result.stdout + result.stderr
-    for seed, why in ((4, "no done.json (killed or still running), 3 iterations"),
-                      (5, "2 iterations, its siblings have 3")):  # fmt: skip
+    for seed, why in ((4, "no done.json (killed or still running), 3 iterations"),):
         line = (
             f"partial run {runs}/cartpole/PE-TSinf-CEM/seed{seed}: {why}; left out "
             "(include it with --config include_partial=true)"
         )
         assert line in result.stderr, result.stderr[-3000:]
-    table = (workdir / "results/tables/final_returns.md").read_text()
+    table = (existing_out(workdir, "quick") / "tables/final_returns.md").read_text()
     assert "| cartpole | PE-TSinf-CEM | 3 |" in table
-    configuration = (workdir / "results/tables/configuration.md").read_text()
+    configuration = (existing_out(workdir, "quick") / "tables/configuration.md").read_text()
     assert configuration.count("| cartpole | PE-TSinf-CEM |") == 1  # the partial runs left out
     assert "| cartpole | PE-TSinf-CEM | 1, 2, 3 | the paper's settings except " in configuration
     assert "popsize 8 (paper 400)" in configuration
-    report = (workdir / "results/report.html").read_text(errors="replace")
+    report = (existing_out(workdir, "quick") / "report.html").read_text(errors="replace")
     assert "configuration.html" in report and "popsize 8 (paper 400)" in report
-    fidelity = (workdir / "results/tables/fidelity.md").read_text()
+    fidelity = (existing_out(workdir, "quick") / "tables/fidelity.md").read_text()
     curves = yaml.safe_load((REPO / "config/reference_curves.yaml").read_text())["curves"]
     at_800 = [c["return"][c["env_steps"].index(800)] for c in curves["cartpole"]]  # TF, port
     row = f"| 4 (800) | not run (runs have 3 trials) | {at_800[0]:.1f} | {at_800[1]:.1f} |"
@@ -203,11 +212,11 @@ def test_partial_runs_are_left_out_or_marked_and_the_report_states_the_settings(
     assert marked.returncode == 0, marked.stdout[-3000:] + marked.stderr[-3000:]
     assert f"partial run {runs}/cartpole/PE-TSinf-CEM/seed4" in marked.stderr
     assert "included, marked partial" in marked.stderr
-    table = (workdir / "results/tables/final_returns.md").read_text()
-    assert "| cartpole | PE-TSinf-CEM | 5 (2 partial) |" in table
-    tidy = pd.read_csv(workdir / "results/tables/returns.csv")
+    table = (existing_out(workdir, "quick") / "tables/final_returns.md").read_text()
+    assert "| cartpole | PE-TSinf-CEM | 4 (1 partial) |" in table
+    tidy = pd.read_csv(existing_out(workdir, "quick") / "tables/returns.csv")
     assert tidy.groupby("seed")["partial"].all().to_dict() == {
-        1: False, 2: False, 3: False, 4: True, 5: True
+        1: False, 2: False, 3: False, 4: True
     }  # fmt: skip
 
 
@@ -232,8 +241,8 @@ def test_fidelity_figure_and_table_regenerate_from_the_committed_reference_runs(
     assert "rule train" not in result.stdout + result.stderr
     assert "partial run" not in result.stderr  # every committed run is complete
     for name in ("best_so_far_trials", "best_so_far_steps"):
-        assert (workdir / f"results/figures/{name}.png").stat().st_size > 1000
-    fidelity = (workdir / "results/tables/fidelity.md").read_text()
+        assert (existing_out(workdir, "fidelity") / f"figures/{name}.png").stat().st_size > 1000
+    fidelity = (existing_out(workdir, "fidelity") / "tables/fidelity.md").read_text()
     committed = sorted(REFERENCE_RUNS.glob("*/PE-TSinf-CEM/seed*/done.json"))
     for env in sorted({p.parts[-4] for p in committed}):
         seeds = sum(1 for p in committed if p.parts[-4] == env)
@@ -260,7 +269,7 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path: Path) -> None
         .replace("ntrain_iters: 2", "ntrain_iters: 6")
     )
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    run_dir = workdir / "results/runs/cartpole/D-E-CEM/seed1"
+    run_dir = workdir / "results/one/runs/cartpole/D-E-CEM/seed1"
     process = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--configfile", str(config), "--cores", "1"],
         cwd=workdir,
@@ -282,6 +291,6 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path: Path) -> None
     result = snakemake("--configfile", str(config), "--cores", "1", target, cwd=workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (run_dir / "done.json").is_file()
-    log = (workdir / "results/logs/train/cartpole/D-E-CEM/seed1.log").read_text()
+    log = (workdir / "results/one/logs/train/cartpole/D-E-CEM/seed1.log").read_text()
     assert "resum" in log.lower(), log[-2000:]
     assert len(pd.read_csv(run_dir / "metrics.csv")) == 6
