@@ -44,7 +44,9 @@ def test_readme_ingest_of_results_three_times_leaves_one_run(tmp_path, monkeypat
     client, runs = runs_of("sqlite:///results/mlflow.db")
     assert len(runs) == 1
     (r,) = runs
-    settings = fingerprint(from_yaml(project / "results/runs/cartpole/PE-TSinf-CEM/seed1/config.yaml"))
+    settings = fingerprint(
+        from_yaml(project / "results/runs/cartpole/PE-TSinf-CEM/seed1/config.yaml")
+    )
     assert r.info.status == "FINISHED" and r.info.run_name == f"PE-TSinf-CEM seed1 {settings}"
     assert r.data.tags["command"].startswith("python -m pets_core.mbexp -env cartpole")
     assert len(client.get_metric_history(r.info.run_id, "return")) == 2
@@ -76,7 +78,10 @@ def test_ingest_twice_adds_nothing(tmp_path, capsys):
     for r in runs:
         assert r.info.status == "FINISHED"
         settings = fingerprint(load_config("cartpole"))  # fake_run_dir: the paper's settings
-        assert r.info.run_name in (f"PE-TSinf-CEM seed0 {settings}", f"PE-TSinf-CEM seed1 {settings}")
+        assert r.info.run_name in (
+            f"PE-TSinf-CEM seed0 {settings}",
+            f"PE-TSinf-CEM seed1 {settings}",
+        )
         assert len(client.get_metric_history(r.info.run_id, "best_so_far")) == 3
         names = {a.path for a in client.list_artifacts(r.info.run_id)}
         assert {"logs.mat", "config.yaml", "metrics.csv", "run.json", "done.json"} <= names
@@ -171,3 +176,67 @@ def test_a_run_logged_before_run_identities_is_adopted_not_duplicated(tmp_path):
     assert (run_id, what) == (old.info.run_id, "completed")
     _, runs = runs_of(uri)
     assert len(runs) == 1 and runs[0].data.tags["run_uid"].startswith("cfg-")
+
+
+def test_ingest_keeps_runs_of_other_settings_apart(tmp_path, monkeypatch, capsys):
+    """Issue 28, case 4: a quick and a paper run of one variant and seed were both named
+    "PE-TSinf-CEM seed1" in pets-cartpole. Real runs (settings differ in task_hor), one store:
+    two runs whose names and tags tell the settings and the workflow config apart."""
+    monkeypatch.chdir(tmp_path)
+    argv = [*tiny_args("cartpole", iters=1), "--seed", "1"]
+    quick = tmp_path / "results/quick/runs/cartpole/PE-TSinf-CEM/seed1"
+    paper = tmp_path / "results/paper/runs/cartpole/PE-TSinf-CEM/seed1"
+    assert run(quick, argv, "--tag", "config", "quick") == 0
+    assert (
+        run(paper, [*argv, "-o", "exp_cfg.sim_cfg.task_hor", "9"], "--tag", "config", "paper") == 0
+    )
+    settings = {d: fingerprint(from_yaml(d / "config.yaml")) for d in (quick, paper)}
+    assert settings[quick] != settings[paper]
+    capsys.readouterr()
+    assert ingest.main(["results/"]) == 0
+    out = capsys.readouterr()
+    assert out.out.count(": added") == 2
+    assert out.err.splitlines()[0] == (  # then mlflow's own notices of a new store
+        f"ingest: MLflow store sqlite:///results/mlflow.db (new, {tmp_path}/results/mlflow.db)"
+    )
+    _, runs = runs_of("sqlite:///results/mlflow.db")
+    found = {r.info.run_name: r.data.tags for r in runs}
+    assert set(found) == {f"PE-TSinf-CEM seed1 {settings[d]}" for d in (quick, paper)}
+    for name, config in (("quick", quick), ("paper", paper)):
+        tags = found[f"PE-TSinf-CEM seed1 {settings[config]}"]
+        assert (tags["config"], tags["settings_fingerprint"]) == (name, settings[config])
+
+
+def test_ingest_from_another_directory_never_creates_a_stray_store(tmp_path, monkeypatch, capsys):
+    """Issue 28: ingest from a folder that is no project silently made ./results/mlflow.db there.
+    Now one line, exit 2, nothing created; inside a project (a Snakefile) the store is made and
+    named; an explicit --mlflow-uri is created wherever it points."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    fake_run_dir(tmp_path / "project/results/runs/a", seed=0, identity=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert ingest.main([str(tmp_path / "project/results")]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == (
+        f"ingest: error: no MLflow store at results/mlflow.db and {elsewhere} is not a project "
+        "directory (no Snakefile, no results/); run from the project directory, or name the "
+        "store with --mlflow-uri sqlite:///PATH/mlflow.db\n"
+    )
+    assert list(elsewhere.iterdir()) == []
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    assert ingest.main([str(tmp_path / "project/results"), "--mlflow-uri", uri]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"ingest: MLflow store {uri} (new, {tmp_path}/store/mlflow.db)"
+    )
+    assert list(elsewhere.iterdir()) == []
+    (elsewhere / "Snakefile").write_text("")  # a project directory; a fresh process, since
+    # mlflow keeps one store per URI string, and this relative one meant another folder above
+    cmd = [sys.executable, "-m", "pets_core.ingest", str(tmp_path / "project/results")]
+    for new in ("new, ", ""):
+        done = subprocess.run(cmd, cwd=elsewhere, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.splitlines()[0] == (
+            f"ingest: MLflow store sqlite:///results/mlflow.db ({new}{elsewhere}/results/mlflow.db)"
+        )
+    assert (elsewhere / "results/mlflow.db").is_file()
