@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 from support.runs import _tiny_run, make_run
-from support.workflow import REPO, copy_workflow, snakemake
+from support.workflow import REPO, copy_workflow, job_counts, snakemake
+
+from pets_core.config import fingerprint, from_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -294,3 +296,84 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path: Path) -> None
     log = (workdir / "results/one/logs/train/cartpole/D-E-CEM/seed1.log").read_text()
     assert "resum" in log.lower(), log[-2000:]
     assert len(pd.read_csv(run_dir / "metrics.csv")) == 6
+
+
+@pytest.mark.slow
+def test_experiments_never_share_runs_or_outputs(tmp_path: Path) -> None:
+    """Issue 28, cases 1 and 5, with a real one-job main command (config "one"):
+
+    * after it, the paper matrix's dry run still shows all its jobs (it showed 1 when both wrote
+      results/runs/cartpole/<variant>/seed<N>);
+    * `snakemake figures` of another config (two.yaml, from one's runs) writes its own folder and
+      leaves one's figures, tables and report alone; its closing lines name its own report.
+    """
+    workdir = copy_workflow(tmp_path / "w")
+    config = yaml.safe_load((REPO / "config/test.yaml").read_text())
+    config["experiments"] = {"one": {"variants": ["D-E-CEM"], "seeds": [1]}}
+    config["figures"]["best_so_far_variants"] = ["D-E-CEM"]
+    (workdir / "one.yaml").write_text(yaml.safe_dump(config))
+    fresh = snakemake("-n", "--nolock", cwd=workdir)
+    assert fresh.returncode == 0, fresh.stderr
+    paper_jobs = job_counts(fresh.stdout)
+    assert paper_jobs["train"] == 360 and paper_jobs["total"] == 373
+
+    main = snakemake("--configfile", "one.yaml", "--cores", "1", cwd=workdir, timeout=600)
+    assert main.returncode == 0, main.stdout[-3000:] + main.stderr[-3000:]
+    one = workdir / "results/one"
+    assert (one / "runs/cartpole/D-E-CEM/seed1/done.json").is_file()
+    outputs = {p: p.read_bytes() for p in [*one.glob("figures/*"), *one.glob("tables/*")]}
+    outputs[one / "report.html"] = (one / "report.html").read_bytes()
+    assert len(outputs) > 10
+    after = snakemake("-n", "--nolock", cwd=workdir)
+    assert after.returncode == 0, after.stderr
+    assert job_counts(after.stdout) == paper_jobs
+
+    config["name"] = "two"
+    config["figures"]["thresholds"] = {"cartpole": 5}
+    (workdir / "two.yaml").write_text(yaml.safe_dump(config))
+    figures = snakemake(
+        "figures", "--cores", "1", "--configfile", "two.yaml",
+        "--config", "existing_runs=results/one/runs", cwd=workdir,
+    )  # fmt: skip
+    output = figures.stdout + figures.stderr
+    assert figures.returncode == 0, output[-3000:]
+    assert "rule train" not in output
+    two = workdir / "results/two/existing/one-runs"
+    assert (two / "tables/final_returns.md").is_file() and (
+        two / "figures/raw_returns.png"
+    ).is_file()
+    assert {p: p.read_bytes() for p in outputs} == outputs  # one's outputs untouched
+    assert (
+        "report:   snakemake --report results/two/existing/one-runs/report.html "
+        "--configfile two.yaml --config existing_runs=results/one/runs"
+    ) in output
+
+
+def test_figures_refuse_runs_of_different_settings(tmp_path: Path) -> None:
+    """Issue 28, case 3: existing_runs holding cartpole seeds of two task horizons made one curve
+    and one "4 seeds" row, exit 0. Now the aggregate job fails naming both groups."""
+    runs = tmp_path / "theirs"
+    for seed, task_hor in ((1, 8), (2, 8), (3, 9), (4, 9)):
+        _tiny_run(
+            runs / f"cartpole/PE-TSinf-CEM/seed{seed}", "cartpole", 1, "--seed", str(seed),
+            "-o", "exp_cfg.sim_cfg.task_hor", str(task_hor),
+        )  # fmt: skip
+    fp = {
+        s: fingerprint(from_yaml(runs / f"cartpole/PE-TSinf-CEM/seed{s}/config.yaml"))
+        for s in (1, 3)
+    }
+    workdir = copy_workflow(tmp_path / "work")
+    result = snakemake(
+        "figures", "--cores", "1", "--configfile", "config/quick.yaml",
+        "--config", f"existing_runs={runs}", cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert (
+        "aggregate: error: runs of different settings are never averaged into one curve; "
+        "aggregate each setting from its own folder:\n"
+        "  cartpole PE-TSinf-CEM: 2 different settings\n"
+    ) in result.stderr, result.stderr[-3000:]
+    for seeds, s, task_hor in (("1, 2", 1, 8), ("3, 4", 3, 9)):
+        line = f"    settings {fp[s]} (seeds {seeds}): exp_cfg.sim_cfg.task_hor {task_hor}\n"
+        assert line in result.stderr
+    assert not list(workdir.glob("results/quick/existing/*/figures/*"))
