@@ -1,7 +1,7 @@
 # PETS (Chua et al., NeurIPS 2018): paper matrix -> training jobs -> MLflow -> tables, figures, report.
 #   snakemake --cores 2 --configfile config/quick.yaml     # ~10 min CPU demo
 #   snakemake -n                                          # the paper matrix (config/config.yaml)
-#   (the main command also writes results/report.html, Snakemake's HTML report)
+#   (outputs in results/<name>/: runs, tables, figures, report.html; README "Layout")
 #   snakemake figures --cores 2 --config existing_runs=DIR  # tables + figures from logs.mat only
 #   snakemake --workflow-profile workflow/profiles/slurm  # SLURM (or .../default: local GPU box)
 # Contents: workflow/rules/{common,tracking,train,aggregate,figures,optimizers}.smk

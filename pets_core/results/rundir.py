@@ -1,15 +1,15 @@
 """The run directory: every file name, its completeness, and finding run directories.
 
-One PETS run writes one directory (``results/runs/`` + :data:`RUN_PATH` in the workflow,
-``<logdir>/<timestamp>/`` from ``python -m pets_core.mbexp``)::
+One PETS run writes one directory (``results/<experiment>/runs/`` + :data:`RUN_PATH` in the
+workflow, ``<logdir>/<timestamp>/`` from ``python -m pets_core.mbexp``)::
 
-    run.json        identity (pets_core.results.identity), written once
+    run.json        identity (pets_core.results.identity) and settings fingerprint, written once
     config.yaml     resolved config (config.txt: the original's printout)
     checkpoint.pt   resume state after the last complete iteration (pets_core.results.checkpoint)
     logs.mat        the original's logs (pets_core.results.logs); metrics.csv one row/iteration
     model.pt        the model that acted last (+ model.mat / model.nns, the original's format)
     train_iter<i>/  rollout<j>.mp4 recorded episodes, predictions.mat, model.* (save_all_models)
-    done.json       the completion marker: written last, atomically
+    done.json       the completion marker (with the settings fingerprint): written last, atomically
 
 A run is *complete* when done.json exists; any run with a logs.mat has results (possibly partial).
 """
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 RUN_PATH = "{env}/{variant}/seed{seed}"
-"""Where a run of the job matrix lives under a runs root: the workflow's results/runs/, a batch's
---work, results/reference/fidelity/. Also the Snakemake wildcard pattern of rule train."""
+"""Where a run of the job matrix lives under a runs root: the workflow's results/<experiment>/runs/,
+a batch's --work, results/reference/fidelity/. Also the Snakemake wildcard pattern of rule train."""
 RUN_PATH_RE = re.compile(r"(?P<env>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/?$")
 """A path ending in :data:`RUN_PATH` -> env, variant, seed."""
 
