@@ -64,12 +64,22 @@ def test_tables_figures_and_report(test_run: Path) -> None:
         20,
         40,
     ]  # the original's x: random one not counted
-    summary = pd.read_csv(test_run / "results/test/tables/final_returns.csv")
+    summary = pd.read_csv(
+        test_run / "results/test/tables/final_returns.csv", dtype={"settings": str}
+    )
     assert sorted(summary["variant"]) == ["D-E-CEM", "PE-TSinf-CEM"]
     for row in summary.itertuples():  # the mean of the runs' done.json wall_s, in hours
-        seeds = (test_run / "results/test/runs/cartpole" / row.variant).glob("seed*/done.json")
+        seeds = list(
+            (test_run / "results/test/runs/cartpole" / row.variant).glob("seed*/done.json")
+        )
         walls = [json.loads(done.read_text())["wall_s"] for done in seeds]
         assert len(walls) == 4 and row.wall_h_per_run == pytest.approx(sum(walls) / 4 / 3600)
+        # the settings fingerprint, as run.json and done.json hold it, in the table
+        stored = {json.loads(done.read_text())["settings_fingerprint"] for done in seeds}
+        assert stored == {row.settings} == {fingerprint(from_yaml(seeds[0].parent / "config.yaml"))}
+        assert (
+            f"| {row.settings} |" in (test_run / "results/test/tables/final_returns.md").read_text()
+        )
     assert (
         "| cartpole | PE-TSinf-CEM | 4 |"
         in (test_run / "results/test/tables/final_returns.md").read_text()
@@ -377,3 +387,26 @@ def test_figures_refuse_runs_of_different_settings(tmp_path: Path) -> None:
         line = f"    settings {fp[s]} (seeds {seeds}): exp_cfg.sim_cfg.task_hor {task_hor}\n"
         assert line in result.stderr
     assert not list(workdir.glob("results/quick/existing/*/figures/*"))
+
+
+def test_one_setting_of_several_lengths_is_one_curve(tmp_path: Path) -> None:
+    """The fidelity evidence's case (reacher / pusher seeds 1-3 at 17 trials, 4-6 at 25, one
+    setting): complete runs of one setting and different lengths aggregate into one curve, all
+    seeds up to the shortest, the longer after; the table's final is at the shared trial."""
+    runs = _tiny_runs(tmp_path / "theirs", {1: 2, 2: 2, 3: 3})
+    workdir = copy_workflow(tmp_path / "work")
+    result = snakemake(
+        "figures", "--cores", "1", "--configfile", "config/quick.yaml",
+        "--config", f"existing_runs={runs}", cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "partial run" not in result.stderr
+    out = existing_out(workdir, "quick")
+    tidy = pd.read_csv(out / "tables/returns.csv", dtype={"settings": str})
+    assert tidy.groupby("iteration")["seed"].nunique().to_dict() == {1: 3, 2: 3, 3: 1}
+    setting = fingerprint(from_yaml(runs / "cartpole/PE-TSinf-CEM/seed3/config.yaml"))
+    assert set(tidy["settings"]) == {setting}
+    summary = pd.read_csv(out / "tables/final_returns.csv").iloc[0]
+    assert (summary["seeds"], summary["iterations"]) == (3, 2)
+    at_2 = tidy[tidy["iteration"] == 2]["best_so_far"]
+    assert summary["mean"] == pytest.approx(at_2.mean())
