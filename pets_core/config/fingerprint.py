@@ -29,6 +29,7 @@ import hashlib
 import json
 from typing import Any
 
+from pets_core.config.diff import first_key_difference
 from pets_core.config.tree import PetsConfig
 
 NOT_SETTINGS = {
@@ -65,11 +66,7 @@ def fingerprint(cfg: PetsConfig) -> str:
 
 def settings_difference(a: PetsConfig, b: PetsConfig) -> str | None:
     """The first setting (sorted by path) where a and b differ, "path: a != b"; None if equal."""
-    sa, sb = settings(a), settings(b)
-    for key in sorted(set(sa) | set(sb)):
-        if sa.get(key) != sb.get(key):
-            return f"{key}: {sa.get(key)!r} != {sb.get(key)!r}"
-    return None
+    return first_key_difference(settings(a), settings(b))
 
 
 def _leaves(node: Any, prefix: str = "", *, defaults: bool = False):
