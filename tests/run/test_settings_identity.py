@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from support.runs import logs, run, tiny_args
 
+from pets_core.cli.snapshot import main as snapshot_main
 from pets_core.config import fingerprint, from_yaml, load_config, settings, settings_difference
 
 REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference" / "fidelity"
@@ -143,3 +144,20 @@ def test_unfinished_run_refuses_fewer_trials_than_it_holds(tmp_path, capsys):
     assert "holds a run of 2 trials, more than asked" in capsys.readouterr().err
     assert run(tmp_path / "run", tiny_args("cartpole", iters=2)) == 0
     assert json.loads((tmp_path / "run" / "done.json").read_text())["iterations"] == 2
+
+
+def test_a_slim_checkpoint_of_a_shorter_run_extends_to_the_longer_run(tmp_path, capsys):
+    """A snapshot (python -m pets_core.snapshot) of a 2-trial run whose done.json is gone (as
+    Snakemake removes it before rerunning a job whose trial count changed), asked for 3: the
+    replayed training stops where the 2-trial run's did (exact), then trains as the 3-trial run."""
+    assert run(tmp_path / "three", tiny_args("cartpole", iters=3)) == 0
+    assert run(tmp_path / "two", tiny_args("cartpole", iters=2)) == 0
+    (tmp_path / "two" / "done.json").unlink()
+    assert snapshot_main([str(tmp_path / "two"), str(tmp_path / "snap")]) == 0
+    assert not (tmp_path / "snap" / "done.json").exists()
+    capsys.readouterr()
+    assert run(tmp_path / "snap", tiny_args("cartpole", iters=3)) == 0
+    assert "the trainer equals the one that ran, bit for bit" in capsys.readouterr().out
+    extended, long = logs(tmp_path / "snap"), logs(tmp_path / "three")
+    for key, value in long.items():
+        assert np.array_equal(extended[key], value), key
