@@ -178,9 +178,9 @@ def workflow_summary(
     run_dirs: Iterable[Path],
     *,
     tracking_uri: str | None,
+    out: str,
+    runs_root: str,
     configfiles: Iterable[str] = (),
-    out: str = "results",
-    runs_root: str = "results/runs",
     existing_runs: str | None = None,
 ) -> str:
     """The closing table of a workflow run: one row per (env, variant) from the runs' done.json,

@@ -168,10 +168,10 @@ def test_paper_matrix_dry_run_has_the_optimizers_group_and_figure(tmp_path):
     for variant in ("PE-TSinf-iCEM", "PE-TSinf-MPPI"):
         for env in ("cartpole", "reacher", "pusher", "halfcheetah"):
             for seed in range(1, 6):
-                assert f"--run-dir results/runs/{env}/{variant}/seed{seed} " in result.stdout
+                assert f"--run-dir results/paper/runs/{env}/{variant}/seed{seed} " in result.stdout
     mppi = next(c for c in result.stdout.splitlines() if "PE-TSinf-MPPI/seed1 " in c)
     assert "-ca opt-type MPPI" in mppi
-    assert "results/figures/optimizers.png" in result.stdout
+    assert "results/paper/figures/optimizers.png" in result.stdout
     # a config without the group (the quick demo) has no comparison
     quick = snakemake("-n", "--nolock", "--configfile", "config/quick.yaml", cwd=workdir)
     assert quick.returncode == 0 and "plot_optimizers" not in quick.stdout

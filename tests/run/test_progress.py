@@ -234,7 +234,11 @@ def test_workflow_summary_table_from_done_json(three_runs: Path) -> None:
         d: json.loads((d / "done.json").read_text()) for d in dirs if (d / "done.json").exists()
     }
     text = workflow_summary(
-        dirs, tracking_uri="sqlite:///results/mlflow.db", configfiles=["config/quick.yaml"]
+        dirs,
+        tracking_uri="sqlite:///results/mlflow.db",
+        configfiles=["config/quick.yaml"],
+        out="results/quick",
+        runs_root="results/quick/runs",
     )
     lines = text.splitlines()
     assert lines[0] == "PETS workflow: 3 complete run(s)"
@@ -268,5 +272,5 @@ def test_workflow_summary_table_from_done_json(three_runs: Path) -> None:
     )
     assert (
         lines[-1]
-        == "report:   snakemake --report results/report.html --configfile config/quick.yaml"
+        == "report:   snakemake --report results/quick/report.html --configfile config/quick.yaml"
     )

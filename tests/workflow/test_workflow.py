@@ -205,8 +205,9 @@ def test_runner_rejects_the_seeds_the_schema_rejects(tmp_path: Path, capsys) -> 
 MISSPELT = {
     "top level": (
         {"devise": "cpu"},
-        "config: unknown key 'devise' (did you mean 'device'?); valid keys: envs, experiments, "
-        "overrides, device, mlflow, train, existing_runs, include_partial, figures\n",
+        "config: unknown key 'devise' (did you mean 'device'?); valid keys: name, envs, "
+        "experiments, overrides, device, mlflow, train, preregistered, existing_runs, "
+        "include_partial, figures\n",
     ),
     "nested": (
         {"train": {"thread": 2}},
@@ -215,8 +216,8 @@ MISSPELT = {
     ),
     "two unknown": (
         {"envz": ["cartpole"], "seedz": [1]},
-        "config: unknown keys 'envz', 'seedz'; valid keys: envs, experiments, overrides, device, "
-        "mlflow, train, existing_runs, include_partial, figures\n",
+        "config: unknown keys 'envz', 'seedz'; valid keys: name, envs, experiments, overrides, "
+        "device, mlflow, train, preregistered, existing_runs, include_partial, figures\n",
     ),
 }
 

@@ -1,5 +1,6 @@
 # Config validation, the job matrix and input functions. Every error names the config key.
 import difflib
+import os
 import shlex
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def _relative(path):
 
 def _existing_slug(path):
     """existing_runs as one folder name: results/reference/fidelity -> reference-fidelity."""
-    parts = [p for p in Path(_relative(path)).parts if p not in ("/", ".", "..")]
+    parts = [
+        p for p in Path(_relative(path)).parts if p not in (os.curdir, os.pardir, Path(p).anchor)
+    ]
     return "-".join(parts[1:] if parts[:1] == ["results"] else parts) or "here"
 
 
