@@ -176,7 +176,8 @@ def check_existing_run(run_dir: Path, cfg: config_mod.PetsConfig) -> str | None:
             f"--run-dir {run_dir} holds {finished} with a different config ({diff}); {advice}"
         )
     asked = cfg.exp_cfg.exp_cfg.ntrain_iters
-    have = int(run.done().get("iterations", -1)) if run.is_complete else _metrics_rows(run)
+    planned = saved.exp_cfg.exp_cfg.ntrain_iters  # a done.json without "iterations": as planned
+    have = int(run.done().get("iterations", planned)) if run.is_complete else _metrics_rows(run)
     length = f"{LENGTH_KEY}: {have} != {asked}"
     if run.is_complete and asked == have:
         return "complete"
