@@ -191,7 +191,7 @@ def test_test_matrix_through_a_real_slurm_cluster(slurm_cluster: dict, tmp_path:
 
     results = workdir / "results"
     for run in runs:
-        run_dir = results / "runs/cartpole" / run
+        run_dir = results / "slurm-test/runs/cartpole" / run
         assert json.loads((run_dir / "done.json").read_text())["iterations"] == 3
         metrics = (run_dir / "metrics.csv").read_text().splitlines()
         assert len(metrics) == 1 + 3, metrics  # header + each iteration once, requeued or not
@@ -199,7 +199,7 @@ def test_test_matrix_through_a_real_slurm_cluster(slurm_cluster: dict, tmp_path:
         job_ids = {j["JobIdRaw"] for j in by_run[run]}
         logs = list((results / f"logs/slurm/rule_train/cartpole_{wildcards}").glob("*.log"))
         assert {p.stem for p in logs} == job_ids  # one SLURM log per job, kept after success
-    train_log = (results / f"logs/train/cartpole/{preempted}.log").read_text()
+    train_log = (results / f"slurm-test/logs/train/cartpole/{preempted}.log").read_text()
     assert "resuming" in train_log and "after iteration" in train_log, train_log[-2000:]
-    assert (results / "tables/final_returns.md").is_file()
-    assert (results / "mlflow.ingested").is_file()
+    assert (results / "slurm-test/tables/final_returns.md").is_file()
+    assert (results / "slurm-test/mlflow.ingested").is_file()
