@@ -13,6 +13,9 @@ alone. Bad input exits 2 with one line naming the culprit and the valid choices.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import shlex
 import shutil
 import sys
 import time
@@ -26,6 +29,7 @@ from pets_core.interrupts import Interrupted, interrupts_as_exceptions
 from pets_core.results import naming, store
 from pets_core.results.files import write_text
 from pets_core.results.identity import ensure_run_info
+from pets_core.results.reader import DamagedFile, read_config
 from pets_core.results.rundir import (
     CONFIG_TXT,
     CONFIG_YAML,
@@ -34,9 +38,11 @@ from pets_core.results.rundir import (
     MODEL_PT,
     RunDir,
 )
+from pets_core.results.runlock import RunDirBusy, hold_run_dir
 from pets_core.results.tracking import Tracker, tracker_for
 from pets_core.run.checkpoint import ReplayError
 from pets_core.run.device import DeviceError, resolve_device
+from pets_core.run.failures import Diverged
 from pets_core.run.progress import PLAIN_EVERY_S
 from pets_core.seeding import MAX_SEED
 
@@ -125,12 +131,11 @@ def prepare_run_dir(args: argparse.Namespace, cfg: config_mod.PetsConfig) -> tup
     except OSError as err:
         where = args.run_dir or args.logdir
         raise UsageError(f"cannot create a run directory in {where}: {err.strerror}") from None
-    saved = run_dir / CONFIG_YAML
     if RunDir(run_dir).is_resumable:
         try:
-            diff = config_mod.first_difference(config_mod.from_yaml(saved), cfg)
-        except ConfigError as err:
-            diff = f"unreadable config.yaml ({err})"
+            diff = config_mod.first_difference(read_config(run_dir), cfg)
+        except DamagedFile as err:
+            raise UsageError(str(err)) from None
         if diff is not None:
             raise UsageError(
                 f"--run-dir {run_dir} holds a run with a different config ({diff}); "
@@ -140,8 +145,13 @@ def prepare_run_dir(args: argparse.Namespace, cfg: config_mod.PetsConfig) -> tup
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv_list = list(sys.argv[1:] if argv is None else argv)
+    with contextlib.ExitStack() as held:  # the run directory's lock, once taken
+        return _main(argv_list, held)
+
+
+def _main(argv_list: list[str], held: contextlib.ExitStack) -> int:
+    parser = build_parser()
     run_dir: Path | None = None
     created = False
     try:
@@ -158,10 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        if args.run_dir is not None and RunDir(args.run_dir).is_complete:
+        if args.run_dir is not None and _complete(Path(args.run_dir)):
             print(f"{args.run_dir} is already complete (done.json present); nothing to do")
             return 0
         run_dir, created = prepare_run_dir(args, cfg)
+        held.enter_context(hold_run_dir(run_dir))  # before anything is written: one writer
+        if _complete(run_dir):  # finished while we waited to look
+            print(f"{run_dir} is already complete (done.json present); nothing to do")
+            return 0
         try:
             run_info = ensure_run_info(  # before config.yaml: an older run keeps its identity
                 run_dir,
@@ -175,7 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_text(run_dir / CONFIG_YAML, config_mod.to_yaml(cfg))
         except OSError as err:
             raise UsageError(f"cannot write to {run_dir}: {err.strerror}") from None
-    except (UsageError, ConfigError, DeviceError) as err:
+    except RunDirBusy as err:  # another process's run: leave its directory alone
+        print(f"mbexp: error: {err}", file=sys.stderr)
+        return 2
+    except (UsageError, ConfigError, DeviceError, DamagedFile) as err:
         if created and run_dir is not None:
             shutil.rmtree(run_dir, ignore_errors=True)
         print(f"mbexp: error: {err}", file=sys.stderr)
@@ -191,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         system_metrics=True,
     )
     print(f"run dir: {run_dir} ({cfg.env} {cfg.variant} seed {cfg.seed} on {device})")
+    resume = argv_list if args.run_dir is not None else [*argv_list, "--run-dir", str(run_dir)]
+    resume_line = f"Resume with: {naming.command_line('pets_core.mbexp', resume)}"
     with interrupts_as_exceptions():
         try:
             from pets_core.run.loop import run_experiment  # torch, mujoco: seconds
@@ -206,18 +225,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         except Interrupted as stop:
             tracker.finish([], status="KILLED")
-            resume = (
-                argv_list if args.run_dir is not None else [*argv_list, "--run-dir", str(run_dir)]
-            )
             print(
                 f"mbexp: interrupted by {stop.signal_name}; {run_dir} keeps every complete "
-                f"iteration. Resume with: {naming.command_line('pets_core.mbexp', resume)}",
+                f"iteration. {resume_line}",
                 file=sys.stderr,
             )
             return 128 + stop.signum
         except ReplayError as err:  # a slim checkpoint (python -m pets_core.snapshot)
             tracker.finish([], status="FAILED")
             print(f"mbexp: {run_dir}: cannot resume its slim checkpoint: {err}", file=sys.stderr)
+            return 1
+        except (Diverged, DamagedFile) as err:
+            tracker.finish([], status="FAILED")
+            print(f"mbexp: error: {err}", file=sys.stderr)
+            return 1
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                tracker.finish([], status="FAILED")
+                raise
+            tracker.finish([], status="FAILED")
+            print(
+                f"mbexp: error: {err.strerror} writing {err.filename or run_dir}; every file "
+                f"written before it (checkpoint.pt included) is intact. Free space, then "
+                f"{resume_line[0].lower()}{resume_line[1:]}",
+                file=sys.stderr,
+            )
             return 1
         except BaseException:
             tracker.finish([], status="FAILED")
@@ -226,26 +258,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _complete(run_dir: Path) -> bool:
+    """done.json present and readable (a damaged one: DamagedFile, naming it and the fix)."""
+    return RunDir(run_dir).done() is not None
+
+
 def closing_summary(cfg: config_mod.PetsConfig, run_dir: Path, tracker: Tracker) -> list[str]:
-    """Where the results are and how to browse them (printed after a run completes)."""
+    """Where the results are and how to browse them (printed after a run completes); every
+    command is shell-quoted, so it pastes as printed."""
     where = run_dir.resolve()
     files = [n for n in (METRICS_CSV, LOGS_MAT, CONFIG_YAML, MODEL_PT) if (where / n).exists()]
     videos = [p.relative_to(where).as_posix() for p in RunDir(where).videos()]
     if videos:
         files.append(videos[0] if len(videos) == 1 else f"{len(videos)} videos train_iter*/*.mp4")
-    lines = [f"results: {where}  ({', '.join(files)})"]
-    if tracker.uri is not None and tracker.run_id is not None:
+    lines = [f"results: {shlex.quote(str(where))}  ({', '.join(files)})"]
+    ingest = naming.command_line(
+        "pets_core.ingest", [str(where), "--mlflow-uri", store.absolute_uri(tracker.uri)]
+    )
+    if tracker.uri is not None and tracker.run_id is not None and tracker.active:
         lines.append(
             f"MLflow:  run {naming.run_name(cfg.variant, cfg.seed)} ({tracker.run_id}) "
             f"in experiment {tracker.experiment}"
         )
         lines.append(f"browse:  {tracker.browse_hint()}")
-    else:
+    elif tracker.run_id is not None:  # started, then the store went away mid-run
         lines.append(
-            "MLflow:  not logged; add it later with "
-            f"python -m pets_core.ingest {where} --mlflow-uri {tracker.uri or store.DEFAULT_URI}"
+            f"MLflow:  tracking stopped after iteration {tracker.logged_through} "
+            f"({tracker.stopped_reason}); run {tracker.run_id} lacks the rest. Fill it in with: "
+            f"{ingest}"
         )
-    lines.append(f"video:   python -m pets_core.render -env {cfg.env} -model-dir {where}")
+    else:
+        lines.append(f"MLflow:  not logged; add it later with {ingest}")
+    render = ["-env", cfg.env, "-model-dir", str(where)]
+    lines.append(f"video:   {naming.command_line('pets_core.render', render)}")
     return lines
 
 
