@@ -13,6 +13,7 @@ metrics.csv must hold one row per iteration of logs.mat, with the same returns.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -106,10 +107,10 @@ def read_checkpoint(run_dir: Path) -> dict[str, Any] | None:
         return load_checkpoint(run_dir)
     except ChecksumMismatch:
         raise DamagedFile(path, "its checksum does not match its contents") from None
-    except OSError as err:
-        raise DamagedFile(path, f"unreadable: {err.strerror}") from None
     except Exception as err:  # torch's loader raises many kinds; its text is not for users
-        raise DamagedFile(path, f"not a readable checkpoint: {type(err).__name__}") from None
+        if isinstance(err, OSError) and err.filename is not None:  # open / read, not torch
+            raise DamagedFile(path, f"unreadable: {err.strerror}") from None
+        raise DamagedFile(path, "not a readable checkpoint: truncated or not one") from None
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
@@ -122,10 +123,11 @@ def read_metrics(run_dir: Path) -> list[dict[str, float]]:
             reader = csv.DictReader(f)
             if reader.fieldnames is None or not set(COLUMNS) <= set(reader.fieldnames):
                 raise DamagedFile(path, f"its header is not {','.join(COLUMNS)}")
-            rows = [
-                {k: float(v) if v not in ("", None) else math.nan for k, v in row.items()}
-                for row in reader
-            ]
+            rows = []
+            for row in reader:
+                if None in row or None in row.values():  # a row cut short, or too long
+                    raise DamagedFile(path, f"row {reader.line_num - 1} is not {len(COLUMNS)} cells")
+                rows.append({k: float(v) if v != "" else math.nan for k, v in row.items()})
     except FileNotFoundError:
         raise DamagedFile(path, "missing") from None
     except OSError as err:
@@ -146,13 +148,15 @@ def read_logs(run_dir: Path) -> dict[str, np.ndarray]:
 
     path = Path(run_dir) / LOGS_MAT
     try:
-        mat = scipy.io.loadmat(path)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DamagedFile(path, "missing") from None
     except OSError as err:
         raise DamagedFile(path, f"unreadable: {err.strerror}") from None
-    except Exception as err:  # scipy raises ValueError, TypeError, MatReadError, zlib.error ...
-        raise DamagedFile(path, f"not a readable .mat file: {type(err).__name__}") from None
+    try:
+        mat = scipy.io.loadmat(io.BytesIO(raw))
+    except Exception:  # scipy raises ValueError, TypeError, OSError, MatReadError, zlib.error ...
+        raise DamagedFile(path, "not a readable .mat file: truncated or not one") from None
     if missing := [k for k in LOGS_KEYS if k not in mat]:
         raise DamagedFile(path, f"no {', '.join(missing)}")
     logs = {k: np.asarray(mat[k]) for k in LOGS_KEYS}
