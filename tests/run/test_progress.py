@@ -177,7 +177,7 @@ def test_without_mlflow_the_summary_says_how_to_add_it_later(tmp_path, capsys) -
     assert out[-3:] == [
         f"results: {where}  (metrics.csv, logs.mat, config.yaml, model.pt)",
         f"MLflow:  not logged; add it later with python -m pets_core.ingest {where} "
-        "--mlflow-uri sqlite:///results/mlflow.db",
+        f"--mlflow-uri sqlite:///{Path.cwd() / 'results' / 'mlflow.db'}",  # pastes anywhere
         f"video:   python -m pets_core.render -env cartpole -model-dir {where}",
     ]
 
