@@ -227,7 +227,7 @@ def test_a_server_dying_mid_run_is_said_and_ingest_completes_the_run(tmp_path):
     with mlflow_server(tmp_path, port):
         pasted = shell(ingest, cwd=tmp_path)
         assert pasted.returncode == 0, pasted.stderr
-        assert pasted.stdout.startswith(f"{run_dir}: completed")
+        assert f"\n{run_dir}: completed (run " in f"\n{pasted.stdout}", pasted.stdout
         client = mlflow.MlflowClient(tracking_uri=uri)
         (r,) = client.search_runs([client.get_experiment_by_name("pets-cartpole").experiment_id])
         assert r.info.status == "FINISHED"
