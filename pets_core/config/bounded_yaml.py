@@ -33,7 +33,9 @@ MAX_NODES = 100_000
 def load_yaml(text: str, source: str | Path) -> Any:
     """Parse one YAML document within the limits; ``source`` names it in every error."""
     if len(text) > MAX_BYTES:
-        raise ConfigError(f"{source}: {len(text):,} characters; a config may have {MAX_BYTES:,} at most")
+        raise ConfigError(
+            f"{source}: {len(text):,} characters; a config may have {MAX_BYTES:,} at most"
+        )
     loader = _BoundedLoader(text)
     try:
         node = loader.get_single_node()

@@ -27,7 +27,6 @@ from pets_core.envs import get_task, make_env
 from pets_core.results.artifacts import save_model, write_video
 from pets_core.results.files import write_json
 from pets_core.results.identity import read_run_info
-from pets_core.results.reader import read_checkpoint
 from pets_core.results.logs import write_logs_mat, write_predictions_mat
 from pets_core.results.metrics import (
     best_so_far,
@@ -35,6 +34,7 @@ from pets_core.results.metrics import (
     episodes_per_iteration,
     write_metrics_csv,
 )
+from pets_core.results.reader import read_checkpoint
 from pets_core.results.rundir import DONE_JSON, RunDir
 from pets_core.results.tracking import Tracker
 from pets_core.run.builders import make_model, make_mpc

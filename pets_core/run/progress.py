@@ -15,6 +15,7 @@ underestimate when training time grows with the data.
 from __future__ import annotations
 
 import math
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -206,7 +207,7 @@ def workflow_summary(
         ).rstrip()
         for row in rows
     ]
-    config = "".join(f" --configfile {c}" for c in configfiles)
+    config = "".join(f" --configfile {shlex.quote(c)}" for c in configfiles)
     lines = [f"PETS workflow: {n_runs} complete run(s)", *table] if n_runs else []
     lines += [
         "runs:     results/runs/<env>/<variant>/seed<N>/ (metrics.csv, logs.mat, model.pt, "
@@ -217,7 +218,8 @@ def workflow_summary(
         lines.append(f"MLflow:   open {tracking_uri}")
     elif tracking_uri:
         lines.append(
-            f"MLflow:   mlflow ui --backend-store-uri {tracking_uri}  -> http://127.0.0.1:5000"
+            f"MLflow:   mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}  -> "
+            "http://127.0.0.1:5000"
         )
     lines.append(f"report:   snakemake --report results/report.html{config}")
     return "\n".join(lines)

@@ -269,3 +269,11 @@ def test_workflow_summary_table_from_done_json(three_runs: Path) -> None:
         lines[-1]
         == "report:   snakemake --report results/report.html --configfile config/quick.yaml"
     )
+
+
+def test_workflow_summary_commands_are_shell_quoted(tmp_path: Path) -> None:
+    text = workflow_summary(
+        [], tracking_uri=f"sqlite:///{tmp_path}/my store/mlflow.db", configfiles=["my cfg/q.yaml"]
+    )
+    assert "snakemake --report results/report.html --configfile 'my cfg/q.yaml'" in text
+    assert f"mlflow ui --backend-store-uri 'sqlite:///{tmp_path}/my store/mlflow.db'" in text

@@ -26,7 +26,9 @@ LR = "ctrl_cfg.prop_cfg.model_init_cfg.learning_rate"
 def mbexp(run_dir, argv, **kwargs) -> subprocess.Popen:
     """`python -m pets_core.mbexp ARGV --run-dir RUN_DIR` as its own process."""
     cmd = [PY, "-m", "pets_core.mbexp", *argv, "--run-dir", str(run_dir)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
+    )
 
 
 def wait_for(condition, proc, timeout_s=300.0):
@@ -82,7 +84,7 @@ def test_a_second_writer_refuses_naming_the_holder(tmp_path):
     finally:
         first.kill()
     third = mbexp(run_dir, argv)
-    out, err = third.communicate(timeout=300)
+    _, err = third.communicate(timeout=300)
     assert third.returncode == 0, err
     assert (run_dir / "done.json").exists()
 

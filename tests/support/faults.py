@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 BOMB = "envs:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"  {n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefgh", "bcdefghi")
+    f"  {n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n"
+    for p, n in zip("abcdefgh", "bcdefghi", strict=True)
 )
 """10^9 values in 700 bytes: each level repeats the previous one ten times."""
 
