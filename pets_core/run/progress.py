@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from pets_core.results.reader import DamagedFile
 from pets_core.results.rundir import RunDir
 
 PLAIN_EVERY_S = 30.0
@@ -180,9 +181,14 @@ def workflow_summary(
     """The closing table of a workflow run: one row per (env, variant) from the runs' done.json,
     then where the results are and how to browse them."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    damaged = []
     for run in map(RunDir, run_dirs):
-        if run.is_complete:
+        try:
             d = run.done()
+        except DamagedFile as err:
+            damaged.append(f"damaged:  {err}")
+            continue
+        if d is not None:
             groups.setdefault((d["env"], d["variant"]), []).append(d)
     n_runs = sum(len(g) for g in groups.values())
     rows = [("env", "variant", "seeds", "iterations", "best-so-far mean [min, max]", "wall (sum)")]
@@ -209,6 +215,7 @@ def workflow_summary(
     ]
     config = "".join(f" --configfile {shlex.quote(c)}" for c in configfiles)
     lines = [f"PETS workflow: {n_runs} complete run(s)", *table] if n_runs else []
+    lines += damaged
     lines += [
         "runs:     results/runs/<env>/<variant>/seed<N>/ (metrics.csv, logs.mat, model.pt, "
         "train_iter<i>/rollout<j>.mp4; logs in results/logs/train/)",

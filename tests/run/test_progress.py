@@ -8,6 +8,7 @@ import math
 import os
 import pty
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -277,3 +278,11 @@ def test_workflow_summary_commands_are_shell_quoted(tmp_path: Path) -> None:
     )
     assert "snakemake --report results/report.html --configfile 'my cfg/q.yaml'" in text
     assert f"mlflow ui --backend-store-uri 'sqlite:///{tmp_path}/my store/mlflow.db'" in text
+
+
+def test_workflow_summary_names_a_damaged_done_json(three_runs: Path, tmp_path: Path) -> None:
+    shutil.copytree(three_runs, tmp_path / "runs")  # the fixture is shared: damage a copy
+    dirs = sorted(tmp_path.glob("runs/*/*/seed*"))
+    (dirs[0] / "done.json").write_text("{")
+    text = workflow_summary(dirs, tracking_uri=None)
+    assert f"damaged:  {dirs[0]}/done.json is damaged (not JSON: " in text
