@@ -209,7 +209,7 @@ def _main(argv_list: list[str], held: contextlib.ExitStack) -> int:
     )
     print(f"run dir: {run_dir} ({cfg.env} {cfg.variant} seed {cfg.seed} on {device})")
     resume = argv_list if args.run_dir is not None else [*argv_list, "--run-dir", str(run_dir)]
-    resume_line = f"Resume with: {naming.command_line('pets_core.mbexp', resume)}"
+    resume_cmd = naming.command_line("pets_core.mbexp", resume)
     with interrupts_as_exceptions():
         try:
             from pets_core.run.loop import run_experiment  # torch, mujoco: seconds
@@ -227,7 +227,7 @@ def _main(argv_list: list[str], held: contextlib.ExitStack) -> int:
             tracker.finish([], status="KILLED")
             print(
                 f"mbexp: interrupted by {stop.signal_name}; {run_dir} keeps every complete "
-                f"iteration. {resume_line}",
+                f"iteration. Resume with: {resume_cmd}",
                 file=sys.stderr,
             )
             return 128 + stop.signum
@@ -240,14 +240,13 @@ def _main(argv_list: list[str], held: contextlib.ExitStack) -> int:
             print(f"mbexp: error: {err}", file=sys.stderr)
             return 1
         except OSError as err:
-            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-                tracker.finish([], status="FAILED")
-                raise
             tracker.finish([], status="FAILED")
-            print(
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            print(  # every write is atomic: the failed one left its file as it was
                 f"mbexp: error: {err.strerror} writing {err.filename or run_dir}; every file "
-                f"written before it (checkpoint.pt included) is intact. Free space, then "
-                f"{resume_line[0].lower()}{resume_line[1:]}",
+                "written before it (checkpoint.pt included) is intact. Free space, then "
+                f"resume with: {resume_cmd}",
                 file=sys.stderr,
             )
             return 1
