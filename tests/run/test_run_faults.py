@@ -68,10 +68,11 @@ def test_divergence_stops_the_run_naming_the_iteration_and_fails_the_mlflow_run(
 def test_a_second_writer_refuses_naming_the_holder(tmp_path):
     """Before: two mbexp on one --run-dir crashed each other (one deleted the other's temp file)."""
     run_dir = tmp_path / "run"
-    argv = tiny_args("cartpole", iters=6)
+    argv = tiny_args("cartpole", iters=200)  # still running when the second one looks
+    lock = run_dir / ".lock"
     first = mbexp(run_dir, argv)
     try:
-        wait_for(lambda: (run_dir / ".lock").exists() and (run_dir / ".lock").read_text(), first)
+        wait_for(lambda: lock.exists() and lock.read_text(), first)
         second = mbexp(run_dir, argv)
         _, err = second.communicate(timeout=120)
         assert second.returncode == 2
@@ -79,14 +80,19 @@ def test_a_second_writer_refuses_naming_the_holder(tmp_path):
             f"mbexp: error: {run_dir} is in use by another run (pid {first.pid} on host "
             f"{socket.gethostname()}); wait for it to finish or stop it, or use another --run-dir\n"
         )
+        assert first.poll() is None  # the holder goes on
         first.send_signal(signal.SIGKILL)  # the kernel drops its lock: nothing stale is left
         first.wait(timeout=30)
     finally:
         first.kill()
     third = mbexp(run_dir, argv)
-    _, err = third.communicate(timeout=300)
-    assert third.returncode == 0, err
-    assert (run_dir / "done.json").exists()
+    try:
+        wait_for(lambda: lock.read_text().split()[:1] == [str(third.pid)], third)
+        third.send_signal(signal.SIGINT)
+        _, err = third.communicate(timeout=120)
+        assert third.returncode == 130, err  # it had the lock and was running
+    finally:
+        third.kill()
 
 
 @pytest.fixture
