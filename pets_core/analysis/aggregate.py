@@ -10,7 +10,8 @@ Best-so-far and env steps follow the one definition in :mod:`pets_core.results.m
 
 Partial runs (killed or still running: no done.json although the runner wrote a config.yaml, fewer
 iterations than planned, or, for someone else's logs.mat without a config.yaml, fewer than the
-longest sibling of the same env and variant) are left out by default, each named in a warning;
+longest sibling of the same env and variant) are left out by default, each named on stderr
+(:func:`pets_core.notices.notice`, not a Python warning that PYTHONWARNINGS=ignore would hide);
 ``include_partial=True`` keeps them, marked ``partial``.
 
 Settings: every row carries its run's settings fingerprint (``settings``,
@@ -24,7 +25,6 @@ setting but different lengths aggregate (a 17-trial and a 25-trial seed give 2 s
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -34,6 +34,7 @@ import scipy.io
 import yaml
 
 from pets_core import config as config_mod
+from pets_core.notices import notice
 from pets_core.results import metrics
 from pets_core.results.rundir import CONFIG_YAML, DONE_JSON, LOGS_MAT, RUN_PATH, RUN_PATH_RE
 from pets_core.results.rundir import find_run_dirs as _find
@@ -57,10 +58,6 @@ run's settings fingerprint ("" for a logs.mat without config.yaml)."""
 
 class RunDataError(ValueError):
     """One or more run directories are missing or unreadable; the message names every path."""
-
-
-class PartialRunWarning(UserWarning):
-    """A run directory left out of (or marked in) the tables and figures because it is partial."""
 
 
 def find_run_dirs(runs_root: Path | str) -> list[Path]:
@@ -146,7 +143,7 @@ def partial_reason(run_dir: Path, cfg: dict | None, iterations: int) -> str | No
 def collect_runs(run_dirs: Iterable[Path | str], *, include_partial: bool = False) -> pd.DataFrame:
     """Concatenate every run; all bad runs are reported together in one RunDataError.
 
-    Partial runs (see the module docstring) raise one :class:`PartialRunWarning` each, naming the
+    Partial runs (see the module docstring) are each one notice on stderr, naming the
     directory and why; they are dropped unless ``include_partial``, then kept with ``partial``.
     """
     frames, problems = {}, []
@@ -175,7 +172,7 @@ def collect_runs(run_dirs: Iterable[Path | str], *, include_partial: bool = Fals
             reason = f"{len(frame)} iterations, its siblings have {siblings}"
         if reason is not None:
             action = "included, marked partial" if include_partial else "left out"
-            warnings.warn(f"partial run {run_dir}: {reason}; {action}", PartialRunWarning, 2)
+            notice(f"partial run {run_dir}: {reason}; {action}")
             if not include_partial:
                 continue
             frame = frame.assign(partial=True)

@@ -31,9 +31,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from pets_core.bench.cli import Parser, UsageError, int_at_least, int_list, run
+from pets_core.config import ConfigError
+from pets_core.config.bounded_yaml import load_yaml_file
 from pets_core.results.rundir import DONE_JSON, METRICS_CSV, REFERENCE_FILES, run_path
 from pets_core.run.matrix import jobs, runner_args
 
@@ -54,13 +54,9 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path("batch-work"), help="run directories")
     args = p.parse_args(argv)
     try:
-        config = yaml.safe_load(args.configfile.read_text())
-    except OSError as err:
-        raise UsageError(
-            f"argument --configfile: cannot read {args.configfile}: {err.strerror}"
-        ) from None
-    except yaml.YAMLError:
-        raise UsageError(f"argument --configfile: {args.configfile} is not YAML") from None
+        config = load_yaml_file(args.configfile)
+    except ConfigError as err:
+        raise UsageError(f"argument --configfile: {err}") from None
     if not isinstance(config, dict) or not {"envs", "experiments"} <= set(config):
         raise UsageError(f"argument --configfile: {args.configfile} has no envs and experiments")
     matrix = jobs(config)

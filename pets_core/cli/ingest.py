@@ -11,7 +11,6 @@ and never creates the default store (``sqlite:///results/mlflow.db``) outside a 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from pets_core.results import store
 from pets_core.results.ingest import ingest_run
+from pets_core.results.reader import DamagedFile
 from pets_core.results.rundir import DONE_JSON, find_run_dirs
 
 
@@ -51,15 +51,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{', '.join(map(str, args.dirs))}"
         )
         return 0
-    failed = 0
-    for run_dir in run_dirs:
+    failures = []
+    for run_dir in run_dirs:  # a bad run is reported, and the next one ingested
         try:
             run_id, what = ingest_run(run_dir, uri, args.mlflow_experiment)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
-            run_id, what = None, f"unreadable run directory ({type(err).__name__}: {err})"
-        failed += run_id is None
+        except DamagedFile as err:
+            run_id, what = None, str(err)
+        except OSError as err:
+            run_id, what = None, f"cannot read {err.filename or run_dir}: {err.strerror}"
+        if run_id is None:
+            failures.append(f"{run_dir}: {what}")
         print(f"{run_dir}: {what}" + (f" (run {run_id})" if run_id else ""))
-    return 1 if failed else 0
+    if failures:
+        print(
+            f"ingest: {len(failures)} of {len(run_dirs)} run(s) not ingested:\n  "
+            + "\n  ".join(failures),
+            file=sys.stderr,
+        )
+    return 1 if failures else 0
 
 
 PROJECT_MARKERS = ("Snakefile", "results")

@@ -16,7 +16,10 @@ exits 2 with one line naming the culprit and the valid choices.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -31,6 +34,7 @@ from pets_core.results import naming, store
 from pets_core.results.files import write_text
 from pets_core.results.identity import ensure_run_info
 from pets_core.results.metrics import read_metrics_csv
+from pets_core.results.reader import DamagedFile, read_config
 from pets_core.results.rundir import (
     CHECKPOINT_PT,
     CONFIG_TXT,
@@ -41,9 +45,11 @@ from pets_core.results.rundir import (
     MODEL_PT,
     RunDir,
 )
+from pets_core.results.runlock import RunDirBusy, hold_run_dir
 from pets_core.results.tracking import Tracker, tracker_for
 from pets_core.run.checkpoint import ReplayError
 from pets_core.run.device import DeviceError, resolve_device
+from pets_core.run.failures import Diverged
 from pets_core.run.progress import PLAIN_EVERY_S
 from pets_core.seeding import MAX_SEED
 
@@ -160,7 +166,7 @@ def check_existing_run(run_dir: Path, cfg: config_mod.PetsConfig) -> str | None:
         return None
     finished = "a finished run" if run.is_complete else "a run"
     try:
-        saved = config_mod.from_yaml(run / CONFIG_YAML)
+        saved = read_config(run_dir)  # a damaged one: DamagedFile, naming it and the fix
         diff = config_mod.settings_difference(saved, cfg)
         if diff is None and saved.seed != cfg.seed:
             diff = f"seed: {saved.seed!r} != {cfg.seed!r}"
@@ -207,8 +213,13 @@ def _metrics_rows(run: RunDir) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv_list = list(sys.argv[1:] if argv is None else argv)
+    with contextlib.ExitStack() as held:  # the run directory's lock, once taken
+        return _main(argv_list, held)
+
+
+def _main(argv_list: list[str], held: contextlib.ExitStack) -> int:
+    parser = build_parser()
     run_dir: Path | None = None
     created = False
     try:
@@ -227,17 +238,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        if args.run_dir is not None:
-            found = check_existing_run(Path(args.run_dir), cfg)
+        if args.run_dir is not None and check_existing_run(Path(args.run_dir), cfg) == "complete":
+            print(f"{args.run_dir} is already complete (done.json present); nothing to do")
+            return 0
+        run_dir, created = prepare_run_dir(args)
+        held.enter_context(hold_run_dir(run_dir))  # before anything is written: one writer
+        if args.run_dir is not None:  # again under the lock: it may have changed while we waited
+            found = check_existing_run(run_dir, cfg)
             if found == "complete":
-                print(f"{args.run_dir} is already complete (done.json present); nothing to do")
+                print(f"{run_dir} is already complete (done.json present); nothing to do")
                 return 0
             if found == "extend":
-                have = RunDir(args.run_dir).done().get("iterations")
+                have = RunDir(run_dir).done().get("iterations")
                 asked = cfg.exp_cfg.exp_cfg.ntrain_iters
-                print(f"extending {args.run_dir} from {have} to {asked} trials")
-                (Path(args.run_dir) / DONE_JSON).unlink()  # unfinished again until it is done
-        run_dir, created = prepare_run_dir(args)
+                print(f"extending {run_dir} from {have} to {asked} trials")
+                (run_dir / DONE_JSON).unlink()  # unfinished again until it is done
         try:
             run_info = ensure_run_info(  # before config.yaml: an older run keeps its identity
                 run_dir,
@@ -253,7 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_text(run_dir / CONFIG_YAML, config_mod.to_yaml(cfg))
         except OSError as err:
             raise UsageError(f"cannot write to {run_dir}: {err.strerror}") from None
-    except (UsageError, ConfigError, DeviceError) as err:
+    except RunDirBusy as err:  # another process's run: leave its directory alone
+        print(f"mbexp: error: {err}", file=sys.stderr)
+        return 2
+    except (UsageError, ConfigError, DeviceError, DamagedFile) as err:
         if created and run_dir is not None:
             shutil.rmtree(run_dir, ignore_errors=True)
         print(f"mbexp: error: {err}", file=sys.stderr)
@@ -269,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         system_metrics=True,
     )
     print(f"run dir: {run_dir} ({cfg.env} {cfg.variant} seed {cfg.seed} on {device})")
+    resume = argv_list if args.run_dir is not None else [*argv_list, "--run-dir", str(run_dir)]
+    resume_cmd = naming.command_line("pets_core.mbexp", resume)
     with interrupts_as_exceptions():
         try:
             from pets_core.run.loop import run_experiment  # torch, mujoco: seconds
@@ -284,18 +304,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         except Interrupted as stop:
             tracker.finish([], status="KILLED")
-            resume = (
-                argv_list if args.run_dir is not None else [*argv_list, "--run-dir", str(run_dir)]
-            )
             print(
                 f"mbexp: interrupted by {stop.signal_name}; {run_dir} keeps every complete "
-                f"iteration. Resume with: {naming.command_line('pets_core.mbexp', resume)}",
+                f"iteration. Resume with: {resume_cmd}",
                 file=sys.stderr,
             )
             return 128 + stop.signum
         except ReplayError as err:  # a slim checkpoint (python -m pets_core.snapshot)
             tracker.finish([], status="FAILED")
             print(f"mbexp: {run_dir}: cannot resume its slim checkpoint: {err}", file=sys.stderr)
+            return 1
+        except (Diverged, DamagedFile) as err:
+            tracker.finish([], status="FAILED")
+            print(f"mbexp: error: {err}", file=sys.stderr)
+            return 1
+        except OSError as err:
+            tracker.finish([], status="FAILED")
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            print(  # every write is atomic: the failed one left its file as it was
+                f"mbexp: error: {err.strerror} writing {err.filename or run_dir}; every file "
+                "written before it (checkpoint.pt included) is intact. Free space, then "
+                f"resume with: {resume_cmd}",
+                file=sys.stderr,
+            )
             return 1
         except BaseException:
             tracker.finish([], status="FAILED")
@@ -305,24 +337,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def closing_summary(cfg: config_mod.PetsConfig, run_dir: Path, tracker: Tracker) -> list[str]:
-    """Where the results are and how to browse them (printed after a run completes)."""
+    """Where the results are and how to browse them (printed after a run completes); every
+    command is shell-quoted, so it pastes as printed."""
     where = run_dir.resolve()
     files = [n for n in (METRICS_CSV, LOGS_MAT, CONFIG_YAML, MODEL_PT) if (where / n).exists()]
     videos = [p.relative_to(where).as_posix() for p in RunDir(where).videos()]
     if videos:
         files.append(videos[0] if len(videos) == 1 else f"{len(videos)} videos train_iter*/*.mp4")
-    lines = [f"results: {where}  ({', '.join(files)})"]
-    if tracker.uri is not None and tracker.run_id is not None:
+    lines = [f"results: {shlex.quote(str(where))}  ({', '.join(files)})"]
+    ingest = naming.command_line(
+        "pets_core.ingest", [str(where), "--mlflow-uri", store.absolute_uri(tracker.uri)]
+    )
+    if tracker.uri is not None and tracker.run_id is not None and tracker.active:
         lines.append(
             f"MLflow:  run {tracker.run_name} ({tracker.run_id}) in experiment {tracker.experiment}"
         )
         lines.append(f"browse:  {tracker.browse_hint()}")
-    else:
+    elif tracker.run_id is not None:  # started, then the store went away mid-run
         lines.append(
-            "MLflow:  not logged; add it later with "
-            f"python -m pets_core.ingest {where} --mlflow-uri {tracker.uri or store.DEFAULT_URI}"
+            f"MLflow:  tracking stopped after iteration {tracker.logged_through} "
+            f"({tracker.stopped_reason}); run {tracker.run_id} lacks the rest. Fill it in with: "
+            f"{ingest}"
         )
-    lines.append(f"video:   python -m pets_core.render -env {cfg.env} -model-dir {where}")
+    else:
+        lines.append(f"MLflow:  not logged; add it later with {ingest}")
+    render = ["-env", cfg.env, "-model-dir", str(where)]
+    lines.append(f"video:   {naming.command_line('pets_core.render', render)}")
     return lines
 
 

@@ -20,11 +20,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from pets_core.results.checkpoint import load_checkpoint, pack
+from pets_core.results.checkpoint import save_checkpoint
 from pets_core.results.files import atomic_path
 from pets_core.results.identity import read_run_info
+from pets_core.results.reader import DamagedFile, read_checkpoint
 from pets_core.results.rundir import (
     CHECKPOINT_PT,
     CONFIG_TXT,
@@ -67,7 +66,10 @@ def snapshot(src: Path, dst: Path) -> dict[str, int]:
                 f"{dst} holds something else (run_uid {other}, not {uid}); "
                 "choose an empty or new directory"
             )
-    ckpt = load_checkpoint(src)
+    try:
+        ckpt = read_checkpoint(src)
+    except DamagedFile as err:
+        raise SnapshotError(str(err)) from None
     dst.mkdir(parents=True, exist_ok=True)
     sizes = {}
     for name in COPIED:
@@ -75,8 +77,7 @@ def snapshot(src: Path, dst: Path) -> dict[str, int]:
             with atomic_path(dst / name) as tmp:
                 shutil.copyfile(src / name, tmp)
             sizes[name] = (dst / name).stat().st_size
-    with atomic_path(dst / CHECKPOINT_PT) as tmp:
-        torch.save(pack(slim(ckpt)), tmp)
+    save_checkpoint(dst, slim(ckpt))  # with its checksum, atomically
     sizes[CHECKPOINT_PT] = (dst / CHECKPOINT_PT).stat().st_size
     return sizes
 
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SnapshotError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2
-    iteration = load_checkpoint(dst)["run"]["iteration"]
+    iteration = read_checkpoint(dst)["run"]["iteration"]
     total = sum(sizes.values())
     print(
         f"{dst}: iteration {iteration}, {total / 1e6:.2f} MB "

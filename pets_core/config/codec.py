@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from pets_core.config.bounded_yaml import load_yaml_file
 from pets_core.config.errors import ConfigError
 from pets_core.config.schema import (
     dataclass_of,
@@ -123,4 +124,5 @@ def to_text(cfg: PetsConfig) -> str:
 
 
 def from_yaml(path: Path) -> PetsConfig:
-    return build(yaml.safe_load(Path(path).read_text()))
+    """A saved config.yaml (bounded YAML, :mod:`.bounded_yaml`) -> validated PetsConfig."""
+    return build(load_yaml_file(path))

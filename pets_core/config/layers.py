@@ -13,8 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from pets_core.config.bounded_yaml import load_yaml_file
 from pets_core.config.codec import build
 from pets_core.config.errors import ConfigError
 from pets_core.config.overrides import apply_override, apply_variant, variant_from_ca
@@ -48,7 +47,7 @@ def load_config(
         raise ConfigError(f"unknown env {env!r}; valid: {', '.join(valid_envs)}")
     tree: dict[str, Any] = {}
     for path in (config_dir / "pets" / "default.yaml", config_dir / "envs" / f"{env}.yaml"):
-        _deep_update(tree, yaml.safe_load(path.read_text()) or {})
+        _deep_update(tree, load_yaml_file(path) or {})
     variant = variant_from_ca(ca)
     tree = apply_variant(tree, variant)
     tree = {"env": env, "variant": variant.name, "seed": int(seed), **tree}

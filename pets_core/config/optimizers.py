@@ -32,8 +32,14 @@ class CEMCfg:
         _check_elites(self.num_elites, self.popsize)
         if self.var_update not in ("blended", "elite"):
             raise ConfigError(f"{WHERE}.var_update {self.var_update!r}; valid: blended, elite")
-        if self.max_iters < 1 or not 0.0 <= self.alpha < 1.0:
-            raise ConfigError(f"{WHERE} needs max_iters >= 1 and 0 <= alpha < 1")
+        _check_rules(
+            self,
+            {
+                "max_iters": (self.max_iters >= 1, ">= 1"),
+                "alpha": (0.0 <= self.alpha < 1.0, "in [0, 1)"),
+                "epsilon": (self.epsilon >= 0.0, ">= 0"),
+            },
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from pets_core.config.bounded_yaml import load_yaml
 from pets_core.config.errors import ConfigError
 from pets_core.config.optimizers import OPT_CFGS
 from pets_core.config.schema import (
@@ -137,7 +138,8 @@ def _convert(path: str, ftype: Any, raw: str) -> Any:
     if typing.get_origin(base) is tuple:
         (item, _) = typing.get_args(base)
         try:
-            parsed = yaml.safe_load(raw if raw.strip().startswith("[") else f"[{raw}]")
+            text = raw if raw.strip().startswith("[") else f"[{raw}]"
+            parsed = load_yaml(text, f"-o {path}")
             return tuple(item(str(v)) for v in parsed)
         except (TypeError, ValueError, yaml.YAMLError):
             raise ConfigError(

@@ -9,6 +9,8 @@ optimiser sections (``ctrl_cfg.opt_cfg.cfg``) are in ``optimizers``.
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Iterator
 
 from pets_core.config.errors import ConfigError
 from pets_core.config.optimizers import CEMCfg, ICEMCfg, MPPICfg, RandomCfg
@@ -149,8 +151,26 @@ class PetsConfig:
         validate(self)
 
 
+def float_leaves(node: object, where: str = "") -> Iterator[tuple[str, float]]:
+    """(-o path, value) of every float leaf (a tuple's items as ``path[i]``), depth first."""
+    for field in dataclasses.fields(node):  # type: ignore[arg-type]
+        path, value = f"{where}{field.name}", getattr(node, field.name)
+        if dataclasses.is_dataclass(value):
+            yield from float_leaves(value, path + ".")
+        elif isinstance(value, float):
+            yield path, value
+        elif isinstance(value, tuple):
+            yield from ((f"{path}[{i}]", v) for i, v in enumerate(value) if isinstance(v, float))
+
+
 def validate(cfg: PetsConfig) -> None:
-    """Every cross-leaf rule of a built config; raises ConfigError naming the first culprit."""
+    """Every cross-leaf rule of a built config; raises ConfigError naming the first culprit.
+
+    Every float leaf must be finite (a nan or inf learning rate, weight decay or log-variance
+    bound would train a NaN model to an exit-0 "success"); then each leaf's range."""
+    for path, value in float_leaves(cfg):
+        if not math.isfinite(value):
+            raise ConfigError(f"{path} must be a finite number (got {value})")
     variant = cfg.parsed_variant
     sim, loop, elog = cfg.exp_cfg.sim_cfg, cfg.exp_cfg.exp_cfg, cfg.exp_cfg.log_cfg
     prop, opt = cfg.ctrl_cfg.prop_cfg, cfg.ctrl_cfg.opt_cfg
@@ -164,6 +184,9 @@ def validate(cfg: PetsConfig) -> None:
         "ctrl_cfg.opt_cfg.cfg.popsize": opt.cfg.popsize,
         "ctrl_cfg.prop_cfg.model_train_cfg.batch_size": train.batch_size,
         "ctrl_cfg.prop_cfg.model_init_cfg.learning_rate": init.learning_rate,
+        "ctrl_cfg.prop_cfg.model_init_cfg.num_nets": init.num_nets,
+        "ctrl_cfg.prop_cfg.npart": prop.npart,
+        "ctrl_cfg.prop_cfg.model_train_cfg.max_logging": train.max_logging,
     }
     non_negative = {
         "exp_cfg.exp_cfg.ntrain_iters": loop.ntrain_iters,
@@ -195,6 +218,15 @@ def validate(cfg: PetsConfig) -> None:
     if not 0.0 <= train.holdout_ratio < 1.0:
         raise ConfigError(
             f"model_train_cfg.holdout_ratio must be in [0, 1) (got {train.holdout_ratio})"
+        )
+    if bad := [w for w in init.weight_decays if w < 0]:
+        raise ConfigError(
+            f"ctrl_cfg.prop_cfg.model_init_cfg.weight_decays must be >= 0 (got {bad[0]})"
+        )
+    if not init.min_logvar_init < init.max_logvar_init:
+        raise ConfigError(
+            "ctrl_cfg.prop_cfg.model_init_cfg.min_logvar_init must be < max_logvar_init "
+            f"(got {init.min_logvar_init} and {init.max_logvar_init})"
         )
     if len(init.weight_decays) != len(init.hidden_dims) + 1:
         raise ConfigError(

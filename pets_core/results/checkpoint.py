@@ -5,20 +5,29 @@ What a checkpoint holds (the loop's state, models, RNGs) is :mod:`pets_core.run.
 Written atomically after every iteration (temp file + os.replace), so a kill at any moment leaves
 either the previous or the new checkpoint. numpy arrays are stored as tagged tensors so the file
 loads with ``torch.load(weights_only=True)`` (no arbitrary pickles).
+
+The file is ``{"sha256": hex digest, "payload": uint8 tensor}``, where the payload is the state
+serialised by ``torch.save``: torch does not check its archive's CRCs, so without the digest a
+flipped byte would resume into a different run. :func:`load_checkpoint` verifies it
+(:class:`ChecksumMismatch`); files written before it existed (the state itself, no digest) still
+load. A full disk fails in ``write`` with an ``OSError`` (ENOSPC) before the old file is touched.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from pets_core.results.files import atomic_path
+from pets_core.results.files import atomic_write
 from pets_core.results.rundir import CHECKPOINT_PT
 
 _ND = "__ndarray__"
+_SHA, _PAYLOAD = "sha256", "payload"
 
 
 def pack(obj: Any) -> Any:
@@ -44,13 +53,31 @@ def unpack(obj: Any) -> Any:
     return obj
 
 
+class ChecksumMismatch(ValueError):
+    """checkpoint.pt's payload is not what was written (pets_core.results.reader names it)."""
+
+
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
-    with atomic_path(Path(run_dir) / CHECKPOINT_PT) as tmp:
-        torch.save(pack(state), tmp)
+    buffer = io.BytesIO()
+    torch.save(pack(state), buffer)
+    payload = buffer.getvalue()
+    digest = hashlib.sha256(payload).hexdigest()
+    framed = io.BytesIO()
+    torch.save({_SHA: digest, _PAYLOAD: torch.frombuffer(bytearray(payload), dtype=torch.uint8)},
+               framed)  # fmt: skip
+    atomic_write(Path(run_dir) / CHECKPOINT_PT, lambda f: f.write(framed.getbuffer()))
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+    """The saved state, or None without a checkpoint.pt. Read users' errors through
+    :func:`pets_core.results.reader.read_checkpoint`, which names the file and the fix."""
     path = Path(run_dir) / CHECKPOINT_PT
     if not path.exists():
         return None
-    return unpack(torch.load(path, map_location="cpu", weights_only=True))
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(saved, dict) and set(saved) == {_SHA, _PAYLOAD}:
+        payload = saved[_PAYLOAD].numpy().tobytes()
+        if hashlib.sha256(payload).hexdigest() != saved[_SHA]:
+            raise ChecksumMismatch(path)
+        saved = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    return unpack(saved)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pets_core.results.files import FILE_MODE
+from pets_core.results.reader import read_run_json
 from pets_core.results.rundir import CHECKPOINT_PT, CONFIG_YAML, RUN_JSON
 
 def derived_run_uid(run_dir: Path) -> str:
@@ -32,12 +33,8 @@ def derived_run_uid(run_dir: Path) -> str:
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:
     """run.json's content; for a run directory made before run.json, ``{"run_uid": derived}``."""
-    path = Path(run_dir) / RUN_JSON
-    if path.exists():
-        info = json.loads(path.read_text())
-        if not isinstance(info, dict) or not isinstance(info.get("run_uid"), str):
-            raise ValueError(f"{path} has no run_uid")
-        return info
+    if (Path(run_dir) / RUN_JSON).exists():
+        return read_run_json(run_dir)  # a damaged one: DamagedFile, naming it and the fix
     return {"run_uid": derived_run_uid(run_dir)}
 
 

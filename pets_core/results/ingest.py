@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pets_core import config as config_mod
 from pets_core.results import store
-from pets_core.results.checkpoint import load_checkpoint
 from pets_core.results.identity import read_run_info
-from pets_core.results.metrics import read_metrics_csv
-from pets_core.results.rundir import CONFIG_YAML, METRICS_CSV, RunDir
+from pets_core.results.reader import (
+    DamagedFile,
+    check_metrics_against_logs,
+    read_checkpoint,
+    read_config,
+)
+from pets_core.results.rundir import RunDir
 from pets_core.results.tracking import tracker_for
 
 OLD_COMMAND = "unknown (run directory made before run.json); ingested"
@@ -24,12 +27,14 @@ OLD_COMMAND = "unknown (run directory made before run.json); ingested"
 
 
 def ingest_run(run_dir: Path, uri: str, experiment: str | None = None) -> tuple[str | None, str]:
-    """Add or complete one run directory's MLflow run; returns (run_id, what happened)."""
+    """Add or complete one run directory's MLflow run and close it FINISHED (a run whose live
+    tracking stopped mid-run included); returns (run_id, what happened). A damaged file, or a
+    metrics.csv that disagrees with logs.mat, raises DamagedFile (nothing is written)."""
     run = RunDir(run_dir)
-    cfg = config_mod.from_yaml(run / CONFIG_YAML)
+    cfg = read_config(run.path)
     info = read_run_info(run.path)
-    done = run.done()
-    rows = _rows(run.path)
+    done = run.done() or {}
+    rows = _rows(run.path, cfg.exp_cfg.log_cfg.neval)
     messages: list[str] = []
     tracker = tracker_for(
         cfg,
@@ -59,13 +64,14 @@ def ingest_run(run_dir: Path, uri: str, experiment: str | None = None) -> tuple[
     return tracker.run_id, "completed"
 
 
-def _rows(run_dir: Path) -> list[dict[str, float]]:
-    """metrics.csv's rows; the checkpoint's when it holds the same iterations, since they also
-    carry what metrics.csv has no column for (``train_mse`` of P / PE runs)."""
-    rows = read_metrics_csv(run_dir) if (run_dir / METRICS_CSV).exists() else []
+def _rows(run_dir: Path, neval: int) -> list[dict[str, float]]:
+    """metrics.csv's rows, checked against logs.mat; the checkpoint's when it holds the same
+    iterations, since they also carry what metrics.csv has no column for (``train_mse`` of P /
+    PE runs)."""
+    rows = check_metrics_against_logs(run_dir, neval)
     try:
-        saved = load_checkpoint(run_dir)
-    except Exception:  # an unreadable checkpoint: metrics.csv is the record
+        saved = read_checkpoint(run_dir)
+    except DamagedFile:  # a finished run needs no checkpoint: metrics.csv is the record
         return rows
     if saved is None:
         return rows

@@ -10,6 +10,7 @@ workflow, ``<logdir>/<timestamp>/`` from ``python -m pets_core.mbexp``)::
     model.pt        the model that acted last (+ model.mat / model.nns, the original's format)
     train_iter<i>/  rollout<j>.mp4 recorded episodes, predictions.mat, model.* (save_all_models)
     done.json       the completion marker (with the settings fingerprint): written last, atomically
+    .lock           the writer's lock (pets_core.results.runlock): one writer at a time
 
 A run is *complete* when done.json exists; any run with a logs.mat has results (possibly partial).
 """
@@ -17,7 +18,6 @@ A run is *complete* when done.json exists; any run with a logs.mat has results (
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -47,6 +47,8 @@ MODEL_MAT = "model.mat"
 MODEL_NNS = "model.nns"
 PREDICTIONS_MAT = "predictions.mat"
 DONE_JSON = "done.json"
+LOCK = ".lock"
+"""Held by the one process writing the run (pets_core.results.runlock); hidden, never uploaded."""
 REFERENCE_FILES = (LOGS_MAT, METRICS_CSV, CONFIG_YAML, DONE_JSON)
 """What a committed reference run keeps (results/reference/, .gitignore): no models, no checkpoints."""
 
@@ -126,9 +128,12 @@ class RunDir:
         """A run was started here (config.yaml + checkpoint.pt): same arguments resume it."""
         return (self.path / CONFIG_YAML).exists() and (self.path / CHECKPOINT_PT).exists()
 
-    def done(self) -> dict[str, Any]:
-        """done.json's content (env, variant, seed, iterations, final_best_so_far, wall_s, ...)."""
-        return json.loads((self.path / DONE_JSON).read_text())
+    def done(self) -> dict[str, Any] | None:
+        """done.json's content (env, variant, seed, iterations, final_best_so_far, wall_s, ...);
+        None when absent. A damaged one raises :class:`pets_core.results.reader.DamagedFile`."""
+        from pets_core.results.reader import read_done
+
+        return read_done(self.path)
 
 
 def find_run_dirs(roots: Iterable[Path | str], *, complete_only: bool) -> list[Path]:

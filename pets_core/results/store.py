@@ -43,6 +43,14 @@ def resolve_uri(cli_uri: str | None) -> str | None:
     return None if uri.strip().lower() in DISABLED else uri
 
 
+def absolute_uri(uri: str | None) -> str:
+    """The URI as it reads from any working directory (printed commands): a relative sqlite
+    path made absolute; None (tracking was off) -> the default store, made absolute."""
+    uri = uri or DEFAULT_URI
+    db = _sqlite_path(uri)
+    return f"sqlite:///{db.resolve()}" if db is not None and not db.is_absolute() else uri
+
+
 # ----------------------------------------------------------------------------- the store
 def unreachable_reason(uri: str, timeout_s: float = 15.0) -> str | None:
     """A quick probe so a dead server costs seconds, not mlflow's retry budget (a refused

@@ -10,8 +10,10 @@
   ``log_metric`` costs 7-17 ms on sqlite); system metrics (``system/*``: CPU, memory, disk,
   network; GPU when ``pynvml`` is installed) from MLflow's own monitor every
   :data:`SYSTEM_METRICS_INTERVAL_S` s.
-* If the store cannot be reached the run goes on, says once that tracking was skipped, and
-  ``python -m pets_core.ingest <run_dir>`` adds it later.
+* If the store cannot be reached (at the start or mid-run) the run goes on, says once on stderr
+  (:func:`pets_core.notices.notice`) that tracking was skipped, and
+  ``python -m pets_core.ingest <run_dir>`` adds it later, or completes and closes the run that
+  stopped.
 * :meth:`Tracker.start`, :meth:`Tracker.log_rows` and :meth:`Tracker.finish` are critical sections
   (:func:`pets_core.interrupts.deferred`): a Ctrl-C or SIGTERM arriving during an MLflow call
   interrupts the run once the call has returned, never half-way through a store write.
@@ -27,11 +29,13 @@ from typing import Any
 
 from pets_core import config as config_mod
 from pets_core.interrupts import deferred
+from pets_core.notices import notice
 from pets_core.results import naming
 from pets_core.results.naming import mlflow_metrics, param_str
 from pets_core.results.store import (
     UI_QUERY,
     UI_URL,
+    absolute_uri,
     client_for,
     experiment_id,
     find_run,
@@ -58,7 +62,7 @@ class Tracker:
         variant: str = "",
         description: str | None = None,
         system_metrics: bool = False,
-        echo: Callable[[str], None] = print,
+        echo: Callable[[str], None] = notice,
     ) -> None:
         self.uri = uri
         self.experiment = experiment
@@ -83,6 +87,8 @@ class Tracker:
         self.finished = False
         self.created = False
         self.status: str | None = None
+        self.stopped_reason: str | None = None
+        """Why tracking was skipped (None: it was not)."""
         self.log_ms: list[float] = []
         self._monitor = None
 
@@ -91,11 +97,14 @@ class Tracker:
         return self.client is not None
 
     def skip(self, reason: str) -> None:
+        self.stopped_reason = reason
         if self.uri is not None:
+            ingest = naming.command_line(
+                "pets_core.ingest", [self.run_dir, "--mlflow-uri", absolute_uri(self.uri)]
+            )
             self.echo(
-                f"MLflow tracking skipped: {reason}. The run directory is complete without it; "
-                f"add it later with: python -m pets_core.ingest {shlex.quote(self.run_dir)} "
-                f"--mlflow-uri {shlex.quote(self.uri)}"
+                f"MLflow tracking skipped: {reason}. The run directory is the record; "
+                f"add it to MLflow later with: {ingest}"
             )
         self.client = None
 
@@ -228,7 +237,7 @@ def tracker_for(
     device: str | None = None,
     system_metrics: bool = False,
     extra_tags: Mapping[str, Any] | None = None,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = notice,
 ) -> Tracker:
     """The Tracker of one run directory: experiment ``pets-<env>`` unless ``experiment``; run
     name, tags (env, variant, seed, settings fingerprint, device, run.json's ``tags`` and

@@ -26,7 +26,6 @@ import torch
 from pets_core.config import PetsConfig, fingerprint
 from pets_core.envs import get_task, make_env
 from pets_core.results.artifacts import save_model, write_video
-from pets_core.results.checkpoint import load_checkpoint
 from pets_core.results.files import write_json
 from pets_core.results.identity import read_run_info
 from pets_core.results.logs import write_logs_mat, write_predictions_mat
@@ -36,12 +35,14 @@ from pets_core.results.metrics import (
     episodes_per_iteration,
     write_metrics_csv,
 )
+from pets_core.results.reader import read_checkpoint
 from pets_core.results.rundir import DONE_JSON, RunDir
 from pets_core.results.tracking import Tracker
 from pets_core.run.builders import make_model, make_mpc
 from pets_core.run.checkpoint import RunState, restore_run_state, save_run_state
 from pets_core.run.data import Episode, TrainingSet
 from pets_core.run.device import seed_everything
+from pets_core.run.failures import Diverged
 from pets_core.run.progress import PLAIN_EVERY_S, Progress
 from pets_core.seeding import RunSeeds
 
@@ -81,7 +82,7 @@ def run_experiment(
 
     for stale in run.stale_temp_files():
         stale.unlink(missing_ok=True)
-    ckpt = load_checkpoint(run_dir)
+    ckpt = read_checkpoint(run_dir)  # a damaged one: DamagedFile, naming it and the fix
     if ckpt is not None:
         # a checkpoint that ends a shorter run has no training after its last iteration (step 2g)
         ended = 0 < ckpt["run"]["iteration"] and not ckpt["run"].get("last_train")
@@ -95,7 +96,7 @@ def run_experiment(
             train_rng,
             noise_rng,
             data,
-            retrain=lambda d, rng: train(cfg, trainer, d, rng, replay_state, mpc),
+            retrain=lambda d, rng: train(cfg, trainer, d, rng, replay_state, mpc, iteration=None),
             schedule=lambda s: training_schedule(ran, s),
         )
         echo(f"resuming {run_dir} after iteration {state.iteration} of {loop.ntrain_iters}")
@@ -125,7 +126,7 @@ def run_experiment(
             data.append(episode)
         mpc.pop_prediction_log()  # random actions: nothing planned
         if loop.ninit_rollouts > 0:
-            train(cfg, trainer, data, train_rng, state, mpc)
+            train(cfg, trainer, data, train_rng, state, mpc, iteration=0)
         state.wall_s += time.perf_counter() - t0
         _checkpoint(run_dir, state, trainer, mpc, env, train_rng, noise_rng, tracker)
 
@@ -205,7 +206,7 @@ def run_experiment(
         state.last_train, state.last_train_s = {}, 0.0
         if i < loop.ntrain_iters:
             shown.training(len(data))
-            train(cfg, trainer, data, train_rng, state, mpc)
+            train(cfg, trainer, data, train_rng, state, mpc, iteration=i)
         state.iteration = i
         state.wall_s += time.perf_counter() - t0
         _checkpoint(run_dir, state, trainer, mpc, env, train_rng, noise_rng, tracker)
@@ -308,7 +309,11 @@ def training_schedule(loop, state: RunState) -> list[int]:
     return sizes + [n0 + i * per for i in range(1, state.iteration + 1) if i < loop.ntrain_iters]
 
 
-def train(cfg: PetsConfig, trainer, data: TrainingSet, rng, state: RunState, mpc) -> None:
+def train(
+    cfg: PetsConfig, trainer, data: TrainingSet, rng, state: RunState, mpc, *, iteration: int | None
+) -> None:
+    """Train on all data (after iteration ``iteration``'s episodes; 0: the random ones; None: a
+    slim checkpoint's replayed training)."""
     train = cfg.ctrl_cfg.prop_cfg.model_train_cfg
     t0 = time.perf_counter()
     stats = trainer.train(
@@ -327,8 +332,29 @@ def train(cfg: PetsConfig, trainer, data: TrainingSet, rng, state: RunState, mpc
         "holdout_mse": float("nan") if stats.holdout_mse is None else float(stats.holdout_mse),
         "train_mse": float(np.mean(stats.train_mse)) if stats.train_mse else float("nan"),
     }
+    check_finite(trainer.model, losses, iteration)
     state.model_trained = True
     mpc.model_trained = True
+
+
+def check_finite(model: torch.nn.Module, losses: list[float], iteration: int | None) -> None:
+    """Raise Diverged if a training loss (of the epochs just run) or any weight is nan / inf."""
+    tensors = model.state_dict()
+    bad = [name for name, t in tensors.items() if not bool(torch.isfinite(t).all())]
+    loss = float(np.mean(losses)) if losses else float("nan")
+    if bad or (losses and not np.isfinite(losses).all()):
+        if iteration is None:
+            when, kept = "the replayed training of a slim checkpoint", "checkpoint.pt is unchanged"
+        elif iteration == 0:
+            when, kept = "the training on the initial random episodes", "no checkpoint was written"
+        else:
+            when = f"the training after iteration {iteration}"
+            kept = f"checkpoint.pt keeps iteration {iteration - 1}"
+        raise Diverged(
+            f"the model diverged in {when}: train loss {loss}, {len(bad)} of {len(tensors)} "
+            f"weight tensors non-finite; {kept}, no done.json. Lower "
+            "ctrl_cfg.prop_cfg.model_init_cfg.learning_rate (or check the weight decays)"
+        )
 
 
 def _checkpoint(run_dir, state, trainer, mpc, env, train_rng, noise_rng, tracker) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from pets_core.results.reader import DamagedFile
 from pets_core.results.rundir import RunDir
 
 PLAIN_EVERY_S = 30.0
@@ -190,9 +191,14 @@ def workflow_summary(
     "Layout"); ``runs_root``: where its runs are; ``existing_runs``: the workflow made figures of
     those runs (the report command then names them too)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    damaged = []
     for run in map(RunDir, run_dirs):
-        if run.is_complete:
+        try:
             d = run.done()
+        except DamagedFile as err:
+            damaged.append(f"damaged:  {err}")
+            continue
+        if d is not None:
             groups.setdefault((d["env"], d["variant"]), []).append(d)
     n_runs = sum(len(g) for g in groups.values())
     rows = [("env", "variant", "seeds", "iterations", "best-so-far mean [min, max]", "wall (sum)")]
@@ -221,6 +227,7 @@ def workflow_summary(
     if existing_runs:
         config += f" --config existing_runs={shlex.quote(existing_runs)}"
     lines = [f"PETS workflow: {n_runs} complete run(s)", *table] if n_runs else []
+    lines += damaged
     runs = f"{runs_root}/<env>/<variant>/seed<N>/"
     lines += [
         f"runs:     {runs} (metrics.csv, logs.mat, model.pt, "
@@ -233,7 +240,8 @@ def workflow_summary(
         lines.append(f"MLflow:   open {tracking_uri}")
     elif tracking_uri:
         lines.append(
-            f"MLflow:   mlflow ui --backend-store-uri {tracking_uri}  -> http://127.0.0.1:5000"
+            f"MLflow:   mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}  -> "
+            "http://127.0.0.1:5000"
         )
     lines.append(f"report:   snakemake --report {shlex.quote(out + '/report.html')}{config}")
     return "\n".join(lines)

@@ -75,8 +75,8 @@ def test_completeness(tmp_path):
     (tmp_path / "done.json").mkdir()  # a folder of that name is not the marker
     assert not run.is_complete
     (tmp_path / "done.json").rmdir()
-    touch(tmp_path / "done.json", '{"env": "reacher", "seed": 4}')
-    assert run.is_complete and run.done() == {"env": "reacher", "seed": 4}
+    touch(tmp_path / "done.json", '{"env": "reacher", "seed": 4, "iterations": 2}')
+    assert run.is_complete and run.done() == {"env": "reacher", "seed": 4, "iterations": 2}
 
 
 @pytest.fixture

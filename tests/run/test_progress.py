@@ -8,6 +8,7 @@ import math
 import os
 import pty
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -178,7 +179,7 @@ def test_without_mlflow_the_summary_says_how_to_add_it_later(tmp_path, capsys) -
     assert out[-3:] == [
         f"results: {where}  (metrics.csv, logs.mat, config.yaml, model.pt)",
         f"MLflow:  not logged; add it later with python -m pets_core.ingest {where} "
-        "--mlflow-uri sqlite:///results/mlflow.db",
+        f"--mlflow-uri sqlite:///{Path.cwd() / 'results' / 'mlflow.db'}",  # pastes anywhere
         f"video:   python -m pets_core.render -env cartpole -model-dir {where}",
     ]
 
@@ -274,3 +275,19 @@ def test_workflow_summary_table_from_done_json(three_runs: Path) -> None:
         lines[-1]
         == "report:   snakemake --report results/quick/report.html --configfile config/quick.yaml"
     )
+
+
+def test_workflow_summary_commands_are_shell_quoted(tmp_path: Path) -> None:
+    text = workflow_summary(
+        [], tracking_uri=f"sqlite:///{tmp_path}/my store/mlflow.db", configfiles=["my cfg/q.yaml"]
+    )
+    assert "snakemake --report results/report.html --configfile 'my cfg/q.yaml'" in text
+    assert f"mlflow ui --backend-store-uri 'sqlite:///{tmp_path}/my store/mlflow.db'" in text
+
+
+def test_workflow_summary_names_a_damaged_done_json(three_runs: Path, tmp_path: Path) -> None:
+    shutil.copytree(three_runs, tmp_path / "runs")  # the fixture is shared: damage a copy
+    dirs = sorted(tmp_path.glob("runs/*/*/seed*"))
+    (dirs[0] / "done.json").write_text("{")
+    text = workflow_summary(dirs, tracking_uri=None)
+    assert f"damaged:  {dirs[0]}/done.json is damaged (not JSON: " in text

@@ -232,8 +232,8 @@ def test_mlflow_run_in_sqlite_store(tmp_path):
 def test_unreachable_store_does_not_fail_the_run(tmp_path, capsys):
     argv = [a for a in tiny_args("cartpole") if a not in ("--mlflow-uri", "none")]
     assert run(tmp_path / "run", argv, "--mlflow-uri", "http://127.0.0.1:9") == 0
-    out = capsys.readouterr().out
-    assert "MLflow tracking skipped: http://127.0.0.1:9 unreachable" in out
+    err = capsys.readouterr().err  # a notice: stderr, through logging (pets_core.notices)
+    assert "MLflow tracking skipped: http://127.0.0.1:9 unreachable" in err
     assert (tmp_path / "run" / "done.json").exists()
     assert_original_shapes(tmp_path / "run", "cartpole", n=2, n_returns=1)
 
@@ -242,7 +242,7 @@ def test_mlflow_env_var_is_the_default(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     argv = [a for a in tiny_args("cartpole") if a not in ("--mlflow-uri", "none")]
     assert run(tmp_path / "run", argv) == 0
-    assert "tracking skipped: http://127.0.0.1:9" in capsys.readouterr().out
+    assert "tracking skipped: http://127.0.0.1:9" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "results")
 
 

@@ -167,6 +167,7 @@ def fake_run_dir(path, seed=0, identity=False):
     (path / "config.txt").write_text(config_mod.to_text(cfg))
     write_metrics_csv(path, ROWS)
     obs = [np.zeros((6, 4))] * 4
-    write_logs_mat(path, obs, [np.zeros((5, 1))] * 4, [np.zeros(5)] * 4, [0.0, 1.0, 2.0])
+    returns = [row["return"] for row in ROWS]  # what metrics.csv says (ingest checks them)
+    write_logs_mat(path, obs, [np.zeros((5, 1))] * 4, [np.zeros(5)] * 4, returns)
     write_json(path / "done.json", {"env": "cartpole", "iterations": 3})
     return cfg

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
 import yaml
+from support.faults import BOMB
 from support.workflow import REPO, copy_workflow, job_counts, snakemake
 
 
@@ -106,6 +108,10 @@ WORKFLOW_ERRORS = {  # env names: the schema's enums come from pets_core.envs.EN
         {"experiments": {"x": {"variants": ["D-TS1-CEM"], "seeds": [1]}}},
         "config experiments.x.variants[0]: model-type D needs prop-type E (got TS1)",
     ),
+    "non-finite learning rate": (
+        {"overrides": {"all": {"ctrl_cfg.prop_cfg.model_init_cfg.learning_rate": "inf"}}},
+        "ctrl_cfg.prop_cfg.model_init_cfg.learning_rate must be a finite number (got inf)",
+    ),
     "unknown override path": (
         {"overrides": {"cartpole": {"ctrl_cfg.opt_cfg.cfg.popsiz": 3}}},
         "overrides.cartpole: unknown -o path 'ctrl_cfg.opt_cfg.cfg.popsiz'",
@@ -123,6 +129,19 @@ def test_bad_config_fails_before_any_job_naming_the_key(case: str, tmp_path: Pat
     assert result.returncode == 1  # Snakemake's exit status for a workflow error
     output = result.stdout + result.stderr
     assert message in output, output
+    assert "Job stats" not in output
+
+
+def test_an_alias_bomb_config_is_one_line_fast(tmp_path: Path) -> None:
+    """Before: 10^8 expansions under envs: hung the dry run, 3.7 GB and growing."""
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMB)
+    t0 = time.monotonic()
+    result = snakemake("-n", "--nolock", "--configfile", str(path), timeout=120)
+    assert time.monotonic() - t0 < 60
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert f"config: {path}: expands to more than 100,000 values" in output, output
     assert "Job stats" not in output
 
 

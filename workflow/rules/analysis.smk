@@ -26,14 +26,12 @@ def experiment_settings():
 
 def _kept_existing_runs():
     """The existing runs that the tables will hold (partial ones only with include_partial)."""
-    import warnings
-
     from pets_core.analysis.aggregate import RunDataError, collect_runs, find_run_dirs
+    from pets_core.notices import silenced
 
     found = find_run_dirs(EXISTING_RUNS)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the aggregate rule names them
+        with silenced():  # the aggregate rule names them
             kept = collect_runs(found, include_partial=INCLUDE_PARTIAL)
     except RunDataError:
         return found  # the aggregate rule reports it

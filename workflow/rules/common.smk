@@ -10,6 +10,7 @@ from jsonschema.exceptions import best_match
 from snakemake.utils import validate
 
 from pets_core.config import ConfigError, load_config
+from pets_core.config.bounded_yaml import check_size, load_yaml_file
 from pets_core.envs import ENV_NAMES
 from pets_core.config.variants import VariantError, parse_variant
 from pets_core.results.rundir import DONE_JSON, LOGS_MAT, RUN_PATH, run_path
@@ -17,8 +18,15 @@ from pets_core.run.matrix import ca_pairs, jobs, override_pairs
 
 
 def _validate_config():
-    """The schema check as one line naming the key and the valid choices (Snakemake's own
-    validate prints the whole schema), then Snakemake's validate to fill the defaults."""
+    """The size limits of pets_core.config.bounded_yaml (an alias bomb would hang the schema
+    check), then the schema check as one line naming the key and the valid choices (Snakemake's
+    own validate prints the whole schema), then Snakemake's validate to fill the defaults."""
+    try:
+        for path in workflow.overwrite_configfiles or []:
+            load_yaml_file(path)
+        check_size(config, "the merged config (--configfile and --config)")
+    except ConfigError as err:
+        raise ValueError(f"config: {err}") from None
     schema_path = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
     schema = yaml.safe_load(schema_path.read_text())
     envs = schema["$defs"]  # the env list is defined once, in pets_core.envs

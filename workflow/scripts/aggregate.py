@@ -5,8 +5,8 @@ is named on the terminal and in the log. Runs that cannot be aggregated (missing
 one env and variant in different settings) fail the job with one message naming them.
 """
 
+import logging
 import sys
-import warnings
 
 log = open(snakemake.log[0], "w", buffering=1)
 terminal = sys.__stderr__
@@ -14,24 +14,23 @@ sys.stderr = log
 
 from pathlib import Path
 
-from pets_core.analysis.aggregate import (
-    PartialRunWarning,
-    RunDataError,
-    collect_runs,
-    run_records,
-)
+from pets_core.analysis.aggregate import RunDataError, collect_runs, run_records
+from pets_core.notices import LOGGER
 from pets_core.results.files import write_text
 
 
-def show(message, category, filename, lineno, file=None, line=None):
-    text = f"{category.__name__}: {message}"
-    if category is PartialRunWarning and not snakemake.params.include_partial:
-        text += " (include it with --config include_partial=true)"
-    for stream in (terminal, log):
-        print(text, file=stream)
+class Show(logging.Handler):
+    """Each notice on the terminal and in the log, with how to keep a partial run."""
+
+    def emit(self, record):
+        text = record.getMessage()
+        if text.startswith("partial run") and not snakemake.params.include_partial:
+            text += " (include it with --config include_partial=true)"
+        for stream in (terminal, log):
+            print(text, file=stream)
 
 
-warnings.showwarning = show
+LOGGER.handlers = [Show()]
 run_dirs = [Path(path).parent for path in snakemake.input]  # done.json or logs.mat
 try:
     table = collect_runs(run_dirs, include_partial=snakemake.params.include_partial)
