@@ -73,13 +73,13 @@ rule configuration:  # what every experiment ran, against the paper's defaults
         "../scripts/configuration.py"
 
 
-rule fidelity_table:  # our best-so-far at the published curves' points (reference_curves)
+rule fidelity_table:  # the pre-registered runs against the original's curves (preregistered:)
     input:
-        returns=rules.aggregate.output.returns,
-        runs=rules.aggregate.output.runs,
+        runs=fidelity_inputs,
         reference=config["figures"].get("reference_curves") or [],
     output:
         markdown="results/tables/fidelity.md",
+        csv="results/tables/fidelity.csv",
         html=report(
             "results/tables/fidelity.html",
             caption="../report/fidelity.rst",
@@ -92,6 +92,7 @@ rule fidelity_table:  # our best-so-far at the published curves' points (referen
         "../../environment.yml"
     params:
         envs=ENVS,
-        settings=settings_by_env(),
+        source=CONFIG_SOURCE,
+        fidelity_root=FIDELITY_ROOT,
     script:
         "../scripts/fidelity_table.py"
