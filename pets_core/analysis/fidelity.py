@@ -39,8 +39,13 @@ from pets_core.analysis.preregistration import (
 from pets_core.analysis.reference import ORIGINAL, X_CONVENTION, paper_task_hor
 from pets_core.analysis.reference import REFERENCE_VARIANT as VARIANT
 from pets_core.analysis.settings import describe, differences, paper_flat
-from pets_core.analysis.stats import CI_METHOD, MIN_SEEDS_FOR_BAND, PI_METHOD
-from pets_core.analysis.stats import prediction_interval, spread
+from pets_core.analysis.stats import (
+    CI_METHOD,
+    MIN_SEEDS_FOR_BAND,
+    PI_METHOD,
+    prediction_interval,
+    spread,
+)
 from pets_core.analysis.tables import duration, html_page, html_table
 from pets_core.config import flatten
 from pets_core.results.rundir import DONE_JSON
@@ -164,9 +169,11 @@ def blocks(prereg: Preregistration, runs: Sequence[Run], envs: Sequence[str]) ->
                     group=members[0] if key else None,
                     groups=members,
                     runs=tuple(
-                        sorted((r for r in runs if r.env == env and r.group.name in names),
-                               key=lambda r: r.seed)
-                    ),  # fmt: skip
+                        sorted(
+                            (r for r in runs if r.env == env and r.group.name in names),
+                            key=lambda r: r.seed,
+                        )
+                    ),
                     registered=registered,
                     report_trials=tuple(
                         t for t in prereg.report_trials.get(env, ()) if t <= registered
@@ -273,7 +280,7 @@ def intro(labels: Sequence[str]) -> str:
         "that reached the trial (n; a partial run counts up to the trial it reached, never "
         "beyond), every seed's value with that trial's own return in brackets, and their spread: "
         f"the range of the n seeds below {MIN_SEEDS_FOR_BAND} seeds, from {MIN_SEEDS_FOR_BAND} "
-        f"seeds the {CI_METHOD}. PI: the {PI_METHOD}; \"{ORIGINAL} in PI\" says whether the "
+        f'seeds the {CI_METHOD}. PI: the {PI_METHOD}; "{ORIGINAL} in PI" says whether the '
         f"original's value lies inside it. The {ORIGINAL}'s"
         + (f" and the {' and '.join(others)}'s" if others else "")
         + " values are single runs, digitized trial by trial from the published PNGs "
@@ -370,16 +377,19 @@ def group_state(block: Block, group: Group) -> str:
         state.append("none committed yet")
     elif missing:
         state.append(f"{seeds_text(missing)} not committed yet")
-    return (
-        f"seeds {seeds_text(group.seeds)} ({group.source}, {registered} trials): "
-        + ", ".join(state)
+    return f"seeds {seeds_text(group.seeds)} ({group.source}, {registered} trials): " + ", ".join(
+        state
     )
+
+
+Rendered = tuple[str, str, list[str], list[list[str]]]
+"""One block as text: (title, line under it, header, rows)."""
 
 
 def render(
     all_blocks: Sequence[Block],
     reference: Mapping[str, Sequence[Mapping]],
-) -> tuple[str, list[tuple[str, str, list[str], list[list[str]]]]]:
+) -> tuple[str, list[Rendered]]:
     """(intro, [(title, line, header, rows)]) for :func:`to_markdown` and :func:`to_html`."""
     labels = list(dict.fromkeys(p["label"] for points in reference.values() for p in points))
     if ORIGINAL not in labels:
@@ -391,7 +401,7 @@ def render(
     return intro(labels), out
 
 
-def to_markdown(intro_text: str, per_block: list[tuple[str, str, list[str], list[list[str]]]]) -> str:
+def to_markdown(intro_text: str, per_block: list[Rendered]) -> str:
     out = [intro_text, ""]
     for title, line, head, body in per_block:
         out += [f"**{title}**: {line}", "", "| " + " | ".join(head) + " |"]
@@ -401,7 +411,7 @@ def to_markdown(intro_text: str, per_block: list[tuple[str, str, list[str], list
     return "\n".join(out)
 
 
-def to_html(intro_text: str, per_block: list[tuple[str, str, list[str], list[list[str]]]]) -> str:
+def to_html(intro_text: str, per_block: list[Rendered]) -> str:
     body = [f"<p>{html.escape(intro_text)}</p>"]
     for title, line, head, rows_ in per_block:
         body += [f"<h4>{html.escape(title)}</h4>", f"<p>{html.escape(line)}</p>"]

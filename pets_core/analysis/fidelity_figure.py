@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from pets_core.analysis.fidelity import Block, group_state
 from pets_core.analysis.reference import ORIGINAL, SOURCE, X_CONVENTION
@@ -27,14 +28,13 @@ from pets_core.analysis.reference import REFERENCE_VARIANT as VARIANT
 
 WIDTH_IN = 10.0
 PANEL_HEIGHT_IN = 2.1
-LEGEND_IN = 0.45
-"""Room for two legend rows above the caption."""
+LEGEND_COLUMNS = 3
+LEGEND_ROW_IN = 0.19
 CAPTION_FONT_PT = 7.0
 LINE_CHARS = int(0.98 * WIDTH_IN * 72 / (CAPTION_FONT_PT * 0.55))
 """Caption characters per line (an average character is about 0.55 em wide)."""
 OWN_SETTINGS_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd")
 """Colours of own-settings blocks (the reduced check), in block order."""
-PAPER_EXCEPT = "the paper's settings except "
 ROWS = (("best_so_far", "Best-so-far return"), ("return", "Return of each trial"))
 
 
@@ -45,18 +45,21 @@ def fidelity_figure(
     colour: str = "#d62728",
     caption_text: str = "",
 ) -> plt.Figure:
-    """Two rows (best-so-far, per-trial return) x one column per env of ``blocks``, then the
-    legend and ``caption_text`` (:func:`caption`) in a row of their own, so both travel with the
-    figure."""
+    """Two rows (best-so-far, per-trial return) x one column per env of ``blocks``; under them
+    the legend and ``caption_text`` (:func:`caption`), so both travel with the figure."""
     envs = list(dict.fromkeys(b.env for b in blocks))
     colours = _block_colours(blocks, colour)
     paragraphs = [textwrap.fill(p, LINE_CHARS) for p in caption_text.split("\n") if p]
-    caption_lines = sum(p.count("\n") + 1 for p in paragraphs)
-    bottom_in = LEGEND_IN + caption_lines * CAPTION_FONT_PT * 1.3 / 72
+    caption_in = sum(p.count("\n") + 1 for p in paragraphs) * CAPTION_FONT_PT * 1.3 / 72
+    labels = {p["label"] for env in envs for p in reference.get(env, [])}
+    entries = len(labels) + 1 + sum(b.group is not None for b in blocks) + 2  # at most
+    legend_in = -(-entries // LEGEND_COLUMNS) * LEGEND_ROW_IN
     panels_in = PANEL_HEIGHT_IN * len(ROWS)
-    fig = plt.figure(figsize=(WIDTH_IN, panels_in + bottom_in), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[panels_in, bottom_in])
-    axes = top.subplots(len(ROWS), len(envs), squeeze=False)
+    top = (legend_in + caption_in) / (panels_in + legend_in + caption_in)  # of the panels' area
+    fig, axes = plt.subplots(
+        len(ROWS), len(envs), figsize=(WIDTH_IN, panels_in + legend_in + caption_in),
+        squeeze=False, layout=ConstrainedLayoutEngine(rect=(0, top, 1, 1 - top)),
+    )  # fmt: skip
     handles: dict[str, mpl.artist.Artist] = {}
     for col, env in enumerate(envs):
         env_blocks = [b for b in blocks if b.env == env]
@@ -73,7 +76,8 @@ def fidelity_figure(
                 mpl.ticker.MaxNLocator(nbins=5, integer=True, steps=[1, 2, 2.5, 5, 10])
             )
             ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5))
-            ax.set(xlabel="Trials" if row == len(ROWS) - 1 else "", ylabel=ylabel if not col else "")
+            last_row = row == len(ROWS) - 1
+            ax.set(xlabel="Trials" if last_row else "", ylabel="" if col else ylabel)
             if row == 0:
                 ax.set_title(env)
             notes = [] if has_runs else ["no runs yet"]
@@ -86,17 +90,14 @@ def fidelity_figure(
                 )  # fmt: skip
             if not has_runs:
                 ax.set_yticks([])
-    top.align_labels()
-    bottom.legend(
-        handles=list(handles.values()),
-        loc="upper center",
-        ncols=min(len(handles), 3),
-        frameon=False,
-        fontsize=7,
-    )
-    bottom.text(
-        0.01, 0.0, "\n".join(paragraphs), ha="left", va="bottom",
-        fontsize=CAPTION_FONT_PT, linespacing=1.3,
+    fig.align_labels()  # an empty panel's x-label level with the others'
+    fig.legend(
+        handles=list(handles.values()), loc="upper center", ncols=LEGEND_COLUMNS, frameon=False,
+        fontsize=7, bbox_to_anchor=(0.5, top),
+    )  # fmt: skip
+    fig.text(
+        0.01, 0.0, "\n".join(paragraphs), ha="left", va="bottom", fontsize=CAPTION_FONT_PT,
+        linespacing=1.3,
     )  # fmt: skip
     return fig
 
@@ -115,7 +116,7 @@ def caption(blocks: Sequence[Block], reference: Mapping[str, Sequence[Mapping]])
         f"per-trial returns were not published).{none}",
         "Colour: ours, every seed thin (dashed: partial), the mean over the seeds that reached "
         "each trial thick, a circle where each run ends (open: partial), a dotted line at our "
-        "last trial. Ours, fp32 on the CPU:",
+        "last trial. Ours (device and wall time per group):",
     ]
     lines += [
         f"{block.title} ({block.settings}): "
@@ -137,9 +138,11 @@ def _draw_reference(ax: plt.Axes, points: Sequence[Mapping], handles: dict) -> N
     for label, xy in curves.items():
         xs, ys = zip(*sorted(xy), strict=True)
         style = "-" if label == ORIGINAL else "--"
-        (line,) = ax.plot(xs, ys, color="black", lw=0.7, ls=style, zorder=1.5)
-        handles.setdefault(label, mpl.lines.Line2D([], [], color="black", lw=0.7, ls=style,
-                                                   label=f"{label} (single run)"))  # fmt: skip
+        ax.plot(xs, ys, color="black", lw=0.7, ls=style, zorder=1.5)
+        name = f"{label} (single run)"
+        handles.setdefault(
+            label, mpl.lines.Line2D([], [], color="black", lw=0.7, ls=style, label=name)
+        )
 
 
 def _draw_block(ax: plt.Axes, block: Block, column: str, colour: str, handles: dict) -> None:
@@ -164,14 +167,15 @@ def _draw_block(ax: plt.Axes, block: Block, column: str, colour: str, handles: d
     if block.group is None:
         label = f"ours, {VARIANT} at the paper's settings: mean (thin: each seed)"
     else:
-        changed = block.settings.removeprefix(PAPER_EXCEPT)
-        label = f"ours, {block.group.name} ({changed}): mean (thin: each seed)"
-    handles.setdefault(block.title if block.group else "paper", mpl.lines.Line2D(
-        [], [], color=colour, lw=1.8, label=label))  # fmt: skip
-    handles.setdefault("end", mpl.lines.Line2D(
-        [], [], color="grey", lw=0.8, ls=":", marker="o", markersize=3.2,
-        label="where each run ends (dotted: our last trial)"))  # fmt: skip
+        label = f"ours, {block.group.source}: mean (thin: each seed)"
+    line = mpl.lines.Line2D
+    key = "paper" if block.group is None else block.title
+    handles.setdefault(key, line([], [], color=colour, lw=1.8, label=label))
+    end = "where each run ends (dotted: our last trial)"
+    handles.setdefault("end", line([], [], color="grey", lw=0.8, ls=":", marker="o", label=end))
     if any(run.partial for run in block.runs):
-        handles.setdefault("partial", mpl.lines.Line2D(
-            [], [], color="grey", lw=0.7, ls="--", marker="o", markerfacecolor="white",
-            markersize=3.2, label="partial run (open circle: where it stopped so far)"))  # fmt: skip
+        partial = "partial run (open circle: where it has stopped so far)"
+        handles.setdefault(
+            "partial",
+            line([], [], color="grey", lw=0.7, ls="--", marker="o", mfc="white", label=partial),
+        )

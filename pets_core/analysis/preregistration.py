@@ -15,9 +15,10 @@ exception is a partial run (no done.json), whose ``ntrain_iters`` may be shorter
 run and the first differing key (:class:`RefusedRun`).
 
 Where runs live: a group that changes only the number of trials keeps the paper's settings and is
-committed with the other fidelity runs (the ``existing_runs`` directory, results/reference/fidelity);
-a group that changes anything else would share (env, variant, seed) with a paper-setting run, so it
-lives in its own directory beside them, named after the group (results/reference/reduced).
+committed with the other fidelity runs (the ``existing_runs`` directory,
+results/reference/fidelity); a group that changes anything else would share (env, variant, seed)
+with a paper-setting run, so it lives in its own directory beside them, named after the group
+(results/reference/reduced).
 """
 
 from __future__ import annotations

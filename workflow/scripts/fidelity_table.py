@@ -1,4 +1,4 @@
-"""The pre-registered fidelity runs + reference curves -> the fidelity table (Markdown, HTML, CSV)."""
+"""Pre-registered fidelity runs + reference curves -> the fidelity table (Markdown, HTML, CSV)."""
 
 import sys
 
