@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -193,11 +194,9 @@ def test_partial_runs_are_left_out_or_marked_and_the_report_states_the_settings(
     assert "popsize 8 (paper 400)" in configuration
     report = (workdir / "results/report.html").read_text(errors="replace")
     assert "configuration.html" in report and "popsize 8 (paper 400)" in report
-    fidelity = (workdir / "results/tables/fidelity.md").read_text()
-    curves = yaml.safe_load((REPO / "config/reference_curves.yaml").read_text())["curves"]
-    at_800 = [c["return"][c["env_steps"].index(800)] for c in curves["cartpole"]]  # TF, port
-    row = f"| 4 (800) | not run (runs have 3 trials) | {at_800[0]:.1f} | {at_800[1]:.1f} |"
-    assert row in fidelity
+    # the fidelity table and figure belong to a config with a preregistered block only
+    assert not (workdir / "results/tables/fidelity.md").exists()
+    assert not (workdir / "results/figures/fidelity.png").exists()
 
     marked = snakemake(*args, "include_partial=true", "--forceall", "figures", cwd=workdir)
     assert marked.returncode == 0, marked.stdout[-3000:] + marked.stderr[-3000:]
@@ -231,17 +230,27 @@ def test_fidelity_figure_and_table_regenerate_from_the_committed_reference_runs(
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "rule train" not in result.stdout + result.stderr
     assert "partial run" not in result.stderr  # every committed run is complete
-    for name in ("best_so_far_trials", "best_so_far_steps"):
+    for name in ("best_so_far_trials", "best_so_far_steps", "fidelity"):
         assert (workdir / f"results/figures/{name}.png").stat().st_size > 1000
     fidelity = (workdir / "results/tables/fidelity.md").read_text()
     committed = sorted(REFERENCE_RUNS.glob("*/PE-TSinf-CEM/seed*/done.json"))
     for env in sorted({p.parts[-4] for p in committed}):
-        seeds = sum(1 for p in committed if p.parts[-4] == env)
-        # at the paper's settings: nothing reduced, only the number of trials is the original's
-        # known range instead of the paper's full run
-        line = re.search(rf"\*\*{env}\*\*: {seeds} seeds? .*", fidelity)
-        assert line, fidelity
-        assert re.search(r"the paper's settings( except trials \d+ \(paper \d+\))?;", line[0])
+        seeds = ", ".join(sorted(p.parts[-2].removeprefix("seed") for p in committed
+                                 if p.parts[-4] == env))  # fmt: skip
+        # accepted at the paper's settings: only the number of trials differs
+        line = re.search(rf"\*\*{env}\*\*: the paper's settings but the trial count .*", fidelity)
+        assert line and f"seeds {seeds} (" in line[0], fidelity
+    # every cell from metrics.csv, an independent record of each trial's best-so-far
+    cells = pd.read_csv(workdir / "results/tables/fidelity.csv")
+    for row in cells[cells["seeds"] > 0].itertuples():
+        best = [
+            metrics.loc[metrics["iteration"] == row.trials, "best_so_far"].item()
+            for done in committed
+            if done.parts[-4] == row.env
+            and len(metrics := pd.read_csv(done.parent / "metrics.csv")) >= row.trials
+        ]
+        assert row.seeds == len(best) and row.mean == pytest.approx(sum(best) / len(best))
+        assert (row.spread_low, row.spread_high) == pytest.approx((min(best), max(best)))
     # the README's table is this file, not hand-typed numbers
     readme = (REPO / "README.md").read_text()
     start, end = "<!-- fidelity-table: start -->\n", "<!-- fidelity-table: end -->"
@@ -285,3 +294,58 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path: Path) -> None
     log = (workdir / "results/logs/train/cartpole/D-E-CEM/seed1.log").read_text()
     assert "resum" in log.lower(), log[-2000:]
     assert len(pd.read_csv(run_dir / "metrics.csv")) == 6
+
+
+def test_fidelity_table_lists_partial_and_reduced_runs_and_refuses_other_settings(
+    tmp_path: Path,
+) -> None:
+    """The runs still to come, faked beside copies of the committed ones: reacher seeds 4-5 at 25
+    trials, seed 6 partial (no done.json, 12 of 25), the reduced half-cheetah check in its own
+    directory; then a run at other settings, refused before any job."""
+    from support.runs import fake_fidelity_run
+
+    from pets_core.analysis.preregistration import read
+
+    runs = tmp_path / "reference"
+    shutil.copytree(REFERENCE_RUNS, runs / "fidelity")
+    prereg = read(yaml.safe_load((REPO / "config/fidelity.yaml").read_text()))
+    jump, reduced = (next(g for g in prereg.groups if g.name == n) for n in ("jump", "reduced"))
+    for seed, trials in ((4, 25), (5, 25), (6, 12)):
+        settings = prereg.settings(jump, "reacher", seed)
+        fake_fidelity_run(runs / "fidelity", settings, [-60.0 + t + seed for t in range(trials)],
+                          done=trials == 25)  # fmt: skip
+    for seed in (1, 2, 3):
+        settings = prereg.settings(reduced, "halfcheetah", seed)
+        fake_fidelity_run(runs / "reduced", settings, [100.0 * t for t in range(15)])
+    targets = ["results/tables/fidelity.md", "results/figures/fidelity.png"]
+    args = [
+        "--configfile",
+        "config/fidelity.yaml",
+        "--config",
+        f"existing_runs={runs / 'fidelity'}",
+    ]
+    workdir = copy_workflow(tmp_path / "work")
+    result = snakemake(*targets, "--cores", "1", *args, cwd=workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = (workdir / "results/tables/fidelity.md").read_text()
+    assert (
+        "4, 5 complete (device cpu, wall time 1.0 h per run), 6 partial (12 of 25 trials)" in table
+    )
+    assert "; 6 (partial): -47.0 (-47.0) |" in table  # trial 8 of seed 6: -60 + 7 + 6
+    assert "| 16 (2,400) | 5 |" in table  # 1-5: seed 6 never averaged beyond its trial 12
+    assert "| 25 (3,750) | 2 | -31.5 | range of 2 seeds [-32.0, -31.0] |" in table
+    assert "**halfcheetah, reduced**: preregistered.reduced: the paper's settings except " in table
+    assert "| 15 (15,000) | 3 | 1400.0 | range of 3 seeds [1400.0, 1400.0] |" in table
+
+    bad = runs / "fidelity/pusher/PE-TSinf-CEM/seed2"
+    text = (bad / "config.yaml").read_text()
+    (bad / "config.yaml").write_text(text.replace("npart: 20", "npart: 5"))
+    workdir = copy_workflow(tmp_path / "work2")
+    refused = snakemake(*targets, "--cores", "1", *args, cwd=workdir)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1, output
+    assert (
+        f"refused run {bad}: its config.yaml differs from config/fidelity.yaml + "
+        "experiments.fidelity at ctrl_cfg.prop_cfg.npart: 5 != 20 (the run's value first)"
+    ) in output
+    assert "Job stats" not in output and not (workdir / "results").exists()
