@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pets_core.analysis import preregistration as prereg_mod
 from pets_core.analysis.aggregate import RunDataError, find_run_dirs, load_run, parse_run_dir
 from pets_core.analysis.preregistration import (
     TRIALS_KEY,
     Group,
     Preregistration,
     RefusedRun,
+    read,
     seeds_text,
 )
 from pets_core.analysis.reference import ORIGINAL, X_CONVENTION, paper_task_hor
@@ -102,7 +102,7 @@ def load(
 ) -> list[Block]:
     """A fidelity config's blocks: its pre-registration read, every committed run checked
     (:class:`RefusedRun`) and sorted into blocks."""
-    prereg = prereg_mod.read(config, source)
+    prereg = read(config, source)
     return blocks(prereg, collect(prereg, fidelity_root), envs)
 
 
@@ -110,7 +110,7 @@ def collect(prereg: Preregistration, fidelity_root: Path | str) -> list[Run]:
     """Every run under the groups' directories, checked; all refusals raised together
     (:class:`RefusedRun`, one line per run)."""
     runs, refused = [], []
-    for own, root in prereg_mod.roots(prereg, fidelity_root).items():
+    for own, root in prereg.roots(fidelity_root).items():
         if not Path(root).is_dir():
             continue
         for run_dir in find_run_dirs(root):
@@ -148,15 +148,16 @@ def blocks(prereg: Preregistration, runs: Sequence[Run], envs: Sequence[str]) ->
     for env in envs:
         owned = []
         for group in prereg.groups:
-            own = group.name if group.own_directory else None
             seeds = tuple(
-                s for s in group.seeds if prereg.group_of(env, s, own_directory=own) == group
+                s
+                for s in group.seeds
+                if prereg.group_of(env, s, own_directory=_directory(group)) == group
             )
             if env in group.envs and seeds:
                 owned.append(dataclasses.replace(group, seeds=seeds))
         owned.sort(key=lambda g: (g.own_directory, min(g.seeds)))
-        for key in dict.fromkeys(g.name if g.own_directory else None for g in owned):
-            members = tuple(g for g in owned if (g.name if g.own_directory else None) == key)
+        for key in dict.fromkeys(map(_directory, owned)):
+            members = tuple(g for g in owned if _directory(g) == key)
             names = {g.name for g in members}
             group_trials = {g.name: prereg.trials(g, env) for g in members}
             registered = max(group_trials.values())
@@ -183,6 +184,11 @@ def blocks(prereg: Preregistration, runs: Sequence[Run], envs: Sequence[str]) ->
                 )
             )
     return out
+
+
+def _directory(group: Group) -> str | None:
+    """The group's own directory's name, None for the paper-setting runs' directory."""
+    return group.name if group.own_directory else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -377,9 +383,8 @@ def group_state(block: Block, group: Group) -> str:
         state.append("none committed yet")
     elif missing:
         state.append(f"{seeds_text(missing)} not committed yet")
-    return f"seeds {seeds_text(group.seeds)} ({group.source}, {registered} trials): " + ", ".join(
-        state
-    )
+    head = f"seeds {seeds_text(group.seeds)} ({group.source}, {registered} trials)"
+    return f"{head}: {', '.join(state)}"
 
 
 Rendered = tuple[str, str, list[str], list[list[str]]]

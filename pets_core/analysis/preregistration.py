@@ -95,10 +95,12 @@ class Preregistration:
         """The number of MPC trials the group's runs of ``env`` are registered for."""
         return self.settings(group, env, 1).exp_cfg.exp_cfg.ntrain_iters
 
-    def directory(self, group: Group, fidelity_root: Path | str) -> Path:
-        """Where ``group``'s runs are committed, given the paper-setting runs' directory."""
+    def roots(self, fidelity_root: Path | str) -> dict[str | None, Path]:
+        """Where the groups' runs are committed, given the paper-setting runs' directory:
+        None -> that directory, a group's name -> the group's own directory beside it."""
         root = Path(fidelity_root)
-        return root.parent / group.name if group.own_directory else root
+        own = {g.name: root.parent / g.name for g in self.groups if g.own_directory}
+        return {None: root, **own}
 
     def group_of(self, env: str, seed: int, *, own_directory: str | None = None) -> Group | None:
         """The group that registered (env, seed): among the groups committed with the
@@ -115,7 +117,7 @@ class Preregistration:
         where = f"refused run {run_dir}"
         if group is None:
             registered = "; ".join(
-                f"{g.source}: {env} seeds {', '.join(map(str, g.seeds))}"
+                f"{g.source}: {env} seeds {seeds_text(g.seeds)}"
                 for g in self.groups
                 if env in g.envs
             )
@@ -190,15 +192,6 @@ def read(config: Mapping[str, Any], source: str = "the fidelity config") -> Prer
             except ConfigError as err:
                 raise PreregistrationError(f"{source}: {group.source} on {env}: {err}") from None
     return prereg
-
-
-def roots(prereg: Preregistration, fidelity_root: Path | str) -> dict[str | None, Path]:
-    """Directory of every group's runs: None -> the paper-setting runs, a name -> its own."""
-    out: dict[str | None, Path] = {None: Path(fidelity_root)}
-    for group in prereg.groups:
-        if group.own_directory:
-            out[group.name] = prereg.directory(group, fidelity_root)
-    return out
 
 
 def seeds_text(seeds: Iterable[int]) -> str:

@@ -51,15 +51,6 @@ def settings_note():
     return _settings.note(EXPERIMENT_SETTINGS)
 
 
-def settings_by_env():
-    """env -> the reference variant's settings in words (for the fidelity table)."""
-    return {
-        row["env"]: _settings.describe(row["differences"])
-        for row in EXPERIMENT_SETTINGS
-        if row["variant"] == REFERENCE_VARIANT
-    }
-
-
 CONFIG_SOURCE = (
     _relative(workflow.overwrite_configfiles[-1])
     if workflow.overwrite_configfiles
@@ -95,7 +86,7 @@ def fidelity_inputs(wildcards):
 
     prereg = _preregistration.read(config, CONFIG_SOURCE)
     files = list(run_inputs(wildcards))
-    for name, root in _preregistration.roots(prereg, FIDELITY_ROOT).items():
+    for name, root in prereg.roots(FIDELITY_ROOT).items():
         if name is not None and Path(root).is_dir():
             files += [f"{d}/{LOGS_MAT}" for d in find_run_dirs(root)]
     return files
