@@ -6,7 +6,7 @@ localrules:
     aggregate,
     summarize,
     configuration,
-    fidelity_table,
+    fidelity,
 
 
 rule aggregate:  # partial runs: left out with a warning, or kept and marked (include_partial)
@@ -73,7 +73,7 @@ rule configuration:  # what every experiment ran, against the paper's defaults
         "../scripts/configuration.py"
 
 
-rule fidelity_table:  # the pre-registered runs against the original's curves (preregistered:)
+rule fidelity:  # the pre-registered runs against the original's curves (preregistered:)
     input:
         runs=fidelity_inputs,
         reference=config["figures"].get("reference_curves") or [],
@@ -86,13 +86,21 @@ rule fidelity_table:  # the pre-registered runs against the original's curves (p
             category="Tables",
             labels={"table": "ours vs the original's curves"},
         ),
+        pdf="results/figures/fidelity.pdf",
+        png=report(
+            "results/figures/fidelity.png",
+            caption="../report/fidelity_figure.rst",
+            category="Figures",
+            labels={"figure": "ours vs the original's curves"},
+        ),
     log:
-        "results/logs/fidelity_table.log",
+        "results/logs/fidelity.log",
     conda:
         "../../environment.yml"
     params:
         envs=ENVS,
         source=CONFIG_SOURCE,
         fidelity_root=FIDELITY_ROOT,
+        colour=config["figures"]["palette"].get(REFERENCE_VARIANT, "#d62728"),
     script:
-        "../scripts/fidelity_table.py"
+        "../scripts/fidelity.py"

@@ -100,5 +100,5 @@ def analysis_outputs():
         *expand("results/figures/{name}.{ext}", name=FIGURES, ext=["pdf", "png"]),
     ]
     if FIDELITY:
-        outputs += [*rules.fidelity_table.output, *rules.plot_fidelity.output]
+        outputs += rules.fidelity.output
     return outputs

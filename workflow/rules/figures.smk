@@ -5,7 +5,6 @@ localrules:
     plot_best_so_far,
     plot_ablation,
     plot_raw_returns,
-    plot_fidelity,
 
 
 rule plot_best_so_far:  # Figure 3 of the paper, with CIs or single seeds, and reference marks
@@ -84,31 +83,6 @@ rule plot_raw_returns:
         settings_note=settings_note(),
     script:
         "../scripts/plot_raw_returns.py"
-
-
-rule plot_fidelity:  # the pre-registered runs against the original's whole curves, caption inside
-    input:
-        runs=fidelity_inputs,
-        reference=config["figures"].get("reference_curves") or [],
-    output:
-        pdf="results/figures/fidelity.pdf",
-        png=report(
-            "results/figures/fidelity.png",
-            caption="../report/fidelity_figure.rst",
-            category="Figures",
-            labels={"figure": "ours vs the original's curves"},
-        ),
-    log:
-        "results/logs/plot_fidelity.log",
-    conda:
-        "../../environment.yml"
-    params:
-        envs=ENVS,
-        source=CONFIG_SOURCE,
-        fidelity_root=FIDELITY_ROOT,
-        colour=config["figures"]["palette"].get(REFERENCE_VARIANT, "#d62728"),
-    script:
-        "../scripts/plot_fidelity.py"
 
 
 rule figures:  # regenerate tables and figures only (with existing_runs: no training at all)
