@@ -229,28 +229,32 @@ def test_fidelity_figure_and_table_regenerate_from_the_committed_reference_runs(
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "rule train" not in result.stdout + result.stderr
-    assert "partial run" not in result.stderr  # every committed run is complete
+    # (in-progress runs are committed without done.json: the generic tables leave them out with
+    # a notice, the fidelity table lists them as partial)
     for name in ("best_so_far_trials", "best_so_far_steps", "fidelity"):
         assert (workdir / f"results/figures/{name}.png").stat().st_size > 1000
     fidelity = (workdir / "results/tables/fidelity.md").read_text()
-    committed = sorted(REFERENCE_RUNS.glob("*/PE-TSinf-CEM/seed*/done.json"))
+    committed = sorted(REFERENCE_RUNS.glob("*/PE-TSinf-CEM/seed*/logs.mat"))
     for env in sorted({p.parts[-4] for p in committed}):
-        seeds = ", ".join(sorted(p.parts[-2].removeprefix("seed") for p in committed
-                                 if p.parts[-4] == env))  # fmt: skip
         # accepted at the paper's settings: only the number of trials differs
         line = re.search(rf"\*\*{env}\*\*: the paper's settings but the trial count .*", fidelity)
-        assert line and f"seeds {seeds} (" in line[0], fidelity
-    # every cell from metrics.csv, an independent record of each trial's best-so-far
+        assert line, fidelity
+        for seed in (p.parts[-2].removeprefix("seed") for p in committed if p.parts[-4] == env):
+            assert re.search(rf"seeds [\d, ]*\b{seed}\b[\d, ]* \(", line[0]), (seed, line[0])
+    # every cell from metrics.csv, an independent record of each trial's best-so-far; a block
+    # "env, group" holds the runs of the group's own directory beside the fidelity runs
     cells = pd.read_csv(workdir / "results/tables/fidelity.csv")
     for row in cells[cells["seeds"] > 0].itertuples():
+        env, _, group = row.block.partition(", ")
+        root = REFERENCE_RUNS.parent / group if group else REFERENCE_RUNS
         best = [
             metrics.loc[metrics["iteration"] == row.trials, "best_so_far"].item()
-            for done in committed
-            if done.parts[-4] == row.env
-            and len(metrics := pd.read_csv(done.parent / "metrics.csv")) >= row.trials
+            for path in sorted(root.glob(f"{env}/PE-TSinf-CEM/seed*/metrics.csv"))
+            if len(metrics := pd.read_csv(path)) >= row.trials
         ]
         assert row.seeds == len(best) and row.mean == pytest.approx(sum(best) / len(best))
-        assert (row.spread_low, row.spread_high) == pytest.approx((min(best), max(best)))
+        if row.seeds < 5:  # the range of the seeds (from 5: a bootstrap CI of the mean)
+            assert (row.spread_low, row.spread_high) == pytest.approx((min(best), max(best)))
     # the README's table is this file, not hand-typed numbers
     readme = (REPO / "README.md").read_text()
     start, end = "<!-- fidelity-table: start -->\n", "<!-- fidelity-table: end -->"
