@@ -55,10 +55,10 @@ def fidelity_figure(
     entries = len(labels) + 1 + sum(b.group is not None for b in blocks) + 2  # at most
     legend_in = -(-entries // LEGEND_COLUMNS) * LEGEND_ROW_IN
     panels_in = PANEL_HEIGHT_IN * len(ROWS)
-    top = (legend_in + caption_in) / (panels_in + legend_in + caption_in)  # of the panels' area
+    below = (legend_in + caption_in) / (panels_in + legend_in + caption_in)  # under the panels
     fig, axes = plt.subplots(
         len(ROWS), len(envs), figsize=(WIDTH_IN, panels_in + legend_in + caption_in),
-        squeeze=False, layout=ConstrainedLayoutEngine(rect=(0, top, 1, 1 - top)),
+        squeeze=False, layout=ConstrainedLayoutEngine(rect=(0, below, 1, 1 - below)),
     )  # fmt: skip
     handles: dict[str, mpl.artist.Artist] = {}
     for col, env in enumerate(envs):
@@ -93,7 +93,7 @@ def fidelity_figure(
     fig.align_labels()  # an empty panel's x-label level with the others'
     fig.legend(
         handles=list(handles.values()), loc="upper center", ncols=LEGEND_COLUMNS, frameon=False,
-        fontsize=7, bbox_to_anchor=(0.5, top),
+        fontsize=7, bbox_to_anchor=(0.5, below),
     )  # fmt: skip
     fig.text(
         0.01, 0.0, "\n".join(paragraphs), ha="left", va="bottom", fontsize=CAPTION_FONT_PT,

@@ -222,7 +222,8 @@ MISSPELT = {
     "top level": (
         {"devise": "cpu"},
         "config: unknown key 'devise' (did you mean 'device'?); valid keys: envs, experiments, "
-        "overrides, device, mlflow, train, existing_runs, include_partial, figures\n",
+        "overrides, device, mlflow, train, preregistered, existing_runs, include_partial, "
+        "figures\n",
     ),
     "nested": (
         {"train": {"thread": 2}},
@@ -232,7 +233,7 @@ MISSPELT = {
     "two unknown": (
         {"envz": ["cartpole"], "seedz": [1]},
         "config: unknown keys 'envz', 'seedz'; valid keys: envs, experiments, overrides, device, "
-        "mlflow, train, existing_runs, include_partial, figures\n",
+        "mlflow, train, preregistered, existing_runs, include_partial, figures\n",
     ),
 }
 
