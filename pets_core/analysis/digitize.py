@@ -48,13 +48,6 @@ SOURCES = {
     "reacher": Source(150, tuple(range(0, 14001, 2000)), tuple(range(-25, -226, -25))),
     "pusher": Source(150, tuple(range(0, 14001, 2000)), tuple(range(-60, -221, -20))),
 }
-TABULATE = {
-    "cartpole": (4, 6, 8, 15),
-    "reacher": (8, 16, 17, 18, 100),
-    "pusher": (8, 16, 17, 18, 100),
-}
-"""Trial counts the fidelity table compares at: our runs' range (8 / 17 trials), the trials
-around the original's jumps, and the end of the published curves."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +192,7 @@ def digitize(rgb: np.ndarray, source: Source) -> list[Curve]:
     ]
 
 
-def reference_yaml(curves: Mapping[str, Sequence[Curve]], tabulate: Mapping[str, Sequence[int]]):
+def reference_yaml(curves: Mapping[str, Sequence[Curve]]) -> str:
     """The text of config/reference_curves.yaml (pets_core.analysis.reference reads it)."""
     lines = [
         "# Published best-so-far curves of PETS (paper-and-users.md sec. 1.3), one value per",
@@ -208,12 +201,10 @@ def reference_yaml(curves: Mapping[str, Sequence[Curve]], tabulate: Mapping[str,
         "# the drawn line's pixels; rms: its residual in return units). Each is one curve of a",
         "# single run (apparently one seed). x: env steps of the MPC trials, task horizon x trial",
         "# (the initial random rollout is not counted: the curves start at one task horizon, 100",
-        "# trials end at 15,000). tabulate: the trials the fidelity table compares at.",
-        "# Half-cheetah: no published curve.",
-        "tabulate:",
+        "# trials end at 15,000). The trials the fidelity table reports are pre-registered in",
+        "# config/fidelity.yaml (preregistered.report_trials). Half-cheetah: no published curve.",
+        "curves:",
     ]
-    lines += [f"  {env}: [{', '.join(map(str, trials))}]" for env, trials in tabulate.items()]
-    lines.append("curves:")
     for env in [*curves, "halfcheetah"]:
         if not curves.get(env):
             lines.append(f"  {env}: []")
@@ -244,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         except DigitizeError as err:
             p.exit(2, f"{p.prog}: error: {path}: {err}\n")
     tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(reference_yaml(curves, TABULATE))
+    tmp.write_text(reference_yaml(curves))
     os.replace(tmp, args.out)
     for env, cs in curves.items():
         for c in cs:

@@ -32,6 +32,40 @@ CI_METHOD = (
 """The CI method in words, for captions and the report (one place, so text and code agree)."""
 
 
+PI_METHOD = (
+    f"{CONFIDENCE:.0%} Student-t prediction interval for one new seed: "
+    f"mean ± t(n−1, {1 - (1 - CONFIDENCE) / 2:g}) · s · √(1 + 1/n), s the seeds' sample standard "
+    "deviation (it assumes normally spread seeds and needs n ≥ 2)"
+)
+"""The prediction interval in words: where one more seed of ours would land, the question to ask
+of a single reference run (is it one of ours?)."""
+
+
+def prediction_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Student-t prediction interval for one new draw: mean ± t_{n-1} · s · sqrt(1 + 1/n).
+
+    ``s`` is the sample standard deviation (ddof 1). Fewer than two values give (nan, nan).
+    """
+    values = np.asarray(values, dtype=float).reshape(-1)  # [n]
+    n = values.size
+    if n < 2:
+        return (float("nan"), float("nan"))
+    half = scipy.stats.t.ppf(0.5 + confidence / 2, n - 1) * values.std(ddof=1) * np.sqrt(1 + 1 / n)
+    return (float(values.mean() - half), float(values.mean() + half))
+
+
+def spread(values: np.ndarray) -> tuple[str, float, float]:
+    """(name, low, high) of the seeds' spread: below :data:`MIN_SEEDS_FOR_BAND` seeds their range
+    ("range of 3 seeds"), from there the bootstrap CI of the mean (:data:`CI_METHOD`)."""
+    values = np.asarray(values, dtype=float).reshape(-1)  # [n]
+    if values.size < MIN_SEEDS_FOR_BAND:
+        name = f"range of {values.size} seed{'s' if values.size != 1 else ''}"
+        if not values.size:
+            return (name, float("nan"), float("nan"))
+        return (name, float(values.min()), float(values.max()))
+    return (f"{CONFIDENCE:.0%} CI of the mean", *bootstrap_ci(values))
+
+
 def iqm_trims(n: int) -> bool:
     """Whether the IQM of ``n`` values differs from their mean by construction (n >= 4)."""
     return int(0.25 * n) > 0

@@ -23,8 +23,7 @@ from pets_core.analysis.aggregate import (
     run_records,
 )
 from pets_core.analysis.plots import ablation_figure, best_so_far_figure
-from pets_core.analysis.reference import blocks, comparison, load_reference
-from pets_core.analysis.reference import to_markdown as fidelity_markdown
+from pets_core.analysis.reference import load_reference
 from pets_core.analysis.settings import describe, experiments
 from pets_core.analysis.settings import to_html as settings_html
 from pets_core.analysis.stats import (
@@ -372,47 +371,6 @@ def test_five_seeds_get_a_band_fewer_get_every_seed(tmp_path: Path) -> None:
     fig = best_so_far_figure(tidy[tidy["seed"] <= 4], envs=["cartpole"], variants=["PE-TSinf-CEM"])
     assert not fig.axes[0].collections and len(fig.axes[0].lines) == 4 + 1
     plt.close(fig)
-
-
-def test_fidelity_comparison_exact(tmp_path: Path) -> None:
-    tidy = _cartpole_runs(tmp_path, 3)
-    reference = {
-        "cartpole": [
-            {"label": "orig", "env_steps": 800, "trials": 4, "return": 75.0},
-            {"label": "port", "env_steps": 800, "trials": 4, "return": 163.0},
-            {"label": "orig", "env_steps": 1600, "trials": 8, "return": 178.0},
-            {"label": "port", "env_steps": 1650, "trials": 8, "return": 181.0},
-        ]
-    }
-    table = comparison(tidy, reference, ["cartpole"])
-    assert table["trials"].tolist() == [4, 8]
-    assert table["mpc_env_steps"].tolist() == [800, 1600]
-    assert table["seeds"].tolist() == [3, 0]
-    assert table.loc[0, "mean"] == pytest.approx(5.0)  # seeds: 4, 5, 6
-    assert 4.0 <= table.loc[0, "ci_low"] < 5.0 < table.loc[0, "ci_high"] <= 6.0
-    runs = pd.DataFrame(
-        {
-            "env": "cartpole",
-            "variant": "PE-TSinf-CEM",
-            "seed": [1, 2, 3],
-            "iterations": 5,
-            "partial": False,
-            "device": ["cpu", "cpu", None],
-            "wall_s": [5400.0, 5400.0, np.nan],
-        }
-    )
-    intro, per_env = blocks(table, reference, runs, {"cartpole": "the paper's settings"})
-    markdown = fidelity_markdown(intro, per_env)
-    assert "x counts MPC trials only: the initial random rollout is not counted" in markdown
-    assert (
-        "**cartpole**: 3 seeds (1, 2, 3), 5 trials, the paper's settings; "
-        "device cpu, unknown, wall time 1.5 h per run" in markdown
-    )
-    assert "| Trials (env steps) | Ours | orig | port |" in markdown
-    assert f"| 4 (800) | 5.0 [{table.loc[0, 'ci_low']:.1f}, " in markdown
-    assert "(n=3) | 75.0 | 163.0 |" in markdown
-    # the published x nearest to trial 8 (1,650) is named beside ours
-    assert "| 8 (1,600; read at 1,650) | not run (runs have 5 trials) | 178.0 | 181.0 |" in markdown
 
 
 def test_settings_name_every_difference_from_the_paper(tmp_path: Path) -> None:

@@ -171,3 +171,41 @@ def fake_run_dir(path, seed=0, identity=False):
     write_logs_mat(path, obs, [np.zeros((5, 1))] * 4, [np.zeros(5)] * 4, returns)
     write_json(path / "done.json", {"env": "cartpole", "iterations": 3})
     return cfg
+
+
+def fake_fidelity_run(
+    root: Path,
+    settings: config_mod.PetsConfig,
+    returns: list[float],
+    *,
+    done: bool = True,
+    variant: str = "PE-TSinf-CEM",
+    wall_s: float = 3600.0,
+) -> Path:
+    """A committed fidelity run (the four reference files) at ``settings`` with known returns:
+    ``root/{env}/{variant}/seed{settings.seed}``; ``done=False``: a partial run (no done.json)."""
+    run_dir = root / settings.env / variant / f"seed{settings.seed}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(config_mod.to_yaml(settings))
+    n, task_hor = 1 + len(returns), 4  # one random episode, then one per trial
+    scipy.io.savemat(
+        run_dir / "logs.mat",
+        {
+            "observations": np.zeros((n, task_hor + 1, 2)),  # [n, T+1, O]
+            "actions": np.zeros((n, task_hor, 1)),  # [n, T, A]
+            "rewards": np.zeros((n, task_hor)),  # [n, T]
+            "returns": np.asarray(returns, dtype=float)[None, :],  # [1, trials]
+        },
+    )
+    if done:  # what run/loop.py writes
+        info = {
+            "env": settings.env,
+            "variant": variant,
+            "seed": settings.seed,
+            "iterations": len(returns),
+            "final_best_so_far": max(returns),
+            "wall_s": wall_s,
+            "device": "cpu",
+        }
+        write_json(run_dir / "done.json", info)
+    return run_dir

@@ -116,6 +116,22 @@ WORKFLOW_ERRORS = {  # env names: the schema's enums come from pets_core.envs.EN
         {"overrides": {"cartpole": {"ctrl_cfg.opt_cfg.cfg.popsiz": 3}}},
         "overrides.cartpole: unknown -o path 'ctrl_cfg.opt_cfg.cfg.popsiz'",
     ),
+    "pre-registered group without seeds": (
+        {"preregistered": {"jump": {"envs": ["cartpole"]}}},
+        "config key preregistered.jump: 'seeds' is a required property",
+    ),
+    "pre-registered group with an unknown override path": (
+        {
+            "preregistered": {
+                "jump": {
+                    "envs": ["cartpole"],
+                    "seeds": [4],
+                    "overrides": {"ctrl_cfg.prop_cfg.npar": 5},
+                }
+            }
+        },
+        "preregistered.jump on cartpole: unknown -o path 'ctrl_cfg.prop_cfg.npar'",
+    ),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -214,11 +215,9 @@ def test_partial_runs_are_left_out_or_marked_and_the_report_states_the_settings(
     assert "popsize 8 (paper 400)" in configuration
     report = (existing_out(workdir, "quick") / "report.html").read_text(errors="replace")
     assert "configuration.html" in report and "popsize 8 (paper 400)" in report
-    fidelity = (existing_out(workdir, "quick") / "tables/fidelity.md").read_text()
-    curves = yaml.safe_load((REPO / "config/reference_curves.yaml").read_text())["curves"]
-    at_800 = [c["return"][c["env_steps"].index(800)] for c in curves["cartpole"]]  # TF, port
-    row = f"| 4 (800) | not run (runs have 3 trials) | {at_800[0]:.1f} | {at_800[1]:.1f} |"
-    assert row in fidelity
+    # the fidelity table and figure belong to a config with a preregistered block only
+    assert not list(workdir.glob("results/quick/**/fidelity.md"))
+    assert not list(workdir.glob("results/quick/**/fidelity.png"))
 
     marked = snakemake(*args, "include_partial=true", "--forceall", "figures", cwd=workdir)
     assert marked.returncode == 0, marked.stdout[-3000:] + marked.stderr[-3000:]
@@ -251,18 +250,33 @@ def test_fidelity_figure_and_table_regenerate_from_the_committed_reference_runs(
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "rule train" not in result.stdout + result.stderr
-    assert "partial run" not in result.stderr  # every committed run is complete
-    for name in ("best_so_far_trials", "best_so_far_steps"):
-        assert (existing_out(workdir, "fidelity") / f"figures/{name}.png").stat().st_size > 1000
-    fidelity = (existing_out(workdir, "fidelity") / "tables/fidelity.md").read_text()
-    committed = sorted(REFERENCE_RUNS.glob("*/PE-TSinf-CEM/seed*/done.json"))
+    # (in-progress runs are committed without done.json: the generic tables leave them out with
+    # a notice, the fidelity table lists them as partial)
+    out = existing_out(workdir, "fidelity")
+    for name in ("best_so_far_trials", "best_so_far_steps", "fidelity"):
+        assert (out / f"figures/{name}.png").stat().st_size > 1000
+    fidelity = (out / "tables/fidelity.md").read_text()
+    committed = sorted(REFERENCE_RUNS.glob("*/PE-TSinf-CEM/seed*/logs.mat"))
     for env in sorted({p.parts[-4] for p in committed}):
-        seeds = sum(1 for p in committed if p.parts[-4] == env)
-        # at the paper's settings: nothing reduced, only the number of trials is the original's
-        # known range instead of the paper's full run
-        line = re.search(rf"\*\*{env}\*\*: {seeds} seeds? .*", fidelity)
+        # accepted at the paper's settings: only the number of trials differs
+        line = re.search(rf"\*\*{env}\*\*: the paper's settings but the trial count .*", fidelity)
         assert line, fidelity
-        assert re.search(r"the paper's settings( except trials \d+ \(paper \d+\))?;", line[0])
+        for seed in (p.parts[-2].removeprefix("seed") for p in committed if p.parts[-4] == env):
+            assert re.search(rf"seeds [\d, ]*\b{seed}\b[\d, ]* \(", line[0]), (seed, line[0])
+    # every cell from metrics.csv, an independent record of each trial's best-so-far; a block
+    # "env, group" holds the runs of the group's own directory beside the fidelity runs
+    cells = pd.read_csv(out / "tables/fidelity.csv")
+    for row in cells[cells["seeds"] > 0].itertuples():
+        env, _, group = row.block.partition(", ")
+        root = REFERENCE_RUNS.parent / group if group else REFERENCE_RUNS
+        best = [
+            metrics.loc[metrics["iteration"] == row.trials, "best_so_far"].item()
+            for path in sorted(root.glob(f"{env}/PE-TSinf-CEM/seed*/metrics.csv"))
+            if len(metrics := pd.read_csv(path)) >= row.trials
+        ]
+        assert row.seeds == len(best) and row.mean == pytest.approx(sum(best) / len(best))
+        if row.seeds < 5:  # the range of the seeds (from 5: a bootstrap CI of the mean)
+            assert (row.spread_low, row.spread_high) == pytest.approx((min(best), max(best)))
     # the README's table is this file, not hand-typed numbers
     readme = (REPO / "README.md").read_text()
     start, end = "<!-- fidelity-table: start -->\n", "<!-- fidelity-table: end -->"
@@ -410,3 +424,58 @@ def test_one_setting_of_several_lengths_is_one_curve(tmp_path: Path) -> None:
     assert (summary["seeds"], summary["iterations"]) == (3, 2)
     at_2 = tidy[tidy["iteration"] == 2]["best_so_far"]
     assert summary["mean"] == pytest.approx(at_2.mean())
+
+
+def test_fidelity_table_lists_partial_and_reduced_runs_and_refuses_other_settings(
+    tmp_path: Path,
+) -> None:
+    """The runs still to come, faked beside copies of the committed ones: reacher seeds 4-5 at 25
+    trials, seed 6 partial (no done.json, 12 of 25), the reduced half-cheetah check in its own
+    directory; then a run at other settings, refused before any job."""
+    from support.runs import fake_fidelity_run
+
+    from pets_core.analysis.preregistration import read
+
+    runs = tmp_path / "reference"
+    shutil.copytree(REFERENCE_RUNS, runs / "fidelity")
+    prereg = read(yaml.safe_load((REPO / "config/fidelity.yaml").read_text()))
+    jump, reduced = (next(g for g in prereg.groups if g.name == n) for n in ("jump", "reduced"))
+    for seed, trials in ((4, 25), (5, 25), (6, 12)):
+        settings = prereg.settings(jump, "reacher", seed)
+        fake_fidelity_run(runs / "fidelity", settings, [-60.0 + t + seed for t in range(trials)],
+                          done=trials == 25)  # fmt: skip
+    for seed in (1, 2, 3):
+        settings = prereg.settings(reduced, "halfcheetah", seed)
+        fake_fidelity_run(runs / "reduced", settings, [100.0 * t for t in range(15)])
+    targets = ["figures"]
+    args = [
+        "--configfile",
+        "config/fidelity.yaml",
+        "--config",
+        f"existing_runs={runs / 'fidelity'}",
+    ]
+    workdir = copy_workflow(tmp_path / "work")
+    result = snakemake(*targets, "--cores", "1", *args, cwd=workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = (existing_out(workdir, "fidelity") / "tables/fidelity.md").read_text()
+    assert (
+        "4, 5 complete (device cpu, wall time 1.0 h per run), 6 partial (12 of 25 trials)" in table
+    )
+    assert "; 6 (partial): -47.0 (-47.0) |" in table  # trial 8 of seed 6: -60 + 7 + 6
+    assert "| 16 (2,400) | 5 |" in table  # 1-5: seed 6 never averaged beyond its trial 12
+    assert "| 25 (3,750) | 2 | -31.5 | range of 2 seeds [-32.0, -31.0] |" in table
+    assert "**halfcheetah, reduced**: preregistered.reduced: the paper's settings except " in table
+    assert "| 15 (15,000) | 3 | 1400.0 | range of 3 seeds [1400.0, 1400.0] |" in table
+
+    bad = runs / "fidelity/pusher/PE-TSinf-CEM/seed2"
+    text = (bad / "config.yaml").read_text()
+    (bad / "config.yaml").write_text(text.replace("npart: 20", "npart: 5"))
+    workdir = copy_workflow(tmp_path / "work2")
+    refused = snakemake(*targets, "--cores", "1", *args, cwd=workdir)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1, output
+    assert (
+        f"refused run {bad}: its config.yaml differs from config/fidelity.yaml + "
+        "experiments.fidelity at ctrl_cfg.prop_cfg.npart: 5 != 20 (the run's value first)"
+    ) in output
+    assert "Job stats" not in output and not (workdir / "results").exists()

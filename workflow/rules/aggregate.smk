@@ -6,7 +6,7 @@ localrules:
     aggregate,
     summarize,
     configuration,
-    fidelity_table,
+    fidelity,
 
 
 rule aggregate:  # partial runs: left out with a warning, or kept and marked (include_partial)
@@ -73,25 +73,34 @@ rule configuration:  # what every experiment ran, against the paper's defaults
         "../scripts/configuration.py"
 
 
-rule fidelity_table:  # our best-so-far at the published curves' points (reference_curves)
+rule fidelity:  # the pre-registered runs against the original's curves (preregistered:)
     input:
-        returns=rules.aggregate.output.returns,
-        runs=rules.aggregate.output.runs,
+        runs=fidelity_inputs,
         reference=config["figures"].get("reference_curves") or [],
     output:
         markdown=f"{OUT}/tables/fidelity.md",
+        csv=f"{OUT}/tables/fidelity.csv",
         html=report(
             f"{OUT}/tables/fidelity.html",
             caption="../report/fidelity.rst",
             category="Tables",
             labels={"table": "ours vs the original's curves"},
         ),
+        pdf=f"{OUT}/figures/fidelity.pdf",
+        png=report(
+            f"{OUT}/figures/fidelity.png",
+            caption="../report/fidelity_figure.rst",
+            category="Figures",
+            labels={"figure": "ours vs the original's curves"},
+        ),
     log:
-        f"{OUT}/logs/fidelity_table.log",
+        f"{OUT}/logs/fidelity.log",
     conda:
         "../../environment.yml"
     params:
         envs=ENVS,
-        settings=settings_by_env(),
+        source=CONFIG_SOURCE,
+        fidelity_root=FIDELITY_ROOT,
+        colour=config["figures"]["palette"].get(REFERENCE_VARIANT, "#d62728"),
     script:
-        "../scripts/fidelity_table.py"
+        "../scripts/fidelity.py"

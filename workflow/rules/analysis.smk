@@ -2,6 +2,8 @@
 # experiment runs against the paper's settings (for captions and tables), the analysis targets.
 from pathlib import Path
 
+from pets_core.analysis import fidelity as _fidelity
+from pets_core.analysis import preregistration as _preregistration
 from pets_core.analysis import settings as _settings
 from pets_core.analysis.reference import REFERENCE_VARIANT, X_CONVENTION
 from pets_core.analysis.stats import CI_METHOD, MIN_SEEDS_FOR_BAND
@@ -47,22 +49,54 @@ def settings_note():
     return _settings.note(EXPERIMENT_SETTINGS)
 
 
-def settings_by_env():
-    """env -> the reference variant's settings in words (for the fidelity table)."""
-    return {
-        row["env"]: _settings.describe(row["differences"])
-        for row in EXPERIMENT_SETTINGS
-        if row["variant"] == REFERENCE_VARIANT
-    }
+CONFIG_SOURCE = (
+    _relative(workflow.overwrite_configfiles[-1])
+    if workflow.overwrite_configfiles
+    else "config/config.yaml"
+)
+"""The config's name in messages (the fidelity table's refusals)."""
+FIDELITY_ROOT = EXISTING_RUNS or RUNS_ROOT
+"""Where the paper-setting fidelity runs are; own-settings groups live beside it."""
+
+
+def _check_fidelity_runs():
+    """A fidelity config (one with a preregistered block) and its committed runs, checked before
+    any job: a malformed block, or a run whose settings differ from its group's, is one line."""
+    if not config.get("preregistered"):
+        return False
+    try:
+        prereg = _preregistration.read(config, CONFIG_SOURCE)
+        if EXISTING_RUNS:
+            _fidelity.collect(prereg, EXISTING_RUNS)
+    except (_preregistration.PreregistrationError, _preregistration.RefusedRun) as err:
+        raise ValueError(str(err)) from None
+    return True
+
+
+FIDELITY = _check_fidelity_runs() and bool(config["figures"].get("reference_curves"))
+"""Whether this config makes the fidelity table and figure."""
+
+
+def fidelity_inputs(wildcards):
+    """The runs the fidelity table reads: the workflow's own (or existing) runs, and the logs of
+    every group committed in its own directory (results/reference/reduced)."""
+    from pets_core.analysis.aggregate import find_run_dirs
+
+    prereg = _preregistration.read(config, CONFIG_SOURCE)
+    files = list(run_inputs(wildcards))
+    for name, root in prereg.roots(FIDELITY_ROOT).items():
+        if name is not None and Path(root).is_dir():
+            files += [f"{d}/{LOGS_MAT}" for d in find_run_dirs(root)]
+    return files
 
 
 def analysis_outputs():
-    """Tables and figures (the report's content); the fidelity table when reference curves are set."""
+    """Tables and figures (the report's content); a fidelity config's table and figure too."""
     outputs = [
         *rules.summarize.output,
         *rules.configuration.output,
         *expand(f"{OUT}/figures/{{name}}.{{ext}}", name=FIGURES, ext=["pdf", "png"]),
     ]
-    if config["figures"].get("reference_curves"):
-        outputs += rules.fidelity_table.output
+    if FIDELITY:
+        outputs += rules.fidelity.output
     return outputs
