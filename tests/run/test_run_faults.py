@@ -85,9 +85,11 @@ def test_a_second_writer_refuses_naming_the_holder(tmp_path):
         first.wait(timeout=30)
     finally:
         first.kill()
+    left = readable(run_dir)
     third = mbexp(run_dir, argv)
     try:
         wait_for(lambda: lock.read_text().split()[:1] == [str(third.pid)], third)
+        wait_for(lambda: readable(run_dir) > left, third)  # it resumed and went on
         third.send_signal(signal.SIGINT)
         _, err = third.communicate(timeout=120)
         assert third.returncode == 130, err  # it had the lock and was running
