@@ -32,7 +32,7 @@ class DocsError(Exception):
     """A directive that cannot be expanded (mkdocs reports it and stops)."""
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001 (mkdocs API)
+def on_page_markdown(markdown: str, page, config, files) -> str:  # the mkdocs hook signature
     return DIRECTIVE.sub(lambda m: expand(m[1], m[2]), markdown)
 
 
