@@ -13,11 +13,13 @@ alone. Bad input exits 2 with one line naming the culprit and the valid choices.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from pets_core import config as config_mod
 from pets_core.config import ConfigError
@@ -96,7 +98,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"progress line interval when stderr is not a terminal (default {PLAIN_EVERY_S:g})",
     )
+    p.add_argument(
+        "--status-fd",
+        type=int,
+        default=None,
+        metavar="FD",
+        help="also write each iteration as one line naming the run to this open file descriptor "
+        "(the workflow passes its terminal's)",
+    )
     return p
+
+
+def open_status_fd(fd: int | None) -> IO[str] | None:
+    """--status-fd as a line-buffered text stream (the caller's descriptor stays open)."""
+    if fd is None:
+        return None
+    try:
+        os.fstat(fd)
+        return os.fdopen(fd, "w", buffering=1, closefd=False)
+    except (OSError, ValueError):
+        raise UsageError(f"--status-fd {fd} is not an open file descriptor") from None
 
 
 def new_run_dir(logdir: Path) -> Path:
@@ -151,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = resolve_device(args.device)
         if not args.progress_every >= 0:
             raise UsageError(f"--progress-every must be >= 0 seconds (got {args.progress_every})")
+        status = open_status_fd(args.status_fd)
         if args.threads is not None:
             if args.threads < 1:
                 raise UsageError(f"--threads must be >= 1 (got {args.threads})")
@@ -202,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tracker=tracker,
                 progress=not args.no_progress,
                 progress_every_s=args.progress_every,
+                status=status,
             )
         except Interrupted as stop:
             tracker.finish([], status="KILLED")
