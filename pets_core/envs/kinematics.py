@@ -1,4 +1,4 @@
-"""Analytic forward kinematics shared by the env rewards and the planner costs (spec sec. 1.1-1.2).
+"""Analytic forward kinematics of the env rewards and the planner costs (spec sec. 1.1-1.2).
 
 Torch over any leading dims; the envs call these on float64 tensors so that the env reward and the
 planner cost are the same maths, bit for bit.

@@ -1,4 +1,4 @@
-"""Receding-horizon control (spec sec. 5.1): plan H steps, execute ``per``, warm-start the mean.
+"""Receding-horizon control (spec sec. 5.1): plan H steps, run ``per``, warm-start the mean.
 
 Shapes: H horizon, A action dim, O obs dim, P particles. numpy at the env boundary only.
 """

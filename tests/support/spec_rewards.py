@@ -1,10 +1,10 @@
-"""An independent oracle: the original's env rewards and planner costs, from the spec, in numpy.
+"""An independent oracle: the original's env rewards and planner costs, in numpy.
 
-Written from /work/shared/reference/pets-original-spec.md (sec. 1.1-1.4: the MBRL envs' rewards;
-sec. 2.3: the config modules' obs_cost / ac_cost), with every number typed in here from the spec
-and nothing imported from pets_core, so that a changed constant or formula in pets_core/envs shows
-as a mismatch. pets_core computes its env reward with the task's own cost functions
-(pets_core/envs/base.py), so comparing the two with each other would prove nothing.
+Written from the original's rewards (spec sec. 1.1-1.4) and its config modules' obs_cost /
+ac_cost (spec sec. 2.3), every number typed in here and nothing imported from pets_core, so
+that a changed constant or formula in pets_core/envs shows as a mismatch. pets_core computes
+its env reward with the task's own cost functions (pets_core/envs/base.py), so comparing the two
+with each other would prove nothing.
 
 One step, float64, no batching: obs (O,), action (A,), goal (3,) -> a Python float.
 """
