@@ -1,4 +1,4 @@
-"""`python -m pets_core.mbexp`: the original's ``scripts/mbexp.py`` command line (spec sec. 6.3).
+"""`python -m pets_core.mbexp`: the original's ``scripts/mbexp.py`` command line (§cli).
 
     python -m pets_core.mbexp -env halfcheetah -ca model-type PE -ca prop-type TSinf \\
         -o exp_cfg.exp_cfg.ntrain_iters 5 [-logdir log] [--seed 0] [--device auto|cpu|cuda] \\

@@ -1,4 +1,4 @@
-"""The PETS experiment loop (spec sec. 6.1, ``MBExperiment.run_experiment``), resumable.
+"""The PETS experiment loop (§loop, ``MBExperiment.run_experiment``), resumable.
 
 1. ``ninit_rollouts`` random-action episodes; train on them.
 2. For i = 1..ntrain_iters: run max(nrecord, neval, nrollouts_per_iter) MPC episodes (the first
