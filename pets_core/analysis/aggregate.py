@@ -1,7 +1,7 @@
 """Run directories -> one tidy table, one row per (env, variant, seed, iteration).
 
 A run directory is ``<root>/{env}/{variant}/seed{seed}/`` (``RUN_PATH``, :mod:`.results.rundir`)
-and holds the original's ``logs.mat`` (spec sec. 6.2): ``observations [n, T+1, O]``,
+and holds the original's ``logs.mat`` (§logs-mat): ``observations [n, T+1, O]``,
 ``actions [n, T, A]``, ``rewards [n, T]`` and
 ``returns [1, iters * neval]`` (iteration-major, the initial random episodes not included).
 ``logs.mat`` is the source of truth; the run's ``config.yaml`` (when present) supplies ``neval``,

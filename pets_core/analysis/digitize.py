@@ -195,7 +195,7 @@ def digitize(rgb: np.ndarray, source: Source) -> list[Curve]:
 def reference_yaml(curves: Mapping[str, Sequence[Curve]]) -> str:
     """The text of config/reference_curves.yaml (pets_core.analysis.reference reads it)."""
     lines = [
-        "# Published best-so-far curves of PETS (paper-and-users.md sec. 1.3), one value per",
+        "# Published best-so-far curves of PETS (fidelity#published-curves), one value per",
         f"# trial, digitized from {SOURCE} by",
         "# `python -m pets_core.analysis.digitize` (a least-squares fit of each trial's value to",
         "# the drawn line's pixels; rms: its residual in return units). Each is one curve of a",

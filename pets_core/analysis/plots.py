@@ -18,13 +18,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.legend_handler import HandlerTuple
 
 from pets_core.analysis.stats import MIN_SEEDS_FOR_BAND, curve_summary
 from pets_core.config.variants import MODEL_TYPES, OPT_TYPES, PROP_TYPES
 
 COLUMN_WIDTH_IN = 3.25  # one column of a two-column paper
 TEXT_WIDTH_IN = 6.75  # full text width
-PANEL_HEIGHT_IN = 2.0
+PANEL_HEIGHT_IN = 2.0  # title, axes and x label of one row of panels
+LEGEND_ROW_IN = 0.22  # added to the figure per legend row (the legend sits below the panels)
+MAX_TRIAL_TICKS = 12  # up to this many trials, a tick at every trial
+SEED_OFFSET = 0.25  # ablation: single seeds drawn this share of a cell's width right of its mean
 
 ALL_VARIANTS = [f"{m}-{p}-{o}" for o, m, p in itertools.product(OPT_TYPES, MODEL_TYPES, PROP_TYPES)]
 X_LABELS = {"iteration": "Trials", "mpc_env_steps": "Env steps (MPC trials)"}
@@ -144,11 +148,7 @@ def best_so_far_figure(
     axes[0].set_ylabel("Best-so-far return")
     handles = [mpl.lines.Line2D([], [], color=palette[v], lw=1.6, label=v) for v in present]
     if "seeds" in styles:
-        handles.append(
-            mpl.lines.Line2D(
-                [], [], color="grey", lw=0.6, marker="o", markersize=1.8, label="single seeds"
-            )
-        )
+        handles.append(_seed_swatch([palette[v] for v in present], marker="o"))
     if "partial" in styles:
         handles.append(mpl.lines.Line2D([], [], color="grey", lw=0.6, ls="--", label="partial run"))
     if "band" in styles:
@@ -173,6 +173,16 @@ def _reference_style(marker: str) -> dict:
     }
 
 
+def _seed_swatch(colours: Sequence, marker: str | None = None) -> tuple:
+    """The "single seeds" legend entry: one thin line per variant, each in its colour, side by
+    side (a legend handle that is a tuple of artists; :func:`_legend` draws it)."""
+    lines = tuple(
+        mpl.lines.Line2D([], [], color=c, lw=0.6, alpha=0.6, marker=marker, markersize=1.8)
+        for c in colours
+    )
+    return (lines, "single seeds")
+
+
 def _readable_axes(ax: plt.Axes, *, integer_x: bool, has_data: bool = True) -> None:
     """About five y ticks; integer trials; env steps in thousands ('1.5k'); 'no runs' if empty."""
     if not has_data:
@@ -181,9 +191,13 @@ def _readable_axes(ax: plt.Axes, *, integer_x: bool, has_data: bool = True) -> N
         ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center")
         return
     ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5))
-    ax.xaxis.set_major_locator(
-        mpl.ticker.MaxNLocator(nbins=4, integer=True, steps=[1, 2, 2.5, 5, 10])
-    )
+    lo, hi = ax.dataLim.intervalx
+    if integer_x and hi - lo <= MAX_TRIAL_TICKS:  # a tick at every trial
+        ax.xaxis.set_major_locator(mpl.ticker.MultipleLocator(1))
+    else:
+        ax.xaxis.set_major_locator(
+            mpl.ticker.MaxNLocator(nbins=5, integer=True, steps=[1, 2, 2.5, 5, 10])
+        )
     if not integer_x:
         ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(_thousands))
 
@@ -220,7 +234,7 @@ def raw_returns_figure(
         _readable_axes(ax, integer_x=True, has_data=bool((data["env"] == env).any()))
     axes[0].set_ylabel("Return of each trial")
     handles = [mpl.lines.Line2D([], [], color=palette[v], lw=1.6, label=v) for v in present]
-    handles.append(mpl.lines.Line2D([], [], color="grey", lw=0.6, label="single seeds"))
+    handles.append(_seed_swatch([palette[v] for v in present]))
     _legend(fig, handles)
     return fig
 
@@ -232,12 +246,13 @@ def ablation_figure(
     opt: str = "CEM",
     finals: pd.DataFrame | None = None,
 ) -> plt.Figure:
-    """Figure 4: final best-so-far per model (x) x propagation (bars), per env.
+    """Figure 4: final best-so-far per model (x) x propagation (colour), per env.
 
     ``summary``: :func:`pets_core.analysis.stats.summarize_final` output (mean, ci_low, ci_high).
-    Bars are means; a cell with at least :data:`MIN_SEEDS_FOR_BAND` seeds gets its 95% CI as
-    whiskers, a cell with fewer shows every seed as a point (``finals``:
-    :func:`aggregate.final_best_so_far` output) instead.
+    Each cell is its mean as a marker (not a bar: returns are often negative, and a bar from 0
+    would hang down and make the length of the bar mean nothing); a cell with at least
+    :data:`MIN_SEEDS_FOR_BAND` seeds gets its 95% CI as whiskers, a cell with fewer shows every
+    seed as a small point beside it (``finals``: :func:`aggregate.final_best_so_far` output).
     """
     parts = summary["variant"].str.split("-", expand=True)
     data = summary.assign(model=parts[0], prop=parts[1], opt=parts[2])
@@ -268,7 +283,7 @@ def ablation_figure(
                         (finals["env"] == env) & (finals["variant"] == f"{model}-{prop}-{opt}")
                     ]["final_best_so_far"]
                     ax.plot(
-                        np.full(len(seeds), x_bar),
+                        np.full(len(seeds), x_bar + SEED_OFFSET * width),
                         seeds,
                         linestyle="none",
                         marker="o",
@@ -276,23 +291,29 @@ def ablation_figure(
                         color="black",
                         zorder=3,
                     )
-            ax.bar(
+            ax.errorbar(
                 xs,
                 heights,
-                width=width,
-                color=colours[prop],
                 yerr=errors if any(errors[0] + errors[1]) else None,  # no zero-length whiskers
-                capsize=1.5,
-                error_kw={"lw": 0.6},
+                color=colours[prop],
+                marker="s",
+                markersize=5,
+                linestyle="none",
+                capsize=2,
+                elinewidth=0.8,
             )
         ax.set(title=env, xlabel="Model", ylabel="")
         if not len(env_data):
             _readable_axes(ax, integer_x=True, has_data=False)
             continue
         ax.set_xticks(range(len(models)), models)
-        ax.axhline(0, color="black", lw=0.5)
+        ax.set_xlim(-0.5, len(models) - 0.5)
+        ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
     axes[0].set_ylabel("Final best-so-far return")
-    handles = [mpl.patches.Patch(color=colours[p], label=p) for p in props]
+    handles = [
+        mpl.lines.Line2D([], [], color=colours[p], marker="s", markersize=5, ls="none", label=p)
+        for p in props
+    ]
     if finals is not None and (data["seeds"] < MIN_SEEDS_FOR_BAND).any():
         handles.append(
             mpl.lines.Line2D(
@@ -315,9 +336,23 @@ def _panels(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
 
 
 def _legend(fig: plt.Figure, handles: list) -> None:
-    if handles:
-        ncols = min(len(handles), 2 * len(fig.axes) if len(fig.axes) < 3 else 6)
-        fig.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False)
+    """Below the panels; the figure grows by the legend's rows so the axes keep their height.
+    A handle may be ``(artists, label)``: the artists drawn side by side under one label."""
+    if not handles:
+        return
+    artists = [h[0] if isinstance(h, tuple) else h for h in handles]
+    labels = [h[1] if isinstance(h, tuple) else h.get_label() for h in handles]
+    ncols = min(len(handles), 2 * len(fig.axes) if len(fig.axes) < 3 else 6)
+    rows = -(-len(handles) // ncols)
+    fig.set_figheight(fig.get_figheight() + LEGEND_ROW_IN * rows)
+    fig.legend(
+        artists,
+        labels,
+        loc="outside lower center",
+        ncols=ncols,
+        frameon=False,
+        handler_map={tuple: HandlerTuple(ndivide=None, pad=0.3)},
+    )
 
 
 def save_figure(figure: plt.Figure, paths: Sequence[str]) -> None:

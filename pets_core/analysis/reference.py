@@ -1,7 +1,7 @@
 """Published reference curves (config/reference_curves.yaml): one value per trial and curve.
 
 The curves are the original TF code's and the PyTorch port's best-so-far, one value per trial,
-digitized from the port's PNGs (:mod:`pets_core.analysis.digitize`; paper-and-users.md sec. 1.3).
+digitized from the port's PNGs (:mod:`pets_core.analysis.digitize`; fidelity#published-curves).
 Their x counts the env steps of the MPC trials only: the first point is at one task horizon and 100
 trials end at 15,000 steps (reacher, pusher), so the initial random episode is not counted
 (:data:`pets_core.results.metrics` ``mpc_env_steps``). A point's trial is the nearest whole trial,

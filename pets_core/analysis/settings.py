@@ -140,7 +140,9 @@ def to_html(rows: list[dict[str, Any]]) -> str:
         "<p>Each run's own <code>config.yaml</code> against the paper's defaults "
         "(<code>config/pets/default.yaml</code> + <code>config/envs/{env}.yaml</code>, variant "
         "applied). <b>Bold</b>: differs from the paper (paper's value in brackets).</p>",
-        "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>",
+        '<div class="wide"><table><thead><tr>'
+        + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        + "</tr>",
         "</thead><tbody>",
     ]
     for row in rows:
@@ -165,7 +167,7 @@ def to_html(rows: list[dict[str, Any]]) -> str:
             )
         out.append(f"<td>{html.escape(note or 'none')}</td>")
         lines.append("<tr>" + "".join(out) + "</tr>")
-    lines.append("</tbody></table>")
+    lines.append("</tbody></table></div>")
     for row in rows:
         lines.append(
             f"<details><summary>{html.escape(row['env'])} {html.escape(row['variant'])}, "
@@ -221,10 +223,12 @@ def _seeds(seeds: list[int]) -> str:
 
 
 _CSS = """
-body { font-family: system-ui, sans-serif; font-size: 14px; margin: 1em; }
+body { font-family: system-ui, sans-serif; font-size: 13px; margin: 0.8em; }
+.wide { max-width: 100%; overflow-x: auto; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ccc; padding: 2px 5px; text-align: left; vertical-align: top; }
 th { background: #f2f2f2; }
 td:nth-child(2) { white-space: nowrap; }
+.wide td:last-child { overflow-wrap: anywhere; min-width: 10em; }
 details { margin: 0.3em 0; }
 """

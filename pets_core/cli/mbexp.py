@@ -1,4 +1,4 @@
-"""`python -m pets_core.mbexp`: the original's ``scripts/mbexp.py`` command line (spec sec. 6.3).
+"""`python -m pets_core.mbexp`: the original's ``scripts/mbexp.py`` command line (§cli).
 
     python -m pets_core.mbexp -env halfcheetah -ca model-type PE -ca prop-type TSinf \\
         -o exp_cfg.exp_cfg.ntrain_iters 5 [-logdir log] [--seed 0] [--device auto|cpu|cuda] \\
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import os
 import re
 import shlex
 import shutil
@@ -25,6 +26,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from pets_core import config as config_mod
 from pets_core.config import ConfigError
@@ -119,7 +121,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"progress line interval when stderr is not a terminal (default {PLAIN_EVERY_S:g})",
     )
+    p.add_argument(
+        "--status-fd",
+        type=int,
+        default=None,
+        metavar="FD",
+        help="also write each iteration as one line naming the run to this open file descriptor "
+        "(the workflow passes its terminal's)",
+    )
     return p
+
+
+def open_status_fd(fd: int | None) -> IO[str] | None:
+    """--status-fd as a line-buffered text stream (the caller's descriptor stays open)."""
+    if fd is None:
+        return None
+    try:
+        os.fstat(fd)
+        return os.fdopen(fd, "w", buffering=1, closefd=False)
+    except (OSError, ValueError):
+        raise UsageError(f"--status-fd {fd} is not an open file descriptor") from None
 
 
 def new_run_dir(logdir: Path) -> Path:
@@ -232,6 +253,7 @@ def _main(argv_list: list[str], held: contextlib.ExitStack) -> int:
             raise UsageError(f"--tag key {bad[0]!r}: letters, digits, _ . - only")
         if not args.progress_every >= 0:
             raise UsageError(f"--progress-every must be >= 0 seconds (got {args.progress_every})")
+        status = open_status_fd(args.status_fd)
         if args.threads is not None:
             if args.threads < 1:
                 raise UsageError(f"--threads must be >= 1 (got {args.threads})")
@@ -301,6 +323,7 @@ def _main(argv_list: list[str], held: contextlib.ExitStack) -> int:
                 tracker=tracker,
                 progress=not args.no_progress,
                 progress_every_s=args.progress_every,
+                status=status,
             )
         except Interrupted as stop:
             tracker.finish([], status="KILLED")

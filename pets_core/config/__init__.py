@@ -1,4 +1,4 @@
-"""The experiment config: the original's tree (spec sec. 6.3), built from YAML layers + -ca / -o.
+"""The experiment config: the original's tree (§cli), built from YAML layers + -ca / -o.
 
 One concept per module:
 

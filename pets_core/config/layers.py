@@ -1,4 +1,4 @@
-"""The YAML layers and how one experiment's config is assembled from them (spec sec. 6.3).
+"""The YAML layers and how one experiment's config is assembled from them (§cli).
 
 Layers, later wins: ``config/pets/default.yaml`` < ``config/envs/<env>.yaml`` < ``-ca`` choices
 < ``-o DOTTED.PATH VALUE`` overrides, applied in command-line order as ``scripts/mbexp.py`` does

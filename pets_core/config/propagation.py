@@ -1,4 +1,4 @@
-"""How particles are propagated (spec sec. 4), as one typed value: ``PropagationSpec``.
+"""How particles are propagated (§propagation), as one typed value: ``PropagationSpec``.
 
 Built once from the config (``PropagationSpec.from_prop_cfg``) or for a model (``for_model``),
 validated once when built, and handed as one object to the MPC and down to the rollout

@@ -1,4 +1,4 @@
-"""The original's config tree (spec sec. 6.3) as frozen dataclasses, and its validation.
+"""The original's config tree (§cli) as frozen dataclasses, and its validation.
 
 Field defaults are the original's; the paper's per-env values live in the YAML layers
 (``config/pets/default.yaml`` < ``config/envs/<env>.yaml``, see ``layers``). A ``PetsConfig`` is

@@ -1,6 +1,6 @@
 """PETS variants named as in the paper: MODEL-PROP-OPT, e.g. PE-TSinf-CEM (Chua et al. 2018).
 
-The valid combinations are those the original's config enforces (spec sec. 3.5 and 4). The
+The valid combinations are those the original's config enforces (§variants and §propagation). The
 optimisers beyond the paper's CEM and Random are iCEM (Pinneri et al., CoRL 2020) and MPPI
 (Williams et al., ICRA 2017); they combine with every valid model / propagation pair.
 """
@@ -16,7 +16,7 @@ OptType = Literal["CEM", "Random", "iCEM", "MPPI"]
 
 
 class PropMode(StrEnum):
-    """The propagation modes of the paper (spec sec. 4); pets_core.config.propagation."""
+    """The propagation modes of the paper (§propagation); pets_core.config.propagation."""
 
     E = "E"  # expectation: the ensemble's moment-matched mean, one particle
     DS = "DS"  # distribution sampling: each particle from the moment-matched Gaussian
@@ -71,7 +71,7 @@ def ensemble_size(model_type: str, num_nets: int) -> int:
 
 
 def check_model_prop(model: str, prop: str) -> None:
-    """The model / propagation pairs the original rejects (spec sec. 3.5, 4)."""
+    """The model / propagation pairs the original rejects (§variants, §propagation)."""
     if model == "D" and prop != "E":
         raise VariantError(
             f"model-type D needs prop-type E (got {prop}): a single deterministic "

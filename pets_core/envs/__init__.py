@@ -1,4 +1,4 @@
-"""The four PETS environments (spec sec. 1) as gymnasium MuJoCo envs, and their planner tasks.
+"""The four PETS environments (§envs) as gymnasium MuJoCo envs, and their planner tasks.
 
 Importing this package registers pets/Cartpole-v0, pets/Reacher3D-v0, pets/Pusher-v0 and
 pets/HalfCheetah-v0: no TimeLimit (the experiment loop runs task_hor steps), never terminated.
@@ -69,7 +69,7 @@ def _register() -> None:
         return
     for name in ENV_NAMES:
         if ENV_IDS[name] not in gymnasium.registry:
-            # no max_episode_steps: the original registers without a TimeLimit (spec sec. 0)
+            # no max_episode_steps: the original registers without a TimeLimit (§env-base)
             gymnasium.register(id=ENV_IDS[name], entry_point=_ENTRY_POINTS[name])
 
 

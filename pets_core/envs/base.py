@@ -1,4 +1,4 @@
-"""PetsMujocoEnv: what the four PETS envs share on top of gymnasium's MujocoEnv (spec sec. 0)."""
+"""PetsMujocoEnv: what the four PETS envs share on top of gymnasium's MujocoEnv (§env-base)."""
 
 from pathlib import Path
 from typing import Any, ClassVar

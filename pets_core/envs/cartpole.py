@@ -1,4 +1,4 @@
-"""Cartpole swing-up (spec sec. 1.1): obs [x, theta, x_dot, theta_dot], action (1,) in [-3, 3]."""
+"""Cartpole swing-up (§cartpole): obs [x, theta, x_dot, theta_dot], action (1,) in [-3, 3]."""
 
 from typing import Any, ClassVar
 

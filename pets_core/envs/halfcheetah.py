@@ -1,4 +1,4 @@
-"""HalfCheetah (spec sec. 1.4): obs (18) = [forward velocity, qpos[1:9], qvel[0:9]], action (6)."""
+"""HalfCheetah (§halfcheetah): obs (18) = [forward velocity, qpos[1:9], qvel[0:9]], action (6)."""
 
 from typing import Any, ClassVar
 

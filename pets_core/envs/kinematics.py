@@ -1,4 +1,4 @@
-"""Analytic forward kinematics shared by the env rewards and the planner costs (spec sec. 1.1-1.2).
+"""Analytic forward kinematics of the env rewards and the planner costs (§cartpole, §reacher).
 
 Torch over any leading dims; the envs call these on float64 tensors so that the env reward and the
 planner cost are the same maths, bit for bit.
@@ -26,7 +26,7 @@ def reacher3d_end_effector(obs: Tensor) -> Tensor:
     Chains the upper-arm direction through (length, hinge, roll) = (0.321, q4, q3) and
     (0.16828, q6, q5); q7 (wrist roll) does not matter. Equals the palm-frame point (0.16828, 0, 0)
     whenever the elbow angle q4 < 0, and is discontinuous at q4 = 0 (the original's quirk, kept on
-    purpose: the env reward is defined by this function; spec sec. 1.2).
+    purpose: the env reward is defined by this function; §reacher).
     """
     q1, q2, q3, q4, q5, q6 = (obs[..., i] for i in range(6))
     cos1, sin1, cos2, sin2 = torch.cos(q1), torch.sin(q1), torch.cos(q2), torch.sin(q2)

@@ -1,4 +1,4 @@
-"""Pusher (spec sec. 1.3): a 7-DoF arm pushes a cylinder to a fixed goal.
+"""Pusher (§pusher): a 7-DoF arm pushes a cylinder to a fixed goal.
 
 obs (20) = [arm angles (7), arm velocities (7), tips_arm COM (3), object COM (3)], where COM is the
 subtree centre of mass (`data.subtree_com`, what gym 0.9.4's `get_body_com` returned), not the body
@@ -20,7 +20,7 @@ ORIGINAL_OBJECT_DENSITY = 1e-5
 OBJECT_DENSITY = 1.0
 """Our object cylinder density (kg/m^3), the one physical deviation from the original XML.
 
-Under mujoco >= 3 the gripper passes through a near-massless object (spec sec. 8.2, Gymnasium
+Under mujoco >= 3 the gripper passes through a near-massless object (§pusher-object, Gymnasium
 issue #950, MuJoCo issue #1495). Measured with mujoco 4.0.0: object travel (m) when the scripted
 push of tests/envs/test_envs.py (seed 0) sweeps the wrist 0.4 m through it at a commanded speed:
 
@@ -85,7 +85,7 @@ class PusherEnv(PetsMujocoEnv):
         return model, mujoco.MjData(model)
 
     def subtree_com(self, body: str) -> np.ndarray:
-        """Subtree centre of mass of a body (3,): gym 0.9.4's `get_body_com` (spec sec. 0)."""
+        """Subtree centre of mass of a body (3,): gym 0.9.4's `get_body_com` (§env-base)."""
         return self.data.subtree_com[self._body_ids[body]].copy()
 
     def _get_obs(self) -> np.ndarray:
@@ -99,7 +99,7 @@ class PusherEnv(PetsMujocoEnv):
         )
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        # the original scores the state in which the action is applied (spec sec. 7.1.1)
+        # the original scores the state in which the action is applied (§quirk-1)
         pre_obs = self._get_obs()
         goal_now = self.subtree_com("goal")  # == self.goal: the goal body never moves
         reward = self._reward(pre_obs, action, goal_now)

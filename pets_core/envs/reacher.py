@@ -1,4 +1,4 @@
-"""Reacher3D (spec sec. 1.2): a 7-DoF arm reaches a random 3-D goal.
+"""Reacher3D (§reacher): a 7-DoF arm reaches a random 3-D goal.
 
 obs (17) = [arm angles (7), goal (3) = qpos[7:10], arm velocities (7)]; action (7) in [-20, 20].
 """
@@ -30,7 +30,7 @@ class Reacher3DEnv(PetsMujocoEnv):
         return np.concatenate([self.data.qpos, self.data.qvel[:7]]).copy()
 
     def reset_model(self) -> np.ndarray:
-        # the arm starts at exactly zero angles; only the goal is random (spec sec. 7.1.3)
+        # the arm starts at exactly zero angles; only the goal is random (§quirk-3)
         qpos = self.init_qpos.copy()
         qpos[7:10] += self.np_random.normal(0.0, 0.1, size=3)
         self.goal = qpos[7:10].copy()

@@ -1,9 +1,9 @@
-"""Per-env functions the planner needs (spec sec. 2.2-2.3): obs pre/post-processing, training
+"""Per-env functions the planner needs (§processing, §costs): obs pre/post-processing, training
 targets and the per-step cost. Torch over any leading dims; O obs dim, A action dim, I model input
 dim, T model target dim.
 
 Step cost = obs_cost(s_{t+1}, goal) + ac_cost(a_t). For cartpole, reacher and halfcheetah it is
-exactly minus the env reward; the pusher's env reward scores the pre-step state (spec sec. 7.1.1).
+exactly minus the env reward; the pusher's env reward scores the pre-step state (§quirk-1).
 """
 
 from collections.abc import Callable
@@ -83,7 +83,7 @@ def _cartpole_ac_cost(action: Tensor) -> Tensor:
 
 
 def _reacher_obs_cost(next_obs: Tensor, goal: Tensor | None) -> Tensor:
-    # the env's goal, not the goal dims of the (predicted) obs (spec sec. 7.1.14)
+    # the env's goal, not the goal dims of the (predicted) obs (§quirk-14)
     goal = _require_goal(goal, next_obs)
     return (reacher3d_end_effector(next_obs) - goal).square().sum(-1)
 

@@ -1,4 +1,4 @@
-"""Dynamics models: the D / P / DE / PE ensemble, its training and its files (spec sec. 3)."""
+"""Dynamics models: the D / P / DE / PE ensemble, its training and its files (§model)."""
 
 from pets_core.config.variants import MODEL_TYPES, ModelType
 from pets_core.models.ensemble import EnsembleModel, make_model

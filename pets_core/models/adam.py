@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor
 
-BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8  # TF defaults (spec sec. 2.1)
+BETA1, BETA2, EPSILON = 0.9, 0.999, 1e-8  # TF defaults (§settings-table)
 
 
 class FlatAdam:

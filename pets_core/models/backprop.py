@@ -1,4 +1,4 @@
-"""Hand-written forward + backward of the training loss for the whole ensemble (spec sec. 3.2).
+"""Hand-written forward + backward of the training loss for the whole ensemble (§loss).
 
 At batch 32, autograd, per-parameter optimiser loops and allocator traffic cost more than the
 maths, so the trainer keeps every trainable value in one flat vector and a training step is:

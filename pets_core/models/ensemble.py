@@ -1,4 +1,4 @@
-"""The D / P / DE / PE dynamics network (spec sec. 3.1, 3.4, 3.5).
+"""The D / P / DE / PE dynamics network (§network, §predict, §variants).
 
 Shapes: E members, M rows, I input dim, T target dim. Every layer holds weights ``(E, in, out)``
 and biases ``(E, 1, out)``, so all members run in one batched matmul, and the weights are already
@@ -91,7 +91,7 @@ class EnsembleModel(nn.Module):
         }
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """In the original's order: W0, b0, W1, b1, ..., max_logvar, min_logvar (spec sec. 3.6)."""
+        """In the original's order: W0, b0, W1, b1, ..., max_logvar, min_logvar (§model-files)."""
         params: list[nn.Parameter] = []
         for weight, bias in zip(self.weights, self.biases, strict=True):
             params += [weight, bias]

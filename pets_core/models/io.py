@@ -1,4 +1,4 @@
-"""Model files (spec sec. 3.6).
+"""Model files (§model-files).
 
 * ``save_model`` / ``load_model``: one ``torch.save`` file of plain tensors and plain Python values,
   read back with ``torch.load(weights_only=True)`` (no code runs on load), bit-exact.

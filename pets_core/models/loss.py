@@ -1,4 +1,4 @@
-"""Training objectives (spec sec. 3.2), written with autograd-friendly ops.
+"""Training objectives (§loss), written with autograd-friendly ops.
 
 The fast trainer (``backprop.py``) differentiates these formulas by hand; these functions are the
 definition it is tested against and what the diagnostics report.

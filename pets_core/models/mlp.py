@@ -86,7 +86,7 @@ def gaussian_head(
 def moment_match(
     member_mean: Tensor, member_var: Tensor | None, *, need_var: bool = True
 ) -> tuple[Tensor, Tensor | None]:
-    """Spec sec. 3.4 over the leading member axis: the mean of the member means; the mean of the
+    """§predict over the leading member axis: the mean of the member means; the mean of the
     member variances (None: deterministic members) plus the population variance of the means."""
     mean = member_mean.mean(0)
     if not need_var:

@@ -1,4 +1,4 @@
-"""Input standardisation applied inside the model (spec sec. 3.3 step 2).
+"""Input standardisation applied inside the model (§training step 2).
 
 Statistics are computed in float64 (mbrl-lib #99: the float32 path is unstable on near-constant
 inputs) and stored as float32 buffers, exactly as the original stores them in float32 TF variables.

@@ -1,4 +1,4 @@
-"""One ``train()`` call of the original (spec sec. 3.3), on the fast hand-written gradient path.
+"""One ``train()`` call of the original (§training), on the fast hand-written gradient path.
 
 Per call: optional holdout (reporting only) -> normaliser re-fit -> bootstrap index matrix
 ``(E, N)`` drawn with replacement (also for E = 1) -> ``epochs`` passes of consecutive column
@@ -34,10 +34,10 @@ GATHER_COLUMNS = 8192  # bootstrap columns gathered per chunk: bounds memory at 
 
 @dataclass
 class TrainStats:
-    """Diagnostics of one ``train()`` call, as data (spec sec. 3.3 step 5).
+    """Diagnostics of one ``train()`` call, as data (§training step 5).
 
     ``train_nll`` is each member's training objective without regularisers on the first
-    ``max_logging`` of its shuffled bootstrap rows: the Gaussian NLL of sec. 3.2 for P / PE, the
+    ``max_logging`` of its shuffled bootstrap rows: the Gaussian NLL of §loss for P / PE, the
     deterministic loss mean((mu - y)^2) / 2 for D / DE. ``train_mse`` is mean((mu - y)^2) on the
     same rows, ``holdout_mse`` the members' average MSE on the holdout rows (None without holdout).
     """
@@ -101,7 +101,7 @@ class ModelTrainer:
         max_logging: int = 5000,
         rng: np.random.Generator,
     ) -> TrainStats:
-        """Train on ``inputs (N, I)`` -> ``targets (N, T)`` (spec sec. 3.3); returns diagnostics."""
+        """Train on ``inputs (N, I)`` -> ``targets (N, T)`` (§training); returns diagnostics."""
         start = time.perf_counter()
         model = self.model
         inputs, targets = _check_data(inputs, targets, model.in_dim, model.out_dim)

@@ -1,4 +1,4 @@
-"""Cross-entropy method over box-bounded action sequences, as the original's TF CEM (spec sec. 5.2).
+"""Cross-entropy method over box-bounded action sequences, as the original's TF CEM (§cem).
 
 Shapes: N population, K elites, H horizon, A action dim.
 """

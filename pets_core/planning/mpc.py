@@ -1,4 +1,4 @@
-"""Receding-horizon control (spec sec. 5.1): plan H steps, execute ``per``, warm-start the mean.
+"""Receding-horizon control (§action-selection): plan H steps, run ``per``, warm-start the mean.
 
 Shapes: H horizon, A action dim, O obs dim, P particles. numpy at the env boundary only.
 """
@@ -37,7 +37,7 @@ class MPC:
     ``reset(goal)`` starts an episode (mid-point warm start, empty action buffer, new goal).
     With ``log_traj_preds`` / ``log_particles`` every plan re-simulates the chosen sequence once
     more and stores the particles' mean/variance (or all particles) of the H+1 predicted obs
-    (spec sec. 5.4); ``pop_prediction_log`` hands them over.
+    (§ctrl-logs); ``pop_prediction_log`` hands them over.
     """
 
     def __init__(
@@ -156,7 +156,7 @@ class MPC:
         return actions[0]
 
     def _log_prediction(self, obs: Tensor, solution: Tensor) -> None:
-        """A second, independent rollout of the chosen sequence (spec sec. 5.4, 7.1.11)."""
+        """A second, independent rollout of the chosen sequence (§ctrl-logs, §quirk-11)."""
         particles, _ = predicted_particles(
             self.model, self.task, obs, solution[None], **self._rollout_kwargs()
         )

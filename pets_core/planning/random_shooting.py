@@ -1,4 +1,4 @@
-"""Random shooting (opt-type Random, spec sec. 5.3): the best of uniform samples in the box.
+"""Random shooting (opt-type Random, §random): the best of uniform samples in the box.
 
 Shapes: N population, H horizon, A action dim.
 """

@@ -1,4 +1,4 @@
-"""The rollout (spec sec. 4): predicted particles and costs of candidate action sequences.
+"""The rollout (§propagation): predicted particles and costs of candidate action sequences.
 
 How particles move is a ``PropagationSpec`` (planning.propagation); each mode is one strategy
 in ``planning.strategies.STRATEGIES``.
@@ -19,7 +19,7 @@ Particles are numbered candidate-major as in the original, row ``k * P + p``. In
 
 Sampling ``p = mean + std * eps`` happens when the variance is used: not under E or ``ign_var``,
 and not for deterministic members under TS* (the original forces ``ign_var`` for DE + TS*); DS/MM
-with DE sample from the variance of the member means (spec sec. 3.4). A particle whose accumulated
+with DE sample from the variance of the member means (§predict). A particle whose accumulated
 cost is NaN costs 1e6; a candidate's cost is the mean over its particles (undiscounted sum over H).
 
 All steps are batched on the model's device; a call's randomness (sampling noise, TS1
@@ -81,7 +81,7 @@ def predicted_costs(
     precision: str = "fp32",
     graph: bool = False,
 ) -> Tensor:  # (N,)
-    """Mean over P particles of the undiscounted predicted cost of each candidate (spec sec. 4).
+    """Mean over P particles of the undiscounted predicted cost of each candidate (§propagation).
 
     ``fast`` picks how the model is called (pets_core.planning.forward): ``"auto"`` uses the
     planning layout of the model's weights when it exposes them, ``False`` the contract's

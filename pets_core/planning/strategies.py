@@ -1,4 +1,4 @@
-"""One strategy per propagation mode (spec sec. 4): particle layout, random draws, one step.
+"""One strategy per propagation mode (§propagation): particle layout, random draws, one step.
 
 Shapes: N candidates, P particles per candidate, E members, H horizon, T target dim, F
 preprocessed-obs dim. ``STRATEGIES[spec.mode]`` is all the rollout (planning.rollout) knows of a

@@ -1,4 +1,4 @@
-"""logs.mat and predictions.mat: the original's result files (spec sec. 6.2, 5.4).
+"""logs.mat and predictions.mat: the original's result files (§logs-mat, §ctrl-logs).
 
 ``logs.mat`` holds exactly the original's keys and shapes, with n = logged episodes (initial
 random + nrollouts_per_iter per iteration), T = task_hor:
@@ -40,7 +40,7 @@ def write_logs_mat(
 
 
 def write_predictions_mat(iter_dir: Path, log: Mapping[str, np.ndarray]) -> None:
-    """train_iter<i>/predictions.mat (spec sec. 5.4).
+    """train_iter<i>/predictions.mat (§ctrl-logs).
 
     {means, vars} [calls, H + 1, O] (log_traj_preds) or {predictions} [calls, H + 1, P, O]
     (log_particles); nothing when neither is on.

@@ -2,7 +2,7 @@
 
 metrics.csv: one row per MPC iteration, rewritten atomically.
 
-Definitions (spec sec. 6.1-6.5), used by the runner's metrics rows and by the analysis of logs.mat:
+Definitions (§experiment), used by the runner's metrics rows and by the analysis of logs.mat:
 
 * **best-so-far** after iteration i: the maximum return of every evaluated episode (the first
   ``neval`` of each iteration) up to and including iteration i. With ``neval = 1`` this is the
@@ -43,7 +43,7 @@ COLUMNS = (
 
 
 def episodes_per_iteration(*, nrecord: int, neval: int, nrollouts_per_iter: int) -> int:
-    """MPC episodes the loop runs per iteration (spec sec. 6.1 step 3b)."""
+    """MPC episodes the loop runs per iteration (§loop step 3b)."""
     return max(nrecord, neval, nrollouts_per_iter)
 
 

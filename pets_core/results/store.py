@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import json
 import os
 import sqlite3
 import urllib.error
@@ -107,6 +108,33 @@ def sqlite_file(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` store (relative to the working directory when the
     URI is); None for a server."""
     return _sqlite_path(uri)
+
+
+def runs_page(uri: str, experiment: str) -> str:
+    """The UI address of an experiment's runs table (Model training pages, not GenAI), e.g.
+    ``http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning``; the experiments list
+    when the experiment cannot be looked up (no store yet, a server that does not answer)."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_URL
+    exp_id = None
+    try:
+        if db := _sqlite_path(uri):
+            if db.is_file():  # read-only lookup: no mlflow import, no store created
+                with contextlib.closing(
+                    sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+                ) as c:
+                    row = c.execute(
+                        "SELECT experiment_id FROM experiments WHERE name = ?", (experiment,)
+                    ).fetchone()
+                    exp_id = row[0] if row else None
+        elif base != UI_URL:
+            query = urllib.parse.urlencode({"experiment_name": experiment})
+            url = f"{base}/api/2.0/mlflow/experiments/get-by-name?{query}"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                exp_id = json.load(answer)["experiment"]["experiment_id"]
+    except (OSError, sqlite3.Error, ValueError, KeyError):
+        exp_id = None
+    page = f"#/experiments/{exp_id}" if exp_id is not None else "#/experiments"
+    return f"{base}/{page}?{UI_QUERY}"
 
 
 _HELD: dict[Path, int] = {}  # lock files this process holds, with their nesting depth

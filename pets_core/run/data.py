@@ -1,4 +1,4 @@
-"""Episodes and the growing training set (spec sec. 2.4).
+"""Episodes and the growing training set (§data).
 
 Every logged episode (obs [T + 1, O], actions [T, A]) adds T rows:
 inputs [obs_preproc(o_0..o_{T-1}), a_0..a_{T-1}] -> [T, I] and

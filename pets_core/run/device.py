@@ -1,5 +1,5 @@
 """Device resolution (one GPU per run on a multi-GPU box: pets_core.run.gpu_slots) and global
-fallback seeds (STYLE sec. 6)."""
+fallback seeds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The PETS experiment loop (spec sec. 6.1, ``MBExperiment.run_experiment``), resumable.
+"""The PETS experiment loop (§loop, ``MBExperiment.run_experiment``), resumable.
 
 1. ``ninit_rollouts`` random-action episodes; train on them.
 2. For i = 1..ntrain_iters: run max(nrecord, neval, nrollouts_per_iter) MPC episodes (the first
@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -56,11 +56,13 @@ def run_experiment(
     echo: Callable[[str], None] = print,
     progress: bool = True,
     progress_every_s: float = PLAIN_EVERY_S,
+    status: IO[str] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) one PETS experiment in ``run_dir``; returns the done.json content.
 
     ``progress``: live progress (a bar on a terminal, a line every ``progress_every_s`` seconds
-    in a log file); the one-line summary of each iteration is printed either way.
+    in a log file); the one-line summary of each iteration is printed either way. ``status``: a
+    stream that also gets each iteration as one line naming the run (the workflow's terminal).
     """
     run_dir = Path(run_dir)
     run = RunDir(run_dir)
@@ -138,6 +140,7 @@ def run_experiment(
         loss_name="train nll" if cfg.parsed_variant.is_probabilistic_net else "train mse",
         enabled=progress,
         every_s=progress_every_s,
+        status=status,
     )
     shown.last_train_s = state.last_train_s
     for i in range(state.iteration + 1, loop.ntrain_iters + 1):

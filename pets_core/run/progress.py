@@ -5,6 +5,8 @@
   iteration that stays in the scrollback.
 * In a log file (Snakemake's per-job log, ``> log 2>&1``): no carriage returns; a plain progress
   line every ``every_s`` seconds and the same summary line per iteration.
+* On ``status`` (the workflow's terminal, ``mbexp --status-fd``): one line per iteration that
+  names the run, so that many runs' lines can share one terminal (:meth:`Progress.status_line`).
 
 ETAs: the iteration's = its remaining steps x its mean seconds per step so far (+ the previous
 iteration's training time, as training follows acting); the run's = that + the remaining
@@ -22,8 +24,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from pets_core.results.naming import experiment_name
 from pets_core.results.reader import DamagedFile
 from pets_core.results.rundir import RunDir
+from pets_core.results.store import runs_page
 
 PLAIN_EVERY_S = 30.0
 """Seconds between progress lines in a log file."""
@@ -62,11 +66,12 @@ class Progress:
         every_s: float = PLAIN_EVERY_S,
         out: IO[str] | None = None,
         err: IO[str] | None = None,
+        status: IO[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.label, self.n, self.T = label, ntrain_iters, steps_per_iter
         self.loss_name = loss_name
-        self.out, self.err = out or sys.stdout, err or sys.stderr
+        self.out, self.err, self.status = out or sys.stdout, err or sys.stderr, status
         self.live = self.err.isatty() if live is None else live
         self.enabled, self.every_s, self.clock = enabled, every_s, clock
         self.i, self.t, self.act_s = 0, 0, 0.0
@@ -125,9 +130,9 @@ class Progress:
             self.bar.update(1)
         elif self.clock() - self.last_line >= self.every_s:
             self.last_line = self.clock()
-            print(self.status_line(), file=self.err, flush=True)
+            print(self.progress_line(), file=self.err, flush=True)
 
-    def status_line(self) -> str:
+    def progress_line(self) -> str:
         """The plain progress line (log files)."""
         return (
             f"{self.label} iter {self.i}/{self.n} step {self.t}/{self.T}: "
@@ -166,7 +171,19 @@ class Progress:
             f"{hms(self.last_iter_s)}  run ETA {hms((self.n - self.i) * self.last_iter_s)}"
         )
         print(line, file=self.out, flush=True)
+        if self.status is not None:
+            print(self.status_line(ret, best, s_per_action), file=self.status, flush=True)
         return line
+
+    def status_line(self, ret: float, best: float, s_per_action: float) -> str:
+        """One finished iteration, naming its run (the workflow's terminal), e.g.
+        ``cartpole PE-TSinf-CEM seed 2  iter 3/10  return 61.4  best 61.4  0.41 s/action  ETA 4:02``
+        (ETA: the remaining iterations x this one's wall time)."""
+        return (
+            f"{self.label}  iter {self.i}/{self.n}  return {_num(ret, 0, 1)}  "
+            f"best {_num(best, 0, 1)}  {s_per_action:.2f} s/action  "
+            f"ETA {hms((self.n - self.i) * self.last_iter_s)}"
+        )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -236,12 +253,15 @@ def workflow_summary(
         else f"runs:     {runs} (existing runs: no training)",
         f"tables:   {out}/tables/final_returns.md   figures: {out}/figures/",
     ]
-    if tracking_uri and tracking_uri.startswith(("http://", "https://")):
-        lines.append(f"MLflow:   open {tracking_uri}")
-    elif tracking_uri:
-        lines.append(
-            f"MLflow:   mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}  -> "
-            "http://127.0.0.1:5000"
-        )
+    if tracking_uri:
+        if not tracking_uri.startswith(("http://", "https://")):
+            lines.append(
+                f"MLflow:   mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}, then open"
+            )
+        else:
+            lines.append("MLflow:   open")
+        names = [experiment_name(env) for env in sorted({env for env, _ in groups})]
+        pages = [f"{runs_page(tracking_uri, n)}  ({n})" for n in names]
+        lines += [f"          {page}" for page in pages or [runs_page(tracking_uri, "")]]
     lines.append(f"report:   snakemake --report {shlex.quote(out + '/report.html')}{config}")
     return "\n".join(lines)

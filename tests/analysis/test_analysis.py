@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -424,3 +425,40 @@ def test_compute_cost_names_devices_with_runs_lacking_done_json():
     from pets_core.analysis.stats import _device_names
 
     assert _device_names(["cpu", float("nan"), "cuda:0", "", "cpu"]) == "cpu, cuda:0, unknown"
+
+
+def test_ablation_draws_negative_means_as_markers_not_bars_from_zero(tmp_path: Path) -> None:
+    for seed, returns in enumerate([[-90.0, -60.0], [-80.0, -50.0]], 1):
+        make_run(tmp_path, "reacher", "PE-TSinf-CEM", seed, returns)
+    tidy = collect_runs(find_run_dirs(tmp_path / "runs"))
+    fig = ablation_figure(summarize_final(tidy), envs=["reacher"], finals=final_best_so_far(tidy))
+    ax = fig.axes[0]
+    assert not [p for p in ax.patches if isinstance(p, mpl.patches.Rectangle)]  # no bars
+    (mean,) = [line for line in ax.lines if line.get_marker() == "s"]
+    assert list(mean.get_ydata()) == [-55.0]  # finals -60, -50
+    assert ax.get_ylim()[1] < 0  # the axis stays on the data instead of reaching up to 0
+    plt.close(fig)
+
+
+def test_best_so_far_figure_proportions_ticks_and_seed_colours(tmp_path: Path) -> None:
+    tidy = _tidy(tmp_path)  # 3 trials; D-E-CEM has 1 seed, so single seeds are drawn
+    palette = {"PE-TSinf-CEM": "#d62728", "D-E-CEM": "#7f7f7f"}
+    fig = best_so_far_figure(
+        tidy[tidy["seed"] <= 2],
+        envs=["cartpole"],
+        variants=["PE-TSinf-CEM", "D-E-CEM"],
+        palette=palette,
+    )
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert list(ax.get_xticks()[(ax.get_xticks() >= 1) & (ax.get_xticks() <= 3)]) == [1, 2, 3]
+    # the axes keep their height whatever the legend needs (the figure grows instead)
+    assert ax.get_position().height >= 0.45  # was about 0.25 with a 3-row legend
+    legend = fig.legends[0]
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["PE-TSinf-CEM", "D-E-CEM", "single seeds"]
+    # the seed swatch: one thin line per variant, in its colour (the means are drawn at lw 1.6)
+    thin = [a for a in legend.findobj(mpl.lines.Line2D) if a.get_linewidth() == 0.6]
+    colours = sorted({mpl.colors.to_hex(line.get_color()) for line in thin})
+    assert colours == sorted(palette.values())
+    plt.close(fig)

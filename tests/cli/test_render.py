@@ -1,6 +1,6 @@
 """`python -m pets_core.render` on real tiny runs: it plans with the run's config, seed and model,
 writes only the video(s) and render.json, prints the mp4 path, and turns bad input into one line
-naming the argument and the valid choices (exit 2, nothing left behind). Spec sec. 6.4."""
+naming the argument and the valid choices (exit 2, nothing left behind). §render."""
 
 import json
 import shutil

@@ -1,4 +1,4 @@
-"""The original's -ca / -o config semantics (spec sec. 6.3) on the frozen config tree."""
+"""The original's -ca / -o config semantics (§cli) on the frozen config tree."""
 
 import dataclasses
 from pathlib import Path

@@ -67,7 +67,7 @@ def test_the_config_rejects_what_the_spec_rejects():
 
 
 def test_which_combinations_sample_from_the_variance():
-    """Written out from spec sec. 3.4 / 4: E and ign_var never sample; TS* samples the members'
+    """From §predict / §propagation: E and ign_var never sample; TS* samples the members'
     own Gaussians (P/PE only); DS / MM sample the moment-matched one (any ensemble, or P)."""
     sampling = {"P-DS", "P-MM", "DE-DS", "DE-MM", "PE-DS", "PE-MM", "PE-TS1", "PE-TSinf"}
     for model, prop in itertools.product(MODEL_TYPES, PROP_TYPES):

@@ -1,4 +1,4 @@
-"""Variant names and the original's valid model x propagation combinations (spec sec. 3.5, 4)."""
+"""Variant names and the original's valid model x propagation pairs (§variants, §propagation)."""
 
 import itertools
 

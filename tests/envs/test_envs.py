@@ -1,4 +1,4 @@
-"""The four PETS envs against the spec's numbers (pets-original-spec.md sec. 0, 1, 8, 9)."""
+"""The four PETS envs against the original's numbers (§env-base, §envs, §porting, §checks)."""
 
 import math
 from pathlib import Path
@@ -26,7 +26,7 @@ SPEC = {
     "halfcheetah": (18, 6, 1.0, 5, 0.01, mujoco.mjtIntegrator.mjINT_EULER, -9.81),
 }
 
-# [MJ4-checked] compiled masses of the original XMLs (spec sec. 1)
+# [MJ4-checked] compiled masses of the original XMLs (§envs)
 MASSES = {
     "cartpole": {"cart": 10.472, "pole": 5.0186},
     "reacher": {
@@ -85,7 +85,7 @@ def _rollout(env: gymnasium.Env, seed: int, num_steps: int) -> tuple[np.ndarray,
 
 
 def _spec_reset_obs(name: str, seed: int) -> np.ndarray:
-    """The first obs after reset(seed=seed), from the spec's reset noise (sec. 1.1-1.4) drawn from
+    """The first obs after reset(seed=seed), from the original's reset noise (§envs) drawn from
     the env's np_random, which gymnasium seeds as numpy's default_rng(seed)."""
     rng = np.random.default_rng(seed)
     if name == "cartpole":  # qpos then qvel, each N(0, 0.1^2)
@@ -97,7 +97,7 @@ def _spec_reset_obs(name: str, seed: int) -> np.ndarray:
     if name == "pusher":  # object slides (y, x) = (-0.25, 0.15) + N(0, 0.025^2); qvel U(+-0.005)
         slide_y, slide_x = np.array([-0.25, 0.15]) + rng.normal(0.0, 0.025, 2)
         arm_qvel = rng.uniform(-0.005, 0.005, 11)[:7]
-        tip, obj = [0.921, -0.6, 0.0], [0.45 + slide_x, -0.05 + slide_y, -0.275]  # spec sec. 9
+        tip, obj = [0.921, -0.6, 0.0], [0.45 + slide_x, -0.05 + slide_y, -0.275]  # §checks
         return np.concatenate([np.zeros(7), arm_qvel, tip, obj])
     # halfcheetah: qpos, qvel ~ N(0, 0.001^2); obs[0], the step's velocity, is 0 after reset
     qpos, qvel = rng.normal(0.0, 0.001, 9), rng.normal(0.0, 0.001, 9)
@@ -163,7 +163,7 @@ def test_spaces_dt_and_physics_options_match_spec(name):
 def test_body_masses_match_spec(name):
     model = make_env(name).unwrapped.model
     for body, mass in MASSES[name].items():
-        # the spec quotes 3-4 significant digits
+        # docs/algorithm.md quotes 3-4 significant digits
         assert model.body(body).mass[0] == pytest.approx(mass, rel=3e-3), body
 
 
@@ -191,7 +191,7 @@ def test_joint_refs_put_reacher_target_qpos_at_its_world_position():
     np.testing.assert_allclose(env.data.body("target").xpos, env.data.qpos[7:10], atol=1e-15)
 
 
-# spec sec. 9 numeric checks ------------------------------------------------------------------
+# §checks numeric checks ------------------------------------------------------------------
 
 
 def test_cartpole_reward_at_rest_is_exp_minus_4():
@@ -236,7 +236,7 @@ def test_reacher_end_effector_is_palm_point_when_elbow_bent():
 
 
 def test_reacher_end_effector_keeps_the_discontinuity_at_straight_elbow():
-    # the original's quirk (spec sec. 1.2): exact at elbow < 0, off at 0 and mirrored above 0
+    # the original's quirk (§reacher): exact at elbow < 0, off at 0 and mirrored above 0
     env = make_env("reacher").unwrapped
     model, data = env.model, mujoco.MjData(env.model)
     errors = {}
@@ -310,7 +310,7 @@ def test_halfcheetah_reset_state():
     env = make_env("halfcheetah").unwrapped
     obs, _ = env.reset(seed=0)
     np.testing.assert_array_equal(obs, _spec_reset_obs("halfcheetah", 0))
-    # the torso frame starts at z = 0.7 (spec sec. 9), moved by the rootz noise
+    # the torso frame starts at z = 0.7 (§checks), moved by the rootz noise
     assert env.data.body("torso").xpos[2] == pytest.approx(0.7 + env.data.qpos[1], abs=1e-15)
 
 
@@ -367,7 +367,7 @@ def test_rgb_array_render_works_headless():
     assert frame.std() > 1.0
 
 
-# pusher physics under mujoco >= 3 (spec sec. 8.2) --------------------------------------------
+# pusher physics under mujoco >= 3 (§pusher-object) --------------------------------------------
 
 
 def _wrist_ik(model: mujoco.MjModel, q: np.ndarray, pos: np.ndarray, x_axis: np.ndarray):
@@ -417,7 +417,7 @@ def _scripted_push(env: PusherEnv, push_steps: int) -> tuple[float, float, float
 
 
 def test_pusher_original_object_is_not_pushed_under_mujoco3():
-    # why we deviate: the 1.3e-8 kg object of the original XML does not move (spec sec. 8.2)
+    # why we deviate: the 1.3e-8 kg object of the original XML does not move (§pusher-object)
     env = PusherEnv(object_density=ORIGINAL_OBJECT_DENSITY)
     _, _, travel = _scripted_push(env, push_steps=60)
     assert travel < 1e-3

@@ -1,4 +1,4 @@
-"""The planner's torch task functions (spec sec. 2.2-2.3) against the gymnasium envs."""
+"""The planner's torch task functions (§processing, §costs) against the gymnasium envs."""
 
 import math
 
@@ -9,7 +9,7 @@ from support import spec_rewards as spec
 
 from pets_core.envs import ENV_IDS, ENV_NAMES, get_task, make_env
 
-# name: (model input dim I, target dim T), spec sec. 2.1
+# name: (model input dim I, target dim T), §settings-table
 MODEL_DIMS = {"cartpole": (6, 4), "reacher": (24, 17), "pusher": (27, 20), "halfcheetah": (24, 18)}
 
 
@@ -59,7 +59,7 @@ moves a reward by > 1e-4."""
 def _random_state(name: str, env, rng: np.random.Generator, bend_back: bool):
     """qpos, qvel anywhere in the joint ranges, at speeds a random policy reaches; the env's own
     goal (reacher target, pusher goal slides) left where reset put it. bend_back: the elbow at its
-    limit 0 moving past it (the reacher EE's mirrored region, spec sec. 1.2)."""
+    limit 0 moving past it (the reacher EE's mirrored region, §reacher)."""
     qpos, qvel = env.data.qpos.copy(), rng.normal(0.0, 1.0, env.model.nv)
     low, high = env.model.jnt_range[:, 0], env.model.jnt_range[:, 1]
     limited = env.model.jnt_limited.astype(bool)
@@ -101,7 +101,7 @@ def _oracle_transitions(name: str, seed: int, starts: int = 4, steps: int = 5):
             if bend_back:
                 action[3] = high[3]  # keeps the elbow above 0 for all the steps
             data = env.data
-            if name == "pusher":  # scored on the pre-step subtree COMs (spec sec. 1.3)
+            if name == "pusher":  # scored on the pre-step subtree COMs (§pusher)
                 com = {b: data.subtree_com[data.body(b).id].copy() for b in ("tips_arm", "object")}
                 goal = data.subtree_com[data.body("goal").id].copy()
                 np.testing.assert_allclose(goal, spec.PUSHER_GOAL, rtol=0, atol=1e-12)
@@ -111,7 +111,7 @@ def _oracle_transitions(name: str, seed: int, starts: int = 4, steps: int = 5):
                 expected = spec.cartpole_reward(np.concatenate([data.qpos, data.qvel]), action)
                 goal = None
             elif name == "reacher":
-                goal = data.qpos[7:10].copy()  # the target's world position (spec sec. 1.2)
+                goal = data.qpos[7:10].copy()  # the target's world position (§reacher)
                 expected = spec.reacher_reward(data.qpos[:7], action, goal)
             elif name == "pusher":
                 expected = spec.pusher_reward(com["tips_arm"], com["object"], goal, action)
@@ -138,7 +138,7 @@ def test_env_reward_equals_the_spec_oracle_on_random_states(name, seed):
 @pytest.mark.parametrize("name", ENV_NAMES)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_task_costs_equal_the_spec_oracle_on_random_states(name, seed):
-    # the planner scores next states (all four envs, spec sec. 2.3), batched as in the planner
+    # the planner scores next states (all four envs, §costs), batched as in the planner
     task = get_task(name)
     spec_obs_cost, spec_ac_cost = spec.SPEC_COSTS[name]
     rows = _oracle_transitions(name, seed)
@@ -162,7 +162,7 @@ def test_task_costs_equal_the_spec_oracle_on_random_states(name, seed):
 
 @pytest.mark.parametrize("name", ["cartpole", "reacher", "halfcheetah"])
 def test_task_cost_of_the_next_state_is_minus_the_spec_reward(name):
-    # spec sec. 2.3: "exactly the negative env reward" for these three, checked on the oracle's
+    # §costs: "exactly the negative env reward" for these three, checked on the oracle's
     # reward (not on the env's, which pets_core computes with the same task functions)
     task = get_task(name)
     for _, action, next_obs, _, expected, goal in _oracle_transitions(name, seed=2):
@@ -174,8 +174,8 @@ def test_task_cost_of_the_next_state_is_minus_the_spec_reward(name):
 
 
 def test_pusher_env_reward_scores_the_pre_step_state_and_the_planner_the_next():
-    # spec sec. 7.1.1: the env's reward of a step (the oracle on MuJoCo's pre-step COMs) is the
-    # spec cost of the obs the env returned BEFORE the step ...
+    # §quirk-1: the env's reward of a step (the oracle on MuJoCo's pre-step COMs) is the
+    # the original's cost of the obs the env returned BEFORE the step ...
     task = get_task("pusher")
     rows = _oracle_transitions("pusher", seed=3)
     goal = torch.tensor(spec.PUSHER_GOAL, dtype=torch.float64)
@@ -198,7 +198,7 @@ def test_pusher_env_reward_scores_the_pre_step_state_and_the_planner_the_next():
 @pytest.mark.parametrize("elbow", [0.0, -1e-4, 1e-4, -1.0])
 @pytest.mark.parametrize("wrist", [0.0, -0.7])
 def test_reacher_cost_equals_the_spec_oracle_at_straight_joints(elbow, wrist):
-    # the analytic EE's degenerate hinge (exactly 0) and its discontinuity (spec sec. 1.2)
+    # the analytic EE's degenerate hinge (exactly 0) and its discontinuity (§reacher)
     task = get_task("reacher")
     rng = np.random.default_rng(11)
     goal = np.array([0.1, 0.2, -0.05])

@@ -1,4 +1,4 @@
-"""The dynamics network, its loss, prediction API, normaliser and files (spec sec. 3)."""
+"""The dynamics network, its loss, prediction API, normaliser and files (§model)."""
 
 import math
 

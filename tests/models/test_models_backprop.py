@@ -91,7 +91,7 @@ def test_fused_tf_adam_equals_reference_adam():
 
 
 def _reference_train(model, inputs, targets, *, epochs, batch_size, lr, rng, adam):
-    """Spec sec. 3.3 with autograd and TF-Adam op by op, same rng call sequence as the trainer.
+    """§training with autograd and TF-Adam op by op, same rng call sequence as the trainer.
 
     ``adam``: a dict carrying the Adam moments and step count across calls.
     """

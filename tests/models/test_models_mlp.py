@@ -1,7 +1,7 @@
 """The one ensemble MLP (pets_core.models.mlp): every caller's layout computes the same network.
 
-The oracle is the spec's network written out in float64 numpy (sec. 3.1: swish hidden layers, a
-linear head; sec. 3.2: lv = min + softplus(max - softplus(max - raw) - min); sec. 3.4: moment
+The oracle is the original's network written out in float64 numpy (§network: swish hidden layers, a
+linear head; §loss: lv = min + softplus(max - softplus(max - raw) - min); §predict: moment
 matching), independent of the torch code under test.
 """
 

@@ -45,7 +45,7 @@ def test_each_member_trains_only_on_its_own_bootstrap_rows(model_type):
     trainer, seen = _recording_trainer(model)
     trainer.train(inputs, targets, epochs=2, batch_size=32, rng=np.random.default_rng(5))
 
-    # the same draws the trainer makes (spec sec. 3.3): permutation, then the (E, N) bootstrap
+    # the same draws the trainer makes (§training): permutation, then the (E, N) bootstrap
     rng = np.random.default_rng(5)
     permutation = rng.permutation(N)
     draws = rng.integers(N, size=(E, N))

@@ -1,4 +1,4 @@
-"""The MPC controller (spec sec. 5.1, 5.4): random start, warm-start shift, replanning, logging."""
+"""MPC (§action-selection, §ctrl-logs): random start, warm-start shift, replanning, logging."""
 
 from types import SimpleNamespace
 

@@ -1,4 +1,4 @@
-"""Propagation (spec sec. 4) with fake ensembles whose outputs encode what they were given.
+"""Propagation (§propagation) with fake ensembles whose outputs encode what they were given.
 
 The fakes follow the models contract (``predict(x[E, M, I])``, ``predict_moments(x[M, I])``) but
 expose no weights, so ``predicted_costs`` calls the contract API (the fast layout is tested

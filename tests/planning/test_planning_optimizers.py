@@ -1,4 +1,4 @@
-"""CEM (spec sec. 5.2) and random shooting (sec. 5.3) on objectives with known optima."""
+"""CEM (§cem) and random shooting (§random) on objectives with known optima."""
 
 import pytest
 import torch

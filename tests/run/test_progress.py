@@ -229,7 +229,8 @@ def three_runs(tmp_path_factory) -> Path:
     return root
 
 
-def test_workflow_summary_table_from_done_json(three_runs: Path) -> None:
+def test_workflow_summary_table_from_done_json(three_runs: Path, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
     dirs = sorted(three_runs.glob("*/*/seed*"))
     done = {
         d: json.loads((d / "done.json").read_text()) for d in dirs if (d / "done.json").exists()
@@ -267,21 +268,29 @@ def test_workflow_summary_table_from_done_json(three_runs: Path) -> None:
         "1",
         f"{sum(pe) / 2:.2f} [{min(pe):.2f}, {max(pe):.2f}]",
     ]
-    assert lines[-2] == (
-        "MLflow:   mlflow ui --backend-store-uri sqlite:///results/mlflow.db  -> "
-        "http://127.0.0.1:5000"
-    )
+    assert lines[-3:-1] == [
+        "MLflow:   mlflow ui --backend-store-uri sqlite:///results/mlflow.db, then open",
+        "          http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
+        "  (pets-cartpole)",
+    ]  # no store in this directory: the experiments list
     assert (
         lines[-1]
         == "report:   snakemake --report results/quick/report.html --configfile config/quick.yaml"
     )
 
 
+WHERE = {"out": "results/q", "runs_root": "results/q/runs"}
+"""Where an experiment named q keeps its outputs and runs (README, Layout)."""
+
+
 def test_workflow_summary_commands_are_shell_quoted(tmp_path: Path) -> None:
     text = workflow_summary(
-        [], tracking_uri=f"sqlite:///{tmp_path}/my store/mlflow.db", configfiles=["my cfg/q.yaml"]
+        [],
+        tracking_uri=f"sqlite:///{tmp_path}/my store/mlflow.db",
+        configfiles=["my cfg/q.yaml"],
+        **WHERE,
     )
-    assert "snakemake --report results/report.html --configfile 'my cfg/q.yaml'" in text
+    assert "snakemake --report results/q/report.html --configfile 'my cfg/q.yaml'" in text
     assert f"mlflow ui --backend-store-uri 'sqlite:///{tmp_path}/my store/mlflow.db'" in text
 
 
@@ -289,5 +298,85 @@ def test_workflow_summary_names_a_damaged_done_json(three_runs: Path, tmp_path: 
     shutil.copytree(three_runs, tmp_path / "runs")  # the fixture is shared: damage a copy
     dirs = sorted(tmp_path.glob("runs/*/*/seed*"))
     (dirs[0] / "done.json").write_text("{")
-    text = workflow_summary(dirs, tracking_uri=None)
+    text = workflow_summary(dirs, tracking_uri=None, **WHERE)
     assert f"damaged:  {dirs[0]}/done.json is damaged (not JSON: " in text
+
+
+def test_workflow_summary_links_each_experiments_runs(three_runs: Path, tmp_path, monkeypatch):
+    """With a real sqlite store the link opens the experiment's runs table (Model training)."""
+    import mlflow
+
+    from pets_core.results import store
+
+    monkeypatch.chdir(tmp_path)
+    uri = "sqlite:///results/mlflow.db"
+    store.init_store(uri, ["pets-reacher", "pets-cartpole"])
+    exp_id = mlflow.MlflowClient(uri).get_experiment_by_name("pets-cartpole").experiment_id
+    text = workflow_summary(sorted(three_runs.glob("*/*/seed*")), tracking_uri=uri, **WHERE)
+    assert (
+        f"          http://127.0.0.1:5000/#/experiments/{exp_id}?workflowType=machine_learning"
+        "  (pets-cartpole)"
+    ) in text.splitlines()
+    server = workflow_summary(
+        sorted(three_runs.glob("*/*/seed*")), tracking_uri="http://h:1/", **WHERE
+    )
+    assert server.splitlines()[-3:-1] == [
+        "MLflow:   open",
+        "          http://h:1/#/experiments?workflowType=machine_learning  (pets-cartpole)",
+    ]  # an unreachable server: the experiments list, at once
+
+
+def test_status_line_names_the_run_once_per_iteration() -> None:
+    clock, status = Clock(), io.StringIO()
+    p = Progress(
+        label="cartpole D-E-CEM seed 2",
+        ntrain_iters=4,
+        steps_per_iter=2,
+        loss_name="train mse",
+        live=False,
+        out=io.StringIO(),
+        err=io.StringIO(),
+        status=status,
+        clock=clock,
+    )
+    p.start_iteration(1)
+    p.step(0.25)
+    clock.now = 90.0  # 1:30 per iteration, 3 to go
+    p.end_iteration(ret=-3.14159, best=7.0, train_loss=0.1, s_per_action=0.25, train_s=1.0)
+    assert status.getvalue() == (
+        "cartpole D-E-CEM seed 2  iter 1/4  return -3.1  best 7.0  0.25 s/action  ETA 4:30\n"
+    )
+
+
+def test_status_fd_gets_the_iteration_lines_and_a_bad_fd_is_one_line(tmp_path) -> None:
+    read, write = os.pipe()
+    argv = [*tiny_args("cartpole", iters=2), "--run-dir", str(tmp_path / "run")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pets_core.mbexp", *argv, "--status-fd", str(write)],
+        cwd=REPO,
+        pass_fds=(write,),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    os.close(write)
+    with os.fdopen(read) as f:
+        lines = f.read().splitlines()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_metrics_csv(tmp_path / "run")
+    assert [ln.split("  ETA ")[0] for ln in lines] == [
+        f"cartpole PE-TSinf-CEM seed 0  iter {int(r['iteration'])}/2  return {r['return']:.1f}  "
+        f"best {r['best_so_far']:.1f}  {r['plan_s_per_action']:.2f} s/action"
+        for r in rows
+    ]
+    bad = subprocess.run(
+        [sys.executable, "-m", "pets_core.mbexp", *argv[:-2], "--status-fd", "97"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (bad.returncode, bad.stderr) == (
+        2,
+        "mbexp: error: --status-fd 97 is not an open file descriptor\n",
+    )

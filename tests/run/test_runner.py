@@ -1,5 +1,5 @@
 """The experiment runner end to end: every variant, every env, logs.mat shapes, the CLI's errors,
-determinism, stochastic actions, logging options and MLflow, with tiny overrides (spec sec. 6)."""
+determinism, stochastic actions, logging options and MLflow, with tiny overrides (§experiment)."""
 
 import json
 import os

@@ -93,7 +93,7 @@ def test_the_run_streams_are_the_documented_spawn_children(seed):
 def _spec_init(seed: int, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
     """The documented init: W ~ truncated normal at +-2 std, std = 1 / (2 sqrt(fan_in)), drawn
     layer by layer from one CPU generator seeded with the run's model_init child; b = 0; log-
-    variance bounds 0.5 / -10 (spec sec. 3.1, 3.6). shapes: W0, b0, W1, b1, ..., max, min."""
+    variance bounds 0.5 / -10 (§network, §model-files). shapes: W0, b0, W1, b1, ..., max, min."""
     generator = torch.Generator().manual_seed(_as_63_bits(_spawned(seed, 5)))
     *layers, max_shape, min_shape = shapes
     params = []

@@ -2,7 +2,7 @@
 
 tiny_args/run/logs/TASK_HOR drive `python -m pets_core.mbexp` in-process at a second or two per
 run; make_run and fake_run_dir write what a run leaves behind (logs.mat in the original's keys and
-shapes, spec sec. 6.2; metrics.csv, config, done.json) with known numbers.
+shapes, §logs-mat; metrics.csv, config, done.json) with known numbers.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def make_run(
     obs_dim: int = 3,
     act_dim: int = 2,
 ) -> Path:
-    """A run dir with a logs.mat in the original's keys and shapes (spec sec. 6.2)."""
+    """A run dir with a logs.mat in the original's keys and shapes (§logs-mat)."""
     run_dir = root / "runs" / env / variant / f"seed{seed}"
     run_dir.mkdir(parents=True)
     n = n_init + len(returns)

@@ -1,31 +1,31 @@
-"""An independent oracle: the original's env rewards and planner costs, from the spec, in numpy.
+"""An independent oracle: the original's env rewards and planner costs, in numpy.
 
-Written from /work/shared/reference/pets-original-spec.md (sec. 1.1-1.4: the MBRL envs' rewards;
-sec. 2.3: the config modules' obs_cost / ac_cost), with every number typed in here from the spec
-and nothing imported from pets_core, so that a changed constant or formula in pets_core/envs shows
-as a mismatch. pets_core computes its env reward with the task's own cost functions
-(pets_core/envs/base.py), so comparing the two with each other would prove nothing.
+Written from the original's rewards (§envs) and its config modules' obs_cost /
+ac_cost (§costs), every number typed in here and nothing imported from pets_core, so
+that a changed constant or formula in pets_core/envs shows as a mismatch. pets_core computes
+its env reward with the task's own cost functions (pets_core/envs/base.py), so comparing the two
+with each other would prove nothing.
 
 One step, float64, no batching: obs (O,), action (A,), goal (3,) -> a Python float.
 """
 
 import numpy as np
 
-# spec sec. 1.1 / 2.3 ------------------------------------------------------------------------
+# §cartpole / §costs ------------------------------------------------------------------------
 CARTPOLE_POLE = 0.6
 """ee(s) = (x - 0.6 sin theta, -0.6 cos theta); target (0, 0.6); length scale 0.6^2 = 0.36."""
 CARTPOLE_TARGET = (0.0, 0.6)
 CARTPOLE_WIDTH_SQ = 0.36
 CARTPOLE_AC = 0.01
 
-# spec sec. 1.2 / 2.3 ------------------------------------------------------------------------
+# §reacher / §costs ------------------------------------------------------------------------
 REACHER_AC = 0.01
 REACHER_SHOULDER = (0.1, 0.4, 0.188)
 """c = (0.1 cos t1 + 0.4 cos t1 cos t2, 0.1 sin t1 + 0.4 sin t1 cos t2 - 0.188, -0.4 sin t2)."""
 REACHER_LINKS = (0.321, 0.16828)
 """(forearm, wrist-to-palm-point) lengths of the two chained hinges."""
 
-# spec sec. 1.3 / 2.3 ------------------------------------------------------------------------
+# §pusher / §costs ------------------------------------------------------------------------
 PUSHER_GOAL_W = 1.25
 PUSHER_TIP_W = 0.5
 PUSHER_AC = 0.1
@@ -34,7 +34,7 @@ PUSHER_GOAL = (0.45, -0.05, -0.323)
 PUSHER_TIP, PUSHER_OBJ = slice(14, 17), slice(17, 20)
 """obs = [q_arm (7), qdot_arm (7), tips_arm COM (3), object COM (3)]."""
 
-# spec sec. 1.4 / 2.3 ------------------------------------------------------------------------
+# §halfcheetah / §costs ------------------------------------------------------------------------
 HALFCHEETAH_AC = 0.1
 HALFCHEETAH_DT = 0.05
 """Env step: 5 frames x 0.01 s; obs[0] = (x_{t+1} - x_t) / dt."""
@@ -47,7 +47,7 @@ def cartpole_ee(obs: np.ndarray) -> np.ndarray:
 
 
 def reacher_ee(obs: np.ndarray) -> np.ndarray:
-    """The original's analytic end effector (spec sec. 1.2) from the first 6 joint angles."""
+    """The original's analytic end effector (§reacher) from the first 6 joint angles."""
     t1, t2, t3, t4, t5, t6 = (float(v) for v in obs[:6])
     shoulder, upper, y_off = REACHER_SHOULDER
     axis = np.array([np.cos(t2) * np.cos(t1), np.cos(t2) * np.sin(t1), -np.sin(t2)])
@@ -74,7 +74,7 @@ def reacher_ee(obs: np.ndarray) -> np.ndarray:
     return end
 
 
-# env rewards (spec sec. 1) -------------------------------------------------------------------
+# env rewards (§envs) -------------------------------------------------------------------
 
 
 def cartpole_reward(next_obs: np.ndarray, action: np.ndarray) -> float:
@@ -102,7 +102,7 @@ def halfcheetah_reward(x_before: float, x_after: float, action: np.ndarray) -> f
     return float((x_after - x_before) / HALFCHEETAH_DT - HALFCHEETAH_AC * np.sum(action**2))
 
 
-# planner costs (spec sec. 2.3): name -> (obs_cost(next_obs, goal), ac_cost(action)) -----------
+# planner costs (§costs): name -> (obs_cost(next_obs, goal), ac_cost(action)) -----------
 
 
 def _cartpole_obs_cost(s: np.ndarray, goal=None) -> float:

@@ -3,6 +3,7 @@ and a killed training job that resumes from its checkpoint when the workflow run
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -36,7 +37,32 @@ def test_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # 8 jobs at once, then tables, figures and the report: generous on a loaded 2-core machine
     result = snakemake("--configfile", "config/test.yaml", "--cores", "8", cwd=workdir, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (workdir / "terminal.txt").write_text(result.stdout + result.stderr)  # what the user saw
     return workdir
+
+
+def test_the_terminal_shows_one_line_per_run_per_iteration(test_run: Path) -> None:
+    """The runs' lines reach Snakemake's terminal (the oracle: each run's metrics.csv); the
+    detailed lines stay in the job logs; the closing summary links each experiment's runs."""
+    import mlflow
+
+    terminal = (test_run / "terminal.txt").read_text()
+    for metrics in sorted((test_run / "results/runs/cartpole").glob("*/seed*/metrics.csv")):
+        variant, seed = metrics.parts[-3], metrics.parts[-2].removeprefix("seed")
+        for row in list(csv.DictReader(metrics.open())):
+            ret, best = float(row["return"]), float(row["best_so_far"])
+            line = (
+                f"cartpole {variant} seed {seed}  iter {row['iteration']}/2  return {ret:.1f}  "
+                f"best {best:.1f}  {float(row['plan_s_per_action']):.2f} s/action  ETA "
+            )
+            assert terminal.count(line) == 1, (line, terminal[-3000:])
+    assert "train nll" not in terminal and "step 1/20" not in terminal  # those are in the logs
+    log = (test_run / "results/logs/train/cartpole/PE-TSinf-CEM/seed1.log").read_text()
+    assert "train nll" in log
+    uri = f"sqlite:///{test_run / 'results/mlflow.db'}"
+    exp = mlflow.MlflowClient(uri).get_experiment_by_name("pets-cartpole")
+    page = f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}?workflowType=machine_learning"
+    assert f"          {page}  (pets-cartpole)" in terminal.splitlines()
 
 
 def test_every_job_wrote_a_complete_run_dir(test_run: Path) -> None:

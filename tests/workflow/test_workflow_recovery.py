@@ -1,6 +1,7 @@
-"""The README's recovery line, for real: Snakemake killed with SIGKILL right after its training
-job wrote done.json (the job finishes, Snakemake never records it) recovers with `--unlock`
-once, then the same command with `--rerun-incomplete`; the run dir resumes, nothing retrains."""
+"""The documented recovery line (docs/reproducing.md), for real: Snakemake killed with SIGKILL
+right after its training job wrote done.json (the job finishes, Snakemake never records it)
+recovers with `--unlock` once, then the same command with `--rerun-incomplete`; the run dir
+resumes, nothing retrains."""
 
 from __future__ import annotations
 
@@ -60,5 +61,5 @@ def test_sigkill_after_done_json_recovers_with_unlock_then_rerun_incomplete(tmp_
     log = (workdir / "results/one/logs/train/cartpole/D-E-CEM/seed1.log").read_text()
     assert "resuming" in log and "after iteration 2 of 2" in log, log[-2000:]
 
-    readme = " ".join((REPO / "README.md").read_text().split())
-    assert "`snakemake --unlock` once, then the same command with `--rerun-incomplete`" in readme
+    docs = " ".join((REPO / "docs/reproducing.md").read_text().split())
+    assert "`snakemake --unlock` once, then the same command with `--rerun-incomplete`" in docs

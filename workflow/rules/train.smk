@@ -1,7 +1,9 @@
 # One job = one (env, variant, seed) = one runner invocation; `snakemake -p` prints a command
 # anyone can paste to reproduce that run. Only done.json is declared: the runner writes it last,
 # and checkpoint.pt / logs.mat are not outputs, so Snakemake never deletes them and a killed job
-# resumes from its checkpoint when the workflow runs again.
+# resumes from its checkpoint when the workflow runs again. The job's output goes to its log; its
+# one line per iteration also goes to Snakemake's terminal (fd 3 = the job's stderr before the
+# redirection, given to the runner as --status-fd).
 
 
 rule train:
@@ -31,4 +33,4 @@ rule train:
         "python -m pets_core.mbexp -env {wildcards.env} {params.variant} {params.overrides}"
         " --seed {wildcards.seed} --run-dir {params.run_dir:q} --device {params.device}"
         " --threads {threads} --mlflow-uri {params.tracking_uri:q} --tag config {params.config:q}"
-        " >> {log:q} 2>&1"
+        " --status-fd 3 3>&2 >> {log:q} 2>&1"
