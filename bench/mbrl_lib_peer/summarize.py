@@ -4,6 +4,7 @@ python bench/mbrl_lib_peer/summarize.py --dir DIR
 """
 
 import argparse
+import csv
 import json
 import pathlib
 
@@ -36,10 +37,39 @@ def fit_table(ours: dict, peer: dict) -> list[str]:
     return lines
 
 
+def column(path: pathlib.Path, key: str) -> list[float]:
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [float(row[key]) for row in csv.DictReader(f)]
+
+
+def curves_table(peer_out: pathlib.Path, ours: pathlib.Path, seeds, trials: int) -> list[str]:
+    head = "| run | seed | " + " | ".join(str(t) for t in range(1, trials + 1)) + " | best |"
+    lines = [head, "|---|---|" + "---|" * (trials + 1)]
+    for name, folder, file, key in [
+        ("pets_core", ours, "metrics.csv", "return"),
+        ("mbrl-lib 0.2.0", peer_out, "results.csv", "episode_reward"),
+    ]:
+        for seed in seeds:
+            got = column(folder / f"seed{seed}" / file, key)[:trials]
+            cells = [f"{r:.0f}" for r in got] + ["…"] * (trials - len(got))
+            best = f"{max(got):.0f}" if got else ""
+            lines.append(f"| {name} | {seed} | " + " | ".join(cells) + f" | {best} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", required=True, type=pathlib.Path)
+    parser.add_argument("--dir", type=pathlib.Path)
+    parser.add_argument("--curves", nargs=2, type=pathlib.Path, metavar=("PEER_OUT", "OUR_RUNS"))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--trials", type=int, default=10)
     args = parser.parse_args()
+    if args.curves:
+        print("\n".join(curves_table(*args.curves, args.seeds, args.trials)))
+    if not args.dir:
+        return
     ours = dict(np.load(args.dir / "ours.npz"))
     peer = json.loads((args.dir / "peer.json").read_text())
     print("\n".join(fit_table(ours, peer)))
