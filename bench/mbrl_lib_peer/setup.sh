@@ -15,7 +15,7 @@ PIP="$VENV/bin/python -m pip install -q"
 $PIP "torch==2.13.0"                      # first, by exact version (the CPU build)
 $PIP --no-deps "mbrl==0.2.0"              # its pins (hydra-core 1.0.3, omegaconf 2.0) fail on 3.11
 # numpy < 2: under numpy 2.x, mbrl-lib's pets_halfcheetah reports obs[0] (forward velocity) = 0 at
-# every step, so its reward loses the running term (README.md here, "numpy 2")
+# every step, so its reward loses the running term (docs/halfcheetah-vs-mbrl-lib.md)
 $PIP "numpy==1.26.4" "hydra-core==1.3.2" "omegaconf==2.3.0" "gymnasium==0.26.3" "mujoco==4.0.0" \
   "termcolor==3.3.0" "tqdm==4.70.1" "imageio==2.38.2" "matplotlib==3.11.2"
 PKG=$("$VENV/bin/python" -c "import mbrl, os; print(os.path.dirname(mbrl.__file__))")
