@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -28,7 +29,9 @@ def save_model(model: EnsembleModel, path: str | Path) -> None:
         "config": model.config(),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
-    torch.save(payload, Path(path))
+    buffer = io.BytesIO()  # serialised in memory, then one plain write: a full disk is an
+    torch.save(payload, buffer)  # OSError (ENOSPC), not torch's "iostream error"
+    Path(path).write_bytes(buffer.getvalue())
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> EnsembleModel:

@@ -174,7 +174,9 @@ def store_lock(uri: str) -> Iterator[None]:
 def client_for(uri: str):
     import mlflow  # deferred: ~1 s import, and a run with tracking off never pays it
 
-    return mlflow.MlflowClient(tracking_uri=uri)
+    # absolute: MLflow caches a store per URI string, so a relative sqlite path would keep
+    # pointing at the file of the working directory it was first opened from
+    return mlflow.MlflowClient(tracking_uri=absolute_uri(uri))
 
 
 def _artifact_home(uri: str) -> Path | None:

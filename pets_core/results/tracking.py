@@ -172,7 +172,7 @@ class Tracker:
                 sampling_interval=SYSTEM_METRICS_INTERVAL_S,
                 samples_before_logging=1,
                 resume_logging=not self.created,
-                tracking_uri=self.uri,
+                tracking_uri=absolute_uri(self.uri),
             )
             self._monitor.start()
         except Exception as err:  # psutil missing, ...: the run goes on without them

@@ -17,7 +17,7 @@ from pets_core.results import store, tracking
 
 
 def runs_of(uri, experiment="pets-cartpole"):
-    client = mlflow.MlflowClient(tracking_uri=uri)
+    client = store.client_for(uri)  # absolute: MLflow caches a store per URI string
     exp = client.get_experiment_by_name(experiment)
     return client, ([] if exp is None else client.search_runs([exp.experiment_id]))
 
