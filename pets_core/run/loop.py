@@ -116,7 +116,7 @@ def run_experiment(
         if ended and state.iteration < loop.ntrain_iters:
             # the checkpoint ends a shorter run, which skips training after its last iteration
             # (step 2g): train now, as a run of ntrain_iters trials did then (same data, RNGs)
-            train(cfg, trainer, data, train_rng, state, mpc)
+            train(cfg, trainer, data, train_rng, state, mpc, iteration=state.iteration)
     else:
         # 1. initial rollouts with the untrained controller: uniform random actions
         state.model_trained = cfg.ctrl_cfg.prop_cfg.model_pretrained
