@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pets_core.models.adam import FlatAdam
+from pets_core.models.adam import FlatAdam, JointAdam
 from pets_core.models.backprop import (
     EnsembleGradient,
     copy_views,
@@ -59,11 +59,16 @@ def train_cohort(
     batch_size: int = 32,
     holdout_ratio: float = 0.0,
     max_logging: int = 5000,
+    batched_matmuls: bool | None = None,
 ) -> list[TrainStats]:
     """Train seed s's model on ``datasets[s] = (inputs (N, I), targets (N, T))`` with
     ``rngs[s]``, all seeds in lockstep; returns each seed's diagnostics.
 
-    Every seed's ``TrainStats.seconds`` is the wall time of the whole call.
+    ``batched_matmuls``: True runs every matmul once for all S * E members
+    (``BatchedCohortStep``: fewer, larger kernels, what a GPU wants; equal to the single runs to
+    float32 rounding); False runs each seed's matmuls on its own (``CohortStep``: bit for bit its
+    single run); None (default) picks True on CUDA, False on the CPU. Every seed's
+    ``TrainStats.seconds`` is the wall time of the whole call.
     """
     start = time.perf_counter()
     S = len(trainers)
@@ -83,7 +88,7 @@ def train_cohort(
             f"need epochs >= 0, batch_size >= 1, 0 <= holdout_ratio < 1; got {epochs}, "
             f"{batch_size}, {holdout_ratio}"
         )
-    _check_cohort(trainers, [inputs.shape[0] for inputs, _ in data], rngs)
+    _check_cohort(trainers, [inputs.shape[0] for inputs, _ in data], rngs, batched_matmuls)
 
     # 1-3, seed by seed, each on its own generator
     seeds = [
@@ -91,7 +96,14 @@ def train_cohort(
         for trainer, (inputs, targets), rng in zip(trainers, data, rngs, strict=True)
     ]
     N = seeds[0].idxs.shape[1]
-    step = trainers[0] if S == 1 else CohortStep(trainers)
+    if batched_matmuls is None:
+        batched_matmuls = trainers[0].flat_vectors()[0].device.type == "cuda"
+    if S == 1:
+        step = trainers[0]
+    elif batched_matmuls:
+        step = BatchedCohortStep(trainers)
+    else:
+        step = CohortStep(trainers)
     step.load_from_model()
     steps = 0
     with torch.no_grad():
@@ -117,11 +129,43 @@ def train_cohort(
 
 
 class CohortStep:
-    """S trainers' parameters, gradients and Adam moments as one cohort vector of S * E members.
+    """One minibatch step for S seeds, exact: each seed's gradient from its own trainer (its own
+    matmuls, so the BLAS sees the single run's operands), then one Adam step for all seeds
+    (``JointAdam``: one fused call per weight decay). The trainers' own vectors are updated in
+    place; CUDA-graph trainers replay their own graphs."""
 
-    ``load_from_model`` gathers each seed's weights (from its model, as a single call does) and
-    Adam moments into the cohort vectors, ``step`` is one gradient + Adam step for all seeds, and
-    ``store_to_model`` writes everything back into each seed's trainer and model.
+    def __init__(self, trainers: Sequence[ModelTrainer]) -> None:
+        self.trainers = list(trainers)
+        self.adam = JointAdam([t.adam for t in trainers])
+        E = trainers[0].model.ensemble_size
+        self._members = [slice(s * E, (s + 1) * E) for s in range(len(trainers))]
+
+    def load_from_model(self) -> None:
+        for trainer in self.trainers:
+            trainer.load_from_model()
+
+    def step(self, x: Tensor, y: Tensor, full_batch: bool) -> None:
+        """``x (S * E, B, I + 1)``, ``y (S * E, B, T)``: seed s's members are rows ``s * E ..``."""
+        for trainer, members in zip(self.trainers, self._members, strict=True):
+            trainer.write_gradient(x[members], y[members], full_batch)
+        self.adam.step()
+
+    def store_to_model(self) -> None:
+        for trainer in self.trainers:
+            trainer.store_to_model()
+
+
+class BatchedCohortStep:
+    """One minibatch step for S seeds as one ensemble of S * E members: every matmul once for all
+    seeds (``backprop`` with ``seeds`` = S), one Adam step on the cohort's vectors.
+
+    Not bit-identical to the seeds' single runs on every BLAS: the cohort's weight blocks have
+    leading dimension S * E * out where a single run's have E * out, and MKL picks its kernel (and
+    so the summation order of a matmul) by the leading dimension for some shapes (measured with
+    MKL 2024.2: output widths 5-11 other than 8, and the last row block of contiguous E = 1
+    layers). Agreement is then to float32 rounding (tests/models/test_models_cohort.py).
+    ``load_from_model`` gathers each seed's weights and Adam moments into the cohort vectors,
+    ``store_to_model`` writes them back into each seed's trainer and model.
     """
 
     def __init__(self, trainers: Sequence[ModelTrainer]) -> None:
@@ -150,7 +194,7 @@ class CohortStep:
         self.adam.step_count = self.trainers[0].adam.step_count  # equal (_check_cohort)
 
     def step(self, x: Tensor, y: Tensor, full_batch: bool) -> None:
-        """One step for all seeds: ``x (S * E, B, I + 1)``, ``y (S * E, B, T)``."""
+        """``x (S * E, B, I + 1)``, ``y (S * E, B, T)``: seed s's members are rows ``s * E ..``."""
         self.gradient(x, y)
         self.adam.step()
 
@@ -231,7 +275,10 @@ def _member_losses(model: EnsembleModel, x: Tensor, y: Tensor) -> tuple[Tensor, 
 
 
 def _check_cohort(
-    trainers: Sequence[ModelTrainer], sizes: Sequence[int], rngs: Sequence[np.random.Generator]
+    trainers: Sequence[ModelTrainer],
+    sizes: Sequence[int],
+    rngs: Sequence[np.random.Generator],
+    batched_matmuls: bool | None,
 ) -> None:
     """Refuse what cannot train in lockstep, naming the seeds (by position) that differ."""
     for what, objects in (
@@ -275,11 +322,11 @@ def _check_cohort(
                     f"cohort seeds must share their {key}: seed {s} has {detail} (seed 0); "
                     f"a cohort trains one run configuration at one iteration"
                 )
-    if len(trainers) > 1 and any(t.graph for t in trainers):
+    if len(trainers) > 1 and batched_matmuls and any(t.graph for t in trainers):
         graphed = [s for s, t in enumerate(trainers) if t.graph]
         raise ValueError(
-            f"seeds {graphed} have CUDA-graph trainers (graph=True); a cohort of "
-            f"{len(trainers)} seeds trains eagerly: build its trainers with graph=False"
+            f"seeds {graphed} have CUDA-graph trainers (graph=True); batched_matmuls=True trains "
+            f"the cohort eagerly: pass batched_matmuls=False or build the trainers with graph=False"
         )
 
 

@@ -117,13 +117,17 @@ class ModelTrainer:
         return stats
 
     def step(self, x: Tensor, y: Tensor, full_batch: bool) -> None:
-        """One minibatch step, all members at once: ``x (E, B, I + 1)``, ``y (E, B, T)``; with
-        ``graph``, a full batch replays the captured gradient (the short last one runs eagerly)."""
+        """One minibatch step, all members at once: ``x (E, B, I + 1)``, ``y (E, B, T)``."""
+        self.write_gradient(x, y, full_batch)
+        self.adam.step()
+
+    def write_gradient(self, x: Tensor, y: Tensor, full_batch: bool) -> None:
+        """The step's gradient into the flat gradient vector; with ``graph``, a full batch
+        replays the captured gradient (the short last one runs eagerly)."""
         if self.graph and full_batch:
             self._graphed_gradient(x, y)
         else:
             self.gradient(x, y)
-        self.adam.step()
 
     def run_epoch(self, x_aug: Tensor, y_all: Tensor, idxs: Tensor, batch_size: int) -> int:
         """One pass over the index matrix ``(E, N)`` (``run_epoch`` below) with this trainer."""
