@@ -66,21 +66,30 @@ def _assert_same_state(a, b, **tol):
     assert (sa["adam_step"], sa["total_steps"]) == (sb["adam_step"], sb["total_steps"])
 
 
-@pytest.mark.parametrize("model_type", MODEL_TYPES)
-def test_cohort_equals_each_seeds_single_training_bit_for_bit(model_type):
-    S = 3
-    singles = [_trainer(model_type, seed=10 + s) for s in range(S)]
-    cohort = [_trainer(model_type, seed=10 + s) for s in range(S)]
-    single_rngs = [np.random.default_rng(100 + s) for s in range(S)]
-    cohort_rngs = [np.random.default_rng(100 + s) for s in range(S)]
-    # two calls, the second continuing from the first (Adam moments and step count carried),
-    # N = 45: 40 training rows -> batches 16, 16, 8; N = 83: 75 -> 16 x 4 + 11
+def _cohort_and_singles(model_type, S, seed, **kw):
+    """Two calls (the second continues from the first: Adam moments and step count carried) on
+    twin trainer sets; yields (call, cohort trainers, their stats, single trainers, their stats,
+    cohort generators, single generators) after each call.
+    N = 45: 40 training rows -> batches 16, 16, 8; N = 83: 75 -> 16 x 4 + 11."""
+    singles = [_trainer(model_type, seed=seed + s) for s in range(S)]
+    cohort = [_trainer(model_type, seed=seed + s) for s in range(S)]
+    single_rngs = [np.random.default_rng(10 * seed + s) for s in range(S)]
+    cohort_rngs = [np.random.default_rng(10 * seed + s) for s in range(S)]
     for call, N in enumerate([45, 83]):
         data = _datasets(S, N, call)
         expected = [
             t.train(*d, rng=r, **KW) for t, d, r in zip(singles, data, single_rngs, strict=True)
         ]
-        got = train_cohort(cohort, data, cohort_rngs, **KW)
+        got = train_cohort(cohort, data, cohort_rngs, **KW, **kw)
+        yield call, cohort, got, singles, expected, cohort_rngs, single_rngs
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_cohort_equals_each_seeds_single_training_bit_for_bit(model_type):
+    S = 3
+    for call, cohort, got, singles, expected, cohort_rngs, single_rngs in _cohort_and_singles(
+        model_type, S, seed=10
+    ):
         for s in range(S):
             _assert_same_state(cohort[s], singles[s])
             assert got[s].train_nll == expected[s].train_nll
@@ -89,24 +98,16 @@ def test_cohort_equals_each_seeds_single_training_bit_for_bit(model_type):
             assert got[s].steps == expected[s].steps == KW["epochs"] * (3 if call == 0 else 5)
             assert cohort_rngs[s].bit_generator.state == single_rngs[s].bit_generator.state
     # the seeds really differ (a mix-up would have failed above, this guards the setup)
-    means = [t.model.normalizer.mean for t in cohort]
-    assert not torch.equal(means[0], means[1])
+    assert not torch.equal(cohort[0].model.normalizer.mean, cohort[1].model.normalizer.mean)
     assert not torch.equal(cohort[0].model.weights[0], cohort[1].model.weights[0])
 
 
 @pytest.mark.parametrize("model_type", ["P", "PE"])
 def test_batched_matmuls_agree_with_single_training_to_float32_rounding(model_type):
     S = 2
-    singles = [_trainer(model_type, seed=20 + s) for s in range(S)]
-    cohort = [_trainer(model_type, seed=20 + s) for s in range(S)]
-    single_rngs = [np.random.default_rng(200 + s) for s in range(S)]
-    cohort_rngs = [np.random.default_rng(200 + s) for s in range(S)]
-    for call, N in enumerate([45, 83]):
-        data = _datasets(S, N, call)
-        expected = [
-            t.train(*d, rng=r, **KW) for t, d, r in zip(singles, data, single_rngs, strict=True)
-        ]
-        got = train_cohort(cohort, data, cohort_rngs, batched_matmuls=True, **KW)
+    for _, cohort, got, singles, expected, cohort_rngs, single_rngs in _cohort_and_singles(
+        model_type, S, seed=20, batched_matmuls=True
+    ):
         for s in range(S):
             # the weights to float32 rounding: matmul summation order may differ (cohort.py)
             _assert_same_state(cohort[s], singles[s], rtol=1e-4, atol=1e-6)
