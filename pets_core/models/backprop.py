@@ -20,7 +20,8 @@ ensemble of S * E members, seed-major (members ``s * E .. s * E + E - 1`` are se
 row of log-variance bounds per seed: ``(S, T)``. Every matmul runs over all S * E members at once;
 the kernels whose result can depend on where an element sits in the tensor (transcendental ones,
 whose vectorised and scalar-tail code paths round differently; reductions) run once per seed on
-that seed's contiguous slice, so each seed's numbers are bit for bit those of its own run.
+that seed's contiguous slice, as in its own run. The matmuls see other leading dimensions than a
+single run's, which some BLAS kernels sum in another order (``models.cohort.BatchedCohortStep``).
 
 Shapes: S seeds, E members each, B rows per member, I input, T target, D_l layer widths.
 """

@@ -14,17 +14,23 @@ The procedure, per seed (``ModelTrainer.train`` is the case S = 1):
 A cohort is S seeds of one run configuration at the same iteration (issue 30): same model shape,
 learning rate and dataset size, each with its own data, normaliser, weights, Adam moments and
 random stream. Steps 1-3 and 5 run seed by seed, each on its own generator in the order of a
-single call. Step 4 runs S * E members as one ensemble (``backprop`` module docstring): seed s's
-members are rows ``s * E .. s * E + E - 1`` of every layer block and its log-variance bounds row s
-of ``(S, T)``; its inputs are rows ``s * N .. s * N + N - 1`` of the stacked data, each normalised
-with its own mean and std before stacking. One minibatch step is one gradient and one Adam step
-for all seeds. Weights and Adam state are gathered from each seed's trainer before step 4 and
-written back after it, so the per-seed trainers stay the source of truth.
+single call. Step 4 runs the seeds in lockstep: their normalised rows are stacked (seed s's rows
+are ``s * N .. s * N + N - 1``, each normalised with its own mean and std before stacking) and
+their index matrices too (seed s's members are rows ``s * E .. s * E + E - 1``), so each minibatch
+is one gather for all seeds, then one step:
 
-Equality: seed s's weights, normaliser, Adam state, statistics and generator state after the call
-are bit for bit those of ``trainers[s].train(...)`` on its own: matmuls batched over members
-compute each member alone, Adam is elementwise, and the kernels whose rounding depends on an
-element's position in its tensor run per seed (``backprop``).
+* ``CohortStep`` (the default on the CPU): each seed's gradient from its own trainer, then one
+  Adam step for all seeds (``adam.JointAdam``). Seed s's weights, normaliser, Adam state,
+  statistics and generator state after the call are bit for bit those of
+  ``trainers[s].train(...)`` on its own.
+* ``BatchedCohortStep`` (``batched_matmuls=True``, the default on CUDA): S * E members as one
+  ensemble (``backprop`` with ``seeds`` = S: seed s's members are rows ``s * E ..`` of every
+  layer block, its log-variance bounds row s of ``(S, T)``, its bound gradient summed over its
+  own members), so every matmul runs once for all seeds. Equal to the single runs to float32
+  rounding: the BLAS may sum in another order for the cohort's leading dimensions (the class).
+
+Either way the per-seed trainers stay the source of truth: what a step changes ends up in each
+seed's trainer and model (weights, Adam moments and step count, ``total_steps``).
 """
 
 from __future__ import annotations
@@ -67,7 +73,8 @@ def train_cohort(
     ``batched_matmuls``: True runs every matmul once for all S * E members
     (``BatchedCohortStep``: fewer, larger kernels, what a GPU wants; equal to the single runs to
     float32 rounding); False runs each seed's matmuls on its own (``CohortStep``: bit for bit its
-    single run); None (default) picks True on CUDA, False on the CPU. Every seed's
+    single run; CUDA-graph trainers replay their own graphs); None (default) picks True on CUDA
+    without CUDA-graph trainers, False otherwise. Every seed's
     ``TrainStats.seconds`` is the wall time of the whole call.
     """
     start = time.perf_counter()
@@ -96,8 +103,9 @@ def train_cohort(
         for trainer, (inputs, targets), rng in zip(trainers, data, rngs, strict=True)
     ]
     N = seeds[0].idxs.shape[1]
-    if batched_matmuls is None:
-        batched_matmuls = trainers[0].flat_vectors()[0].device.type == "cuda"
+    if batched_matmuls is None:  # CUDA-graph trainers replay their own graphs instead
+        cuda = trainers[0].flat_vectors()[0].device.type == "cuda"
+        batched_matmuls = cuda and not any(t.graph for t in trainers)
     if S == 1:
         step = trainers[0]
     elif batched_matmuls:
