@@ -167,11 +167,15 @@ class BatchedCohortStep:
     """One minibatch step for S seeds as one ensemble of S * E members: every matmul once for all
     seeds (``backprop`` with ``seeds`` = S), one Adam step on the cohort's vectors.
 
-    Not bit-identical to the seeds' single runs on every BLAS: the cohort's weight blocks have
-    leading dimension S * E * out where a single run's have E * out, and MKL picks its kernel (and
-    so the summation order of a matmul) by the leading dimension for some shapes (measured with
-    MKL 2024.2: output widths 5-11 other than 8, and the last row block of contiguous E = 1
-    layers). Agreement is then to float32 rounding (tests/models/test_models_cohort.py).
+    Not bit-identical to the seeds' single runs: the cohort's weight blocks have leading
+    dimension S * E * out where a single run's have E * out, and MKL picks its kernel (and so the
+    summation order of a matmul) by the leading dimension for some shapes (measured with MKL
+    2024.2: output widths 5-11 other than 8, the last row block of contiguous E = 1 layers); and
+    the fused Adam kernel rounds an element differently in its vector body and its scalar tail,
+    whose positions move with the layout. One step agrees to float32 rounding
+    (tests/models/test_models_cohort.py); Adam's normalised updates let such differences grow
+    over many steps (bench train-cohort: ``batched_max_abs_diff``), like any change of summation
+    order, so runs that must equal single runs use ``CohortStep``.
     ``load_from_model`` gathers each seed's weights and Adam moments into the cohort vectors,
     ``store_to_model`` writes them back into each seed's trainer and model.
     """
