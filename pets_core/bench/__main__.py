@@ -1,5 +1,5 @@
 """`python -m pets_core.bench COMMAND [options]`: run a benchmark (COMMANDS: train, train-cohort,
-plan, gpu, bf16-agreement, true-dynamics, replay)."""
+plan, gpu, bf16-agreement, true-dynamics, replay, workflow)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ COMMANDS = {
     "bf16-agreement": "pets_core.bench.agreement",
     "true-dynamics": "pets_core.bench.true_dynamics",
     "replay": "pets_core.bench.replay",
+    "workflow": "pets_core.bench.workflow",
 }
 
 
