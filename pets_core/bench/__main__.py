@@ -1,5 +1,5 @@
-"""`python -m pets_core.bench COMMAND [options]`: run a benchmark (COMMANDS: train, plan, gpu,
-bf16-agreement, true-dynamics, replay)."""
+"""`python -m pets_core.bench COMMAND [options]`: run a benchmark (COMMANDS: train, plan,
+plan-cohort, gpu, bf16-agreement, true-dynamics, replay)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 COMMANDS = {
     "train": "pets_core.bench.train",
     "plan": "pets_core.bench.plan",
+    "plan-cohort": "pets_core.bench.cohort",
     "gpu": "pets_core.bench.gpu",
     "bf16-agreement": "pets_core.bench.agreement",
     "true-dynamics": "pets_core.bench.true_dynamics",
