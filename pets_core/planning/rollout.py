@@ -145,11 +145,10 @@ def predicted_costs_together(queries: Sequence[CostQuery]) -> list[Tensor]:  # [
     Each query is split into exactly the candidate blocks its single call uses and each block
     runs the single call's code on the same inputs (its own model's planning layout and
     normaliser, its own draws from its own generator, in the same order), so the costs are the
-    single call's bit for bit. What is shared is the pass over the CPU lanes: the blocks the single
-    calls would each hand to the lanes (pets_core.planning.lanes) go there together, one join for
-    all seeds; blocks a single call runs on the calling thread (a predictor that is not lane-safe,
-    or one block) still run there, one query after another. The models must be distinct objects
-    (a planning layout holds one prepared batch of candidates at a time).
+    single call's bit for bit. What is shared is the pass over the CPU lanes: the blocks that the
+    single calls would each hand to the lanes (``run_chains`` of more than one block) go there
+    together, one join for all seeds; a query of one block runs on the calling thread, as alone.
+    Two queries must not share a model (its planning layout holds one prepared batch at a time).
     """
     prepared = [_prepare(*q, record=False) for q in queries]
     predictors = [predictor for predictor, _, _ in prepared]

@@ -1,7 +1,9 @@
 """CohortMPC (planning.cohort): S seeds planned in lockstep equal S single MPCs, bit for bit.
 
-The oracle is each seed's own MPC, built from the same settings and seed and stepped alone. Seeds
-differ in model weights, normaliser, observations and (reacher) goals, so a mix-up cannot pass.
+The oracle is each seed's own MPC, built from the same settings and seed and stepped alone by
+``_act_alone``: one MPC step written out with the optimiser's ``optimize`` and the MPC's cost
+function (the single rollout path), none of planning.cohort's code. Seeds differ in model weights,
+normaliser, observations and (reacher) goals, so a mix-up cannot pass.
 """
 
 import numpy as np
@@ -17,7 +19,7 @@ from pets_core.planning.cohort import CohortMPC
 from pets_core.run.builders import make_optimizer
 
 OPTIMIZERS = {
-    "CEM": CEMCfg(popsize=8, num_elites=2, max_iters=2),
+    "CEM": CEMCfg(popsize=16, num_elites=2, max_iters=2),  # 4 candidate blocks on 2 lanes
     "CEM-elite-eps": CEMCfg(
         popsize=8, num_elites=2, max_iters=6, epsilon=0.02, alpha=0.0, var_update="elite"
     ),
@@ -61,6 +63,23 @@ def _mpc(model_type, prop, opt, seed, *, env="cartpole", H=3, per=2, **kw) -> MP
     )  # fmt: skip
 
 
+def _act_alone(mpc: MPC, obs: np.ndarray) -> np.ndarray:
+    """One single-run step: random before training, buffered, else plan ``per`` actions."""
+    if not mpc.model_trained:
+        return mpc.rng.uniform(mpc.action_low, mpc.action_high)
+    if mpc.action_buffer:
+        return mpc.action_buffer.pop(0)
+    obs_t = torch.as_tensor(obs, dtype=torch.float32)
+    solution = mpc.optimizer.optimize(mpc.cost_fn(obs_t), mpc.prev_sol, mpc.init_var,
+                                      mpc.generator)  # fmt: skip
+    mpc.prev_sol = torch.cat([solution[mpc.per :], torch.zeros_like(solution[: mpc.per])])
+    actions = solution[: mpc.per].numpy().astype(np.float64)
+    mpc.num_planned_actions += mpc.per
+    mpc._log_prediction(obs_t, solution)
+    mpc.action_buffer = list(actions[1:])
+    return actions[0]
+
+
 def _goal(env: str, seed: int):
     return np.random.default_rng(seed).uniform(-0.2, 0.2, 3) if env == "reacher" else None
 
@@ -82,7 +101,7 @@ def _step_both(make, seeds, *, env="cartpole", random_steps=1, steps=3):
                 mpc.model_trained = True
         observations = [obs_rng.normal(size=O) for _ in seeds]
         together = cohort.act(observations)
-        alone = [m.act(o) for m, o in zip(singles, observations, strict=True)]
+        alone = [_act_alone(m, o) for m, o in zip(singles, observations, strict=True)]
         for s, (a, b) in enumerate(zip(together, alone, strict=True)):
             np.testing.assert_array_equal(a, b, err_msg=f"seed {seeds[s]} step {step}")
         for c, m in zip(cohort_mpcs, singles, strict=True):
@@ -123,6 +142,15 @@ def test_seeds_stop_at_different_cem_iterations_and_draw_nothing_after():
     cohort, _ = _step_both(make, seeds=[1, 2, 5, 9], random_steps=0, steps=1)
     iters = [mpc.optimizer.num_iters for mpc in cohort]
     assert len(set(iters)) > 1 and max(iters) < 6, iters
+
+
+def test_one_thread_runs_every_block_inline():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _step_both(lambda s: _mpc("PE", "TS1", "CEM", s), seeds=[0, 1])
+    finally:
+        torch.set_num_threads(old)
 
 
 def test_one_seed_is_the_single_run_and_particles_are_logged():
