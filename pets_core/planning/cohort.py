@@ -82,10 +82,12 @@ def check_cohort(mpcs: Sequence[MPC]) -> None:
                 raise ValueError(
                     f"CohortMPC: mpcs[{s}] differs from mpcs[0] in {name}: {value} vs {first[name]}"
                 )
-    for name in ("model", "optimizer", "generator", "rng"):
-        seen: dict[int, int] = {}
-        for s, mpc in enumerate(mpcs):
-            other = seen.setdefault(id(getattr(mpc, name)), s)
+    seen: dict[tuple[str, int], int] = {}  # (what, id) -> the first seed holding it
+    for s, mpc in enumerate(mpcs):
+        own = {"model": mpc.model, "optimizer": mpc.optimizer, "generator": mpc.generator,
+               "rng": mpc.rng}  # fmt: skip
+        for name, obj in own.items():
+            other = seen.setdefault((name, id(obj)), s)
             if other != s:
                 raise ValueError(
                     f"CohortMPC: mpcs[{other}] and mpcs[{s}] share one {name}; "
