@@ -15,7 +15,7 @@ Shapes: N population, H horizon, A action dim.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 
 from torch import Tensor
 
@@ -27,6 +27,7 @@ Plan = Generator[Tensor, Tensor, Tensor]
 OptimizerCfg = CEMCfg | ICEMCfg | MPPICfg | RandomCfg
 
 
+@runtime_checkable
 class Optimizer(Protocol):
     """Every planner optimiser (``run.builders.make_optimizer`` builds them from their config)."""
 
