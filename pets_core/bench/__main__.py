@@ -1,5 +1,5 @@
 """`python -m pets_core.bench COMMAND [options]`: run a benchmark (COMMANDS: train, train-cohort,
-plan, gpu, bf16-agreement, true-dynamics, replay, workflow)."""
+plan, plan-cohort, gpu, bf16-agreement, true-dynamics, replay, workflow)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ COMMANDS = {
     "train": "pets_core.bench.train",
     "train-cohort": "pets_core.bench.cohort_train",
     "plan": "pets_core.bench.plan",
+    "plan-cohort": "pets_core.bench.cohort_plan",
     "gpu": "pets_core.bench.gpu",
     "bf16-agreement": "pets_core.bench.agreement",
     "true-dynamics": "pets_core.bench.true_dynamics",

@@ -61,33 +61,19 @@ def bench_optimizer(env_name: str, opt: str, overrides, device, *, warmup, repea
     obs, _ = env.reset(seed=seed)
     mpc.model_trained = True
     mpc.reset(getattr(env.unwrapped, "goal", None))
-    counts: list[int] = []
-    plain_cost_fn = mpc.cost_fn
-
-    def counting_cost_fn(obs_t):
-        fn = plain_cost_fn(obs_t)
-
-        def cost(seqs):
-            counts.append(int(seqs.shape[0]))
-            return fn(seqs)
-
-        return cost
-
-    mpc.cost_fn = counting_cost_fn
     per = cfg.ctrl_cfg.per
     for _ in range(warmup):
         mpc.act(obs)
         mpc.action_buffer.clear()  # every call plans
     seconds, candidates = [], []
     for _ in range(repeats):
-        counts.clear()
         start = time.perf_counter()
         mpc.act(obs)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
         mpc.action_buffer.clear()
-        candidates.append(sum(counts))
+        candidates.append(mpc.optimizer.num_evaluated)
     env.close()
     P, H = cfg.ctrl_cfg.prop_cfg.npart, cfg.ctrl_cfg.opt_cfg.plan_hor
     per_action = float(np.median(candidates)) / per

@@ -98,7 +98,8 @@ def _main(argv: list[str]) -> int:
     from pets_core.envs import make_env
     from pets_core.envs.tasks import get_task
     from pets_core.models import make_model
-    from pets_core.planning import MPC, CEMOptimizer, PropagationSpec, tile_bounds
+    from pets_core.planning import MPC, PropagationSpec, tile_bounds
+    from pets_core.run.builders import make_optimizer
     from pets_core.run.device import DeviceError, resolve_device
 
     try:
@@ -128,10 +129,7 @@ def _main(argv: list[str]) -> int:
     goal = getattr(env.unwrapped, "goal", None)
     low, high = env.action_space.low, env.action_space.high
     lower, upper = tile_bounds(low, high, H, device)
-    cem = CEMOptimizer(
-        popsize=N, num_elites=K, max_iters=iters, epsilon=cem_cfg.epsilon,
-        alpha=cem_cfg.alpha, lower=lower, upper=upper,
-    )  # fmt: skip
+    cem = make_optimizer(cem_cfg, lower, upper)
     fast = False if args.fast == "off" else args.fast
     graph = args.graph == "on"
 

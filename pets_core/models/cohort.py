@@ -11,7 +11,7 @@ The procedure, per seed (``ModelTrainer.train`` is the case S = 1):
    index row is shuffled on its own;
 5. diagnostics on the first ``max_logging`` shuffled rows of each member (and the holdout).
 
-A cohort is S seeds of one run configuration at the same iteration (issue 30): same model shape,
+A cohort is S seeds of one run configuration at the same iteration: same model shape,
 learning rate and dataset size, each with its own data, normaliser, weights, Adam moments and
 random stream. Steps 1-3 and 5 run seed by seed, each on its own generator in the order of a
 single call. Step 4 runs the seeds in lockstep: their normalised rows are stacked (seed s's rows

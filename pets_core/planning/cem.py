@@ -5,13 +5,15 @@ Shapes: N population, K elites, H horizon, A action dim.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-CostFn = Callable[[Tensor], Tensor]  # (N, H, A) -> (N,), lower is better
+from pets_core.config.optimizers import CEMCfg
+from pets_core.planning.optimizer import Optimizer, Plan
+
 VarUpdate = Literal["blended", "elite"]
 
 
@@ -36,7 +38,7 @@ def check_bounds(lower: Tensor, upper: Tensor) -> None:
         raise ValueError("lower must be <= upper everywhere")
 
 
-class CEMOptimizer:
+class CEMOptimizer(Optimizer):
     """CEM with the original's truncated sampling, variance cap, alpha-blending and eps stop.
 
     While ``i < max_iters`` and ``max(var) > epsilon``:
@@ -75,25 +77,32 @@ class CEMOptimizer:
         self.popsize, self.num_elites, self.max_iters = popsize, num_elites, max_iters
         self.epsilon, self.alpha, self.var_update = epsilon, alpha, var_update
         self.lower, self.upper = lower, upper
+        self.config = CEMCfg(popsize, num_elites, max_iters, epsilon, alpha, var_update)
         self.num_iters = 0
-        """Iterations run by the last ``optimize`` call (< max_iters when eps stopped it)."""
+        """Iterations run by the last plan (< max_iters when eps stopped it)."""
+        self.num_evaluated = 0
+
+    @classmethod
+    def from_config(cls, cfg: CEMCfg, lower: Tensor, upper: Tensor, *, per: int = 1):
+        return cls(**dataclasses.asdict(cfg), lower=lower, upper=upper)
 
     @torch.no_grad()
-    def optimize(
+    def plan(
         self,
-        cost_fn: CostFn,
         init_mean: Tensor,  # (H, A)
         init_var: Tensor,  # (H, A)
         generator: torch.Generator,
-    ) -> Tensor:  # (H, A)
+    ) -> Plan:  # returns (H, A)
         check_init(init_mean, init_var, self.lower)
         mean, var = init_mean.clone(), init_var.clone()
         alpha = self.alpha
-        self.num_iters = 0
-        # one host sync per iteration (the eps test), none inside the cost function
+        self.num_iters = self.num_evaluated = 0
+        # one host sync per iteration (the eps test), none inside the cost function; once the
+        # test fails the plan ends and draws nothing more
         while self.num_iters < self.max_iters and float(var.max()) > self.epsilon:
             samples = self.sample(mean, var, generator)  # (N, H, A)
-            costs = cost_fn(samples)  # (N,)
+            costs = yield samples  # (N,)
+            self.num_evaluated += self.popsize
             costs = torch.nan_to_num(costs, nan=torch.inf)  # a NaN candidate is never an elite
             elites = samples[torch.topk(costs, self.num_elites, largest=False).indices]  # (K, H, A)
             elite_mean = elites.mean(dim=0)

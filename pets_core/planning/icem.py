@@ -12,12 +12,15 @@ Shapes: N population, K elites, H horizon, A action dim, F = H // 2 + 1 frequenc
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 from torch import Tensor
 
-from pets_core.planning.cem import CostFn, check_bounds, check_init
+from pets_core.config.optimizers import ICEMCfg
+from pets_core.planning.cem import check_bounds, check_init
+from pets_core.planning.optimizer import Optimizer, Plan
 
 
 def colored_noise(
@@ -64,7 +67,7 @@ def colored_noise(
     return (x / std).transpose(1, 2).to(dtype)  # (num, H, A)
 
 
-class ICEMOptimizer:
+class ICEMOptimizer(Optimizer):
     """iCEM with the paper's parameters (Pinneri et al. 2020, their defaults in brackets).
 
     Per iteration ``i = 0 .. max_iters - 1``:
@@ -116,9 +119,15 @@ class ICEMOptimizer:
         self.num_keep = round(keep_elites_frac * num_elites)
         """Elites carried into the next iteration / plan."""
         self.lower, self.upper, self.per = lower, upper, per
+        self.config = ICEMCfg(
+            popsize, num_elites, max_iters, alpha, noise_beta, pop_decay, keep_elites_frac
+        )
         self._elites: Tensor | None = None  # (K, H, A) last plan's final elites, best first
         self.num_evaluated = 0
-        """Candidate sequences evaluated by the last ``optimize`` call."""
+
+    @classmethod
+    def from_config(cls, cfg: ICEMCfg, lower: Tensor, upper: Tensor, *, per: int = 1):
+        return cls(**dataclasses.asdict(cfg), lower=lower, upper=upper, per=per)
 
     def population_sizes(self) -> list[int]:
         """Fresh samples per iteration: ``N_i = max(ceil(N gamma^-i), 2 K)``."""
@@ -132,13 +141,12 @@ class ICEMOptimizer:
         self._elites = None
 
     @torch.no_grad()
-    def optimize(
+    def plan(
         self,
-        cost_fn: CostFn,
         init_mean: Tensor,  # (H, A)
         init_var: Tensor,  # (H, A)
         generator: torch.Generator,
-    ) -> Tensor:  # (H, A)
+    ) -> Plan:  # returns (H, A)
         check_init(init_mean, init_var, self.lower)
         H, A = self.lower.shape
         mean, std = init_mean.clone(), init_var.sqrt()
@@ -153,7 +161,7 @@ class ICEMOptimizer:
             if i == self.max_iters - 1:
                 parts.append(mean[None])
             samples = torch.cat(parts)  # (n + k [+ 1], H, A)
-            costs = torch.nan_to_num(cost_fn(samples), nan=torch.inf)  # (N_i,)
+            costs = torch.nan_to_num((yield samples), nan=torch.inf)  # (N_i,)
             self.num_evaluated += samples.shape[0]
             order = torch.argsort(costs)[: self.num_elites]  # best first
             elites = samples[order]  # (K, H, A)

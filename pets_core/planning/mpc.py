@@ -5,7 +5,6 @@ Shapes: H horizon, A action dim, O obs dim, P particles. numpy at the env bounda
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,9 @@ import torch
 from torch import Tensor
 
 from pets_core.config.propagation import PropagationSpec
-from pets_core.planning.rollout import predicted_costs, predicted_particles
+from pets_core.planning.cohort import act_together
+from pets_core.planning.optimizer import Optimizer, Plan
+from pets_core.planning.rollout import CostQuery, predicted_costs, predicted_particles
 from pets_core.seeding import RunSeeds
 
 
@@ -45,7 +46,7 @@ class MPC:
         *,
         model,
         task,
-        optimizer,
+        optimizer: Optimizer,
         plan_hor: int,
         per: int,
         propagation: PropagationSpec,
@@ -70,10 +71,9 @@ class MPC:
                 f"action_low/high must have shape (A={task.act_dim},), got "
                 f"{action_low.shape} and {action_high.shape}"
             )
-        lower = getattr(optimizer, "lower", None)
-        if lower is not None and tuple(lower.shape) != (plan_hor, task.act_dim):
+        if tuple(optimizer.lower.shape) != (plan_hor, task.act_dim):
             raise ValueError(
-                f"optimizer bounds are {tuple(lower.shape)}, expected (plan_hor, A) = "
+                f"optimizer bounds are {tuple(optimizer.lower.shape)}, expected (plan_hor, A) = "
                 f"{(plan_hor, task.act_dim)}"
             )
         self.model, self.task, self.optimizer = model, task, optimizer
@@ -100,8 +100,7 @@ class MPC:
     def reset(self, goal: np.ndarray | None = None) -> None:
         """Start an episode: mid-point warm start, no buffered actions, the env's current goal."""
         self.prev_sol = self.mid.clone()  # (H, A)
-        if hasattr(self.optimizer, "reset"):  # iCEM: forget the last episode's elites
-            self.optimizer.reset()
+        self.optimizer.reset()  # iCEM: forget the last episode's elites
         self.action_buffer: list[np.ndarray] = []
         self.goal = (
             None
@@ -120,9 +119,17 @@ class MPC:
 
     def cost_fn(self, obs: Tensor):
         """The optimiser's objective at ``obs (O,)``: ``(N, H, A)`` -> costs ``(N,)``."""
-        return lambda action_seqs: predicted_costs(
+        return lambda action_seqs: self.costs(obs, action_seqs)
+
+    def costs(self, obs: Tensor, action_seqs: Tensor) -> Tensor:  # (O,), (N, H, A) -> (N,)
+        """Predicted costs of candidates at ``obs``, drawing from this run's generator."""
+        return predicted_costs(
             self.model, self.task, obs, action_seqs, **self._rollout_kwargs(), graph=self.graph
         )
+
+    def cost_query(self, obs: Tensor, action_seqs: Tensor) -> CostQuery:
+        """``costs``' rollout (graph off) as a query for ``predicted_costs_together``."""
+        return CostQuery(self.model, self.task, obs, action_seqs, **self._rollout_kwargs())
 
     def _rollout_kwargs(self) -> dict:
         """How this controller propagates particles; shared by planning and prediction logging."""
@@ -135,23 +142,38 @@ class MPC:
         )
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """The action to execute at ``obs (O,)``."""
+        """The action to execute at ``obs (O,)``: the one-seed case of ``planning.cohort``."""
+        return act_together([self], [obs])[0]
+
+    # the steps of ``act``, in order; ``planning.cohort.act_together`` calls them for S seeds
+
+    def ready_action(self) -> np.ndarray | None:
+        """A random action before ``model_trained``, else the next buffered one; None: plan."""
         if not self.model_trained:
             return self.rng.uniform(self.action_low, self.action_high)
         if self.action_buffer:
             return self.action_buffer.pop(0)
-        start = time.perf_counter()
+        return None
+
+    def start_plan(self, obs: np.ndarray) -> tuple[Tensor, Plan]:
+        """``obs (O,)`` on the device and the optimiser's plan from ``(prev_sol, init_var)``."""
         obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)  # (O,)
-        solution = self.optimizer.optimize(
-            self.cost_fn(obs_t), self.prev_sol, self.init_var, self.generator
-        )  # (H, A)
+        return obs_t, self.optimizer.plan(self.prev_sol, self.init_var, self.generator)
+
+    def commit_plan(self, solution: Tensor) -> np.ndarray:  # (H, A) -> (per, A)
+        """Shift the warm start past the ``per`` executed actions; those actions on the host."""
         zeros = torch.zeros_like(solution[: self.per])
         self.prev_sol = torch.cat([solution[self.per :], zeros])
-        actions = solution[: self.per].cpu().numpy().astype(np.float64)  # the sync
-        self.plan_seconds += time.perf_counter() - start
+        return solution[: self.per].cpu().numpy().astype(np.float64)  # the sync
+
+    def finish_plan(
+        self, obs: Tensor, solution: Tensor, actions: np.ndarray, seconds: float
+    ) -> np.ndarray:
+        """Count the plan's wall time, log its prediction, buffer all but the first action."""
+        self.plan_seconds += seconds
         self.num_planned_actions += self.per
         if self.log_traj_preds or self.log_particles:
-            self._log_prediction(obs_t, solution)
+            self._log_prediction(obs, solution)
         self.action_buffer = list(actions[1:])
         return actions[0]
 

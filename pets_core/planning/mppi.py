@@ -9,10 +9,14 @@ Shapes: N population, H horizon, A action dim.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor
 
-from pets_core.planning.cem import CostFn, check_bounds, check_init
+from pets_core.config.optimizers import MPPICfg
+from pets_core.planning.cem import check_bounds, check_init
+from pets_core.planning.optimizer import Optimizer, Plan
 
 
 def mppi_weights(costs: Tensor, temperature: float) -> Tensor:  # (N,) -> (N,)
@@ -25,7 +29,7 @@ def mppi_weights(costs: Tensor, temperature: float) -> Tensor:  # (N,) -> (N,)
     return torch.softmax(-(costs - costs.min()) / temperature, dim=0)
 
 
-class MPPIOptimizer:
+class MPPIOptimizer(Optimizer):
     """MPPI with ``num_iters`` refinements of the plan per call.
 
     Each iteration: ``eps ~ N(0, (sigma^2) init_var)`` i.i.d. per step (``sigma`` is in units of
@@ -63,17 +67,20 @@ class MPPIOptimizer:
         self.popsize, self.num_iters = popsize, num_iters
         self.temperature, self.sigma, self.smoothing = temperature, sigma, smoothing
         self.lower, self.upper = lower, upper
+        self.config = MPPICfg(popsize, num_iters, temperature, sigma, smoothing)
         self.num_evaluated = 0
-        """Candidate sequences evaluated by the last ``optimize`` call."""
+
+    @classmethod
+    def from_config(cls, cfg: MPPICfg, lower: Tensor, upper: Tensor, *, per: int = 1):
+        return cls(**dataclasses.asdict(cfg), lower=lower, upper=upper)
 
     @torch.no_grad()
-    def optimize(
+    def plan(
         self,
-        cost_fn: CostFn,
         init_mean: Tensor,  # (H, A)
         init_var: Tensor,  # (H, A)
         generator: torch.Generator,
-    ) -> Tensor:  # (H, A)
+    ) -> Plan:  # returns (H, A)
         check_init(init_mean, init_var, self.lower)
         plan = torch.clamp(init_mean, self.lower, self.upper)  # (H, A)
         std = self.sigma * init_var.sqrt()  # (H, A)
@@ -83,7 +90,7 @@ class MPPIOptimizer:
                 (self.popsize, *plan.shape), generator=generator, device=plan.device
             )  # (N, H, A)
             samples = torch.clamp(plan + std * noise, self.lower, self.upper)
-            costs = torch.nan_to_num(cost_fn(samples), nan=torch.inf)  # (N,)
+            costs = torch.nan_to_num((yield samples), nan=torch.inf)  # (N,)
             self.num_evaluated += self.popsize
             if not bool(torch.isfinite(costs).any()):  # the one host sync per iteration
                 continue  # nothing to weight: keep the plan

@@ -5,13 +5,17 @@ Shapes: N population, H horizon, A action dim.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor
 
-from pets_core.planning.cem import CostFn, check_bounds, check_init
+from pets_core.config.optimizers import RandomCfg
+from pets_core.planning.cem import check_bounds, check_init
+from pets_core.planning.optimizer import Optimizer, Plan
 
 
-class RandomShooting:
+class RandomShooting(Optimizer):
     """Draw ``popsize`` sequences uniformly in [lower, upper], return the lowest-cost one.
 
     No iterations and no warm start: ``init_mean`` / ``init_var`` are accepted for the common
@@ -23,18 +27,24 @@ class RandomShooting:
             raise ValueError(f"popsize must be >= 1, got {popsize}")
         check_bounds(lower, upper)
         self.popsize, self.lower, self.upper = popsize, lower, upper
+        self.config = RandomCfg(popsize)
+        self.num_evaluated = 0
+
+    @classmethod
+    def from_config(cls, cfg: RandomCfg, lower: Tensor, upper: Tensor, *, per: int = 1):
+        return cls(**dataclasses.asdict(cfg), lower=lower, upper=upper)
 
     @torch.no_grad()
-    def optimize(
+    def plan(
         self,
-        cost_fn: CostFn,
         init_mean: Tensor,  # (H, A)
         init_var: Tensor,  # (H, A)
         generator: torch.Generator,
-    ) -> Tensor:  # (H, A)
+    ) -> Plan:  # returns (H, A)
         check_init(init_mean, init_var, self.lower)
         shape = (self.popsize, *self.lower.shape)
         u = torch.rand(shape, generator=generator, device=self.lower.device)  # (N, H, A)
         samples = self.lower + (self.upper - self.lower) * u
-        costs = torch.nan_to_num(cost_fn(samples), nan=torch.inf)  # (N,)
+        costs = torch.nan_to_num((yield samples), nan=torch.inf)  # (N,)
+        self.num_evaluated = self.popsize
         return samples[torch.argmin(costs)]

@@ -31,7 +31,9 @@ roll out concurrently on single-threaded lanes (pets_core.planning.lanes) with t
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from itertools import pairwise
+from typing import NamedTuple
 
 import torch
 from einops import rearrange
@@ -121,10 +123,63 @@ def predicted_particles(
     return torch.stack(states, dim=1), costs
 
 
+class CostQuery(NamedTuple):
+    """One ``predicted_costs`` call (without ``graph``): one seed's candidates at its obs."""
+
+    model: object
+    task: object
+    obs: Tensor  # (O,)
+    action_seqs: Tensor  # (N, H, A)
+    spec: PropagationSpec
+    goal: Tensor | None
+    generator: torch.Generator
+    fast: bool | str = "auto"
+    precision: str = "fp32"
+
+
+@torch.no_grad()
+def predicted_costs_together(queries: Sequence[CostQuery]) -> list[Tensor]:  # [(N_s,)]
+    """``[predicted_costs(*q) for q in queries]`` with the same numbers, in one pass: the seeds
+    of a cohort (planning.cohort), each its own model, obs, goal, candidates and generator.
+
+    Each query is split into exactly the candidate blocks its single call uses and each block
+    runs the single call's code on the same inputs (its own model's planning layout and
+    normaliser, its own draws from its own generator, in the same order), so the costs are the
+    single call's bit for bit. What is shared is the pass over the CPU lanes: the blocks that the
+    single calls would each hand to the lanes (``run_chains`` of more than one block) go there
+    together, one join for all seeds; a query of one block runs on the calling thread, as alone.
+    Two queries must not share a model (its planning layout holds one prepared batch at a time).
+    """
+    prepared = [_prepare(*q, record=False) for q in queries]
+    predictors = [predictor for predictor, _, _ in prepared]
+    if len({id(p) for p in predictors}) != len(predictors):
+        raise ValueError("predicted_costs_together: two queries share one model; give each its own")
+    run_chains([job for _, jobs, _ in prepared if len(jobs) > 1 for job in jobs])
+    for _, jobs, _ in prepared:
+        if len(jobs) == 1:
+            run_chains(jobs)
+    return [torch.cat([cost for cost, _ in results]) for _, _, results in prepared]
+
+
 def _propagate(
     model, task, obs, action_seqs, spec: PropagationSpec, goal, generator, fast, precision, *,
     record: bool,
 ) -> tuple[Tensor, list[Tensor]]:  # fmt: skip
+    _, jobs, results = _prepare(
+        model, task, obs, action_seqs, spec, goal, generator, fast, precision, record=record
+    )
+    run_chains(jobs)
+    costs = torch.cat([cost for cost, _ in results])
+    return costs, (results[0][1] if record else [])
+
+
+def _prepare(
+    model, task, obs, action_seqs, spec: PropagationSpec, goal, generator, fast, precision, *,
+    record: bool,
+) -> tuple[object, list, list]:  # fmt: skip
+    """The predictor (prepared for ``action_seqs``), the rollout's jobs (one per block of
+    candidates) and the list each job writes its block's ``(costs, states)`` into. The random
+    draws are made here, from ``generator``, before any job runs."""
     spec.check_model(model)
     _check_inputs(task, obs, action_seqs)
     obs = obs.to(dtype=torch.float32, device=action_seqs.device)
@@ -147,9 +202,8 @@ def _propagate(
 
         return job
 
-    run_chains([block(i, slice(lo, hi)) for i, (lo, hi) in enumerate(pairwise(bounds))])
-    costs = torch.cat([cost for cost, _ in results])
-    return costs, (results[0][1] if record else [])
+    jobs = [block(i, slice(lo, hi)) for i, (lo, hi) in enumerate(pairwise(bounds))]
+    return predictor, jobs, results
 
 
 def _graphed_costs(

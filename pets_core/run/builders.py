@@ -24,6 +24,7 @@ from pets_core.planning import (
     tile_bounds,
 )
 from pets_core.planning.forward import FastPredictor
+from pets_core.planning.optimizer import Optimizer, OptimizerCfg
 from pets_core.results.rundir import MODEL_PT
 
 
@@ -69,53 +70,27 @@ def use_graphs(cfg: PetsConfig, model, device: torch.device) -> bool:
     return on
 
 
+OPTIMIZERS: dict[type, type[Optimizer]] = {
+    CEMCfg: CEMOptimizer,
+    ICEMCfg: ICEMOptimizer,
+    MPPICfg: MPPIOptimizer,
+    RandomCfg: RandomShooting,
+}
+"""Each optimiser config (``ctrl_cfg.opt_cfg.cfg``) -> the optimiser built from it."""
+
+
 def make_optimizer(
-    opt_cfg: CEMCfg | RandomCfg | ICEMCfg | MPPICfg,
+    opt_cfg: OptimizerCfg,
     lower: torch.Tensor,  # (H, A)
     upper: torch.Tensor,  # (H, A)
     *,
     per: int = 1,
-):
+) -> Optimizer:
     """The optimiser of ``ctrl_cfg.opt_cfg.cfg`` over the box ``[lower, upper]``.
 
     ``per`` (actions executed per plan) tells iCEM how far to shift the last plan's elites.
     """
-    c = opt_cfg
-    if isinstance(c, CEMCfg):
-        return CEMOptimizer(
-            popsize=c.popsize,
-            num_elites=c.num_elites,
-            max_iters=c.max_iters,
-            epsilon=c.epsilon,
-            alpha=c.alpha,
-            lower=lower,
-            upper=upper,
-            var_update=c.var_update,
-        )
-    if isinstance(c, ICEMCfg):
-        return ICEMOptimizer(
-            popsize=c.popsize,
-            num_elites=c.num_elites,
-            max_iters=c.max_iters,
-            alpha=c.alpha,
-            noise_beta=c.noise_beta,
-            pop_decay=c.pop_decay,
-            keep_elites_frac=c.keep_elites_frac,
-            lower=lower,
-            upper=upper,
-            per=per,
-        )
-    if isinstance(c, MPPICfg):
-        return MPPIOptimizer(
-            popsize=c.popsize,
-            num_iters=c.num_iters,
-            temperature=c.temperature,
-            sigma=c.sigma,
-            smoothing=c.smoothing,
-            lower=lower,
-            upper=upper,
-        )
-    return RandomShooting(popsize=c.popsize, lower=lower, upper=upper)
+    return OPTIMIZERS[type(opt_cfg)].from_config(opt_cfg, lower, upper, per=per)
 
 
 def make_mpc(cfg: PetsConfig, env, task: TaskSpec, model, device: torch.device) -> MPC:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pets_core.bench import cohort_train, gpu, plan, train
+from pets_core.bench import cohort_plan, cohort_train, gpu, plan, train
 from pets_core.bench.__main__ import main as bench_main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,6 +45,9 @@ REPO = Path(__file__).resolve().parents[2]
         (["plan", "--env", "cartpole", "--precision", "fp16"], "--precision", "fp32, tf32, bf16"),
         (["plan", "--env", "cartpole", "--prop", "E", "--particles", "5"], "--particles", "1"),
         (["plan", "--env", "cartpole", "--fast", "off", "--graph", "on"], "--graph", "fast"),
+        (["plan-cohort", "--seeds", "1,0"], "--seeds", "integers >= 1"),
+        (["plan-cohort", "--envs", "cartpole,ant"], "--envs", "cartpole"),
+        (["plan-cohort", "--particles", "3"], "--particles", "multiple of"),
         (["gpu"], "--out", "required"),
         (["gpu", "--out", "o", "--budget-s", "5"], "--budget-s", ">= 30"),
         (["gpu", "--out", "o", "--wheels", "nowhere"], "--wheels", "no .whl"),
@@ -109,6 +112,28 @@ def test_plan_respects_small_sizes_and_reports_each_precision(capsys):
         * 2
         * 1
     )  # E rows (in x out) per layer x H x iters
+
+
+def test_plan_cohort_times_each_cohort_size_against_the_matmul_rate(capsys):
+    argv = ["--envs", "cartpole", "--seeds", "1,3", "--popsize", "8", "--particles", "5",
+            "--horizon", "2", "--iters", "2", "--warmup", "0"]  # fmt: skip
+    assert cohort_plan.main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    env = result["envs"]["cartpole"]
+    assert result["threads"] == 1 and (env["popsize"], env["horizon"], env["rows_per_member"]) == (
+        8, 2, 8,
+    )  # fmt: skip
+    assert set(env["by_cohort_size"]) == {"1", "3"}
+    flops_per_iter = 2 * 5 * 8 * sum(a * b for a, b in [(6, 500), (500, 500), (500, 500), (500, 8)])
+    for size, entry in env["by_cohort_size"].items():
+        (iters,) = entry["iters_run"]  # one repeat: each seed's CEM iterations
+        assert len(iters) == int(size) and all(1 <= i <= 2 for i in iters)
+        seconds = entry["s_per_seed_action"] * int(size)
+        achieved = flops_per_iter * 2 * sum(iters) / seconds / 1e9  # x H
+        assert entry["achieved_gflops"] == pytest.approx(achieved, rel=0.02, abs=0.1)
+        assert entry["fraction_of_matmul"] == pytest.approx(
+            entry["achieved_gflops"] / entry["matmul_gflops"], rel=0.02, abs=0.002
+        )
 
 
 def test_train_runs_the_sizes_given(capsys):

@@ -7,23 +7,28 @@ import pytest
 import torch
 from support.fakes import FakeEnsemble, fake_mpc, fake_task
 
-import pets_core.planning.mpc as mpc_module
+import pets_core.planning.cohort as cohort_module
+from pets_core.config import RandomCfg
 from pets_core.config.variants import VariantError
 from pets_core.planning import NAN_COST, CEMOptimizer, tile_bounds
+from pets_core.planning.optimizer import Optimizer
 
 
-class RecordingOptimizer:
-    """Returns 100 * call + arange(H * A) and records what it was started from."""
+class RecordingOptimizer(Optimizer):
+    """Returns 100 * call + arange(H * A), evaluating nothing, and records what it was started
+    from."""
 
     def __init__(self, H, A):
         self.lower, self.H, self.A = torch.zeros(H, A), H, A
+        self.upper, self.config, self.num_evaluated = torch.ones(H, A), RandomCfg(1), 0
         self.init_means, self.init_vars = [], []
 
-    def optimize(self, cost_fn, init_mean, init_var, generator):
+    def plan(self, init_mean, init_var, generator):
         self.init_means.append(init_mean.clone())
         self.init_vars.append(init_var.clone())
         offset = 100.0 * len(self.init_means)
         return offset + torch.arange(self.H * self.A, dtype=torch.float32).view(self.H, self.A)
+        yield  # a generator: a plan with no population to cost
 
 
 def test_uniform_random_actions_before_the_first_training():
@@ -56,7 +61,7 @@ def test_warm_start_shifts_the_solution_by_per_and_appends_zeros():
 
 def test_replans_every_per_steps_and_executes_the_buffered_actions(monkeypatch):
     ticks = iter(range(100))  # a fake clock: each reading is one second after the last
-    monkeypatch.setattr(mpc_module, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
+    monkeypatch.setattr(cohort_module, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
     H, A, per = 5, 1, 2
     opt = RecordingOptimizer(H, A)
     mpc = fake_mpc(opt, H=H, A=A, per=per)

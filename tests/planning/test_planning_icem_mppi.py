@@ -219,18 +219,12 @@ def test_mpc_reset_makes_icem_forget_the_last_episodes_elites():
     icem = _icem(H=4, A=2, popsize=20, num_elites=4, max_iters=1)
     mpc = fake_mpc(icem, H=4, A=2)
     mpc.model_trained = True
-    sizes = []
-    cost = mpc.cost_fn
-
-    def counting_cost_fn(obs):
-        fn = cost(obs)
-        return lambda seqs: (sizes.append(len(seqs)), fn(seqs))[1]
-
-    mpc.cost_fn = counting_cost_fn
-    mpc.act(np.zeros(3))
-    mpc.act(np.zeros(3))
-    mpc.reset(None)
-    mpc.act(np.zeros(3))
+    sizes = []  # candidates each plan evaluated
+    for reset in (False, False, True):
+        if reset:
+            mpc.reset(None)
+        mpc.act(np.zeros(3))
+        sizes.append(icem.num_evaluated)
     keep = icem.num_keep  # round(0.3 * 4) = 1
     assert keep == 1 and sizes == [20 + 1, 20 + keep + 1, 20 + 1]  # + the mean (last iteration)
 

@@ -4,7 +4,9 @@ import pytest
 import torch
 from support.devices import DEVICES
 
-from pets_core.planning import CEMOptimizer, RandomShooting
+from pets_core.config import CEMCfg, ICEMCfg, MPPICfg, RandomCfg
+from pets_core.planning import CEMOptimizer, Optimizer, RandomShooting
+from pets_core.run.builders import OPTIMIZERS, make_optimizer
 
 TRUNC2_VAR = 0.7737413  # variance of a standard normal truncated at +-2
 
@@ -200,3 +202,36 @@ def test_random_shooting_bad_arguments_raise():
         RandomShooting(popsize=0, lower=-torch.ones(2, 1), upper=torch.ones(2, 1))
     with pytest.raises(ValueError, match="horizon"):
         RandomShooting(popsize=5, lower=-torch.ones(0, 1), upper=torch.ones(0, 1))
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        CEMCfg(popsize=6, num_elites=2, max_iters=2, var_update="elite"),
+        ICEMCfg(popsize=6, num_elites=2),
+        MPPICfg(popsize=6, num_iters=2),
+        RandomCfg(popsize=6),
+    ],
+    ids=type,
+)
+def test_every_optimizer_is_built_from_its_config_and_plans_as_a_coroutine(cfg):
+    """The protocol (planning.optimizer): ``make_optimizer`` builds the class of the config,
+    which keeps that config; ``optimize`` is its ``plan`` coroutine driven by the cost function:
+    each population yielded is answered, and the same generator seed gives the same plan."""
+    lower, upper = torch.full((3, 2), -1.0), torch.full((3, 2), 1.0)
+    opt = make_optimizer(cfg, lower, upper, per=1)
+    assert isinstance(opt, Optimizer) and type(opt) is OPTIMIZERS[type(cfg)]
+    assert opt.config == cfg
+    mean, var = torch.zeros(3, 2), torch.full((3, 2), 0.25)
+    seen = []
+    solution = opt.optimize(_quadratic(torch.tensor([0.3, -0.5]), seen), mean, var,
+                            torch.Generator().manual_seed(0))  # fmt: skip
+    assert sum(len(s) for s in seen) == opt.num_evaluated > 0
+    opt.reset()  # iCEM: the first plan's elites would join the second
+    plan = opt.plan(mean, var, torch.Generator().manual_seed(0))
+    samples = next(plan)
+    try:
+        while True:
+            samples = plan.send((samples - torch.tensor([0.3, -0.5])).square().sum(dim=(1, 2)))
+    except StopIteration as done:
+        assert torch.equal(done.value, solution)
