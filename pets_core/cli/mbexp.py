@@ -1,9 +1,9 @@
 """`python -m pets_core.mbexp`: the original's ``scripts/mbexp.py`` command line (§cli).
 
     python -m pets_core.mbexp -env halfcheetah -ca model-type PE -ca prop-type TSinf \\
-        -o exp_cfg.exp_cfg.ntrain_iters 5 [-logdir log] [--seed 0] [--device auto|cpu|cuda] \\
-        [--run-dir DIR] [--threads N] [--mlflow-uri URI] [--mlflow-experiment NAME] \\
-        [--tag KEY VALUE]
+        -o exp_cfg.exp_cfg.ntrain_iters 5 [-logdir log] [--seed 0 | --seeds 1,2,3] \\
+        [--device auto|cpu|cuda] [--run-dir DIR] [--threads N] [--mlflow-uri URI] \\
+        [--mlflow-experiment NAME] [--tag KEY VALUE]
 
 Without --run-dir the run goes to <logdir>/<YYYY-MM-DD--HH:MM:SS>/ (a suffix -1, -2, ... if that
 already exists, so two runs started in the same second never collide). With --run-dir an
@@ -11,6 +11,12 @@ interrupted run resumes after its last complete iteration; a finished one (done.
 settings (pets_core.config.fingerprint) is left alone, or extended from its checkpoint when asked
 for more trials; a run of other settings is refused naming the first that differs. Bad input
 exits 2 with one line naming the culprit and the valid choices.
+
+``--seeds 1,2,3`` runs several seeds of the same settings in one process, in lockstep (a cohort,
+pets_core.run.loop): each seed's run directory, files and MLflow run are exactly its single run's.
+``--run-dir`` then names each seed's directory with ``{seed}`` (``runs/seed{seed}``); without it
+the seeds go to ``<logdir>/<timestamp>/seed<N>/``. Each seed is checked as above; finished ones
+are left alone, and seeds resumed from different iterations catch up before they go on together.
 """
 
 from __future__ import annotations
@@ -90,7 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-logdir", default="log", help="parent of the timestamped run dir (default log)")
     p.add_argument(
-        "--seed", type=int, default=0, help=f"0..{MAX_SEED}; seeds every random stream (default 0)"
+        "--seed",
+        type=int,
+        default=None,
+        help=f"0..{MAX_SEED}; seeds every random stream (default 0)",
+    )
+    p.add_argument(
+        "--seeds",
+        default=None,
+        metavar="N,N,...",
+        help="several seeds in lockstep in one process (a cohort); --run-dir then holds {seed}",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (cuda absent -> error)")
     p.add_argument("--run-dir", type=Path, default=None, help="write here; resumes if interrupted")
@@ -157,18 +172,14 @@ def new_run_dir(logdir: Path) -> Path:
     raise UsageError(f"could not create a fresh run directory under {logdir}")
 
 
-def prepare_run_dir(args: argparse.Namespace) -> tuple[Path, bool]:
-    """(run_dir, created_now). Raises UsageError for an unwritable place."""
+def prepare_run_dir(run_dir: Path) -> bool:
+    """Create ``run_dir`` (and parents); True if it did not exist. UsageError if unwritable."""
+    created = not run_dir.exists()
     try:
-        if args.run_dir is None:
-            return new_run_dir(Path(args.logdir)), True
-        run_dir = Path(args.run_dir)
-        created = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        where = args.run_dir or args.logdir
-        raise UsageError(f"cannot create a run directory in {where}: {err.strerror}") from None
-    return run_dir, created
+        raise UsageError(f"cannot create a run directory in {run_dir}: {err.strerror}") from None
+    return created
 
 
 def check_existing_run(run_dir: Path, cfg: config_mod.PetsConfig) -> str | None:
@@ -233,21 +244,59 @@ def _metrics_rows(run: RunDir) -> int:
     return len(read_metrics_csv(run.path)) if (run / METRICS_CSV).is_file() else 0
 
 
+def parse_seeds(args: argparse.Namespace) -> list[int]:
+    """--seed N or --seeds N,N,...: the run's seeds, each checked (default: seed 0)."""
+    if args.seed is not None and args.seeds is not None:
+        raise UsageError("--seed and --seeds: give one of them")
+    if args.seeds is None:
+        seeds = [0 if args.seed is None else args.seed]
+    else:
+        try:
+            seeds = [int(part) for part in args.seeds.split(",")]
+        except ValueError:
+            raise UsageError(
+                f"--seeds must be a comma-separated list of integers, e.g. 1,2,3 (got "
+                f"{args.seeds!r})"
+            ) from None
+        if repeated := sorted({s for s in seeds if seeds.count(s) > 1}):
+            raise UsageError(f"--seeds repeats seed {repeated[0]} (got {args.seeds})")
+    if bad := [s for s in seeds if not 0 <= s <= MAX_SEED]:
+        flag = "--seeds" if args.seeds is not None else "--seed"
+        raise UsageError(f"{flag} must be in 0..{MAX_SEED} (got {bad[0]})")
+    return seeds
+
+
+SEED_FIELD = "{seed}"
+"""Where --run-dir puts each seed of a cohort: ``runs/seed{seed}``."""
+
+
+def seed_run_dirs(args: argparse.Namespace, seeds: list[int]) -> list[Path] | None:
+    """Each seed's --run-dir (None without --run-dir: fresh directories under -logdir)."""
+    if args.run_dir is None:
+        return None
+    template = str(args.run_dir)
+    if len(seeds) > 1 and SEED_FIELD not in template:
+        raise UsageError(
+            f"--run-dir {template}: several --seeds need {SEED_FIELD} in it, where each seed's "
+            f"directory differs (e.g. {template.rstrip('/')}/seed{SEED_FIELD})"
+        )
+    return [Path(template.replace(SEED_FIELD, str(seed))) for seed in seeds]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv_list = list(sys.argv[1:] if argv is None else argv)
-    with contextlib.ExitStack() as held:  # the run directory's lock, once taken
+    with contextlib.ExitStack() as held:  # the run directories' locks, once taken
         return _main(argv_list, held)
 
 
 def _main(argv_list: list[str], held: contextlib.ExitStack) -> int:
     parser = build_parser()
-    run_dir: Path | None = None
-    created = False
+    created: list[Path] = []  # directories made by this call (removed again on bad input)
+    runs: list[tuple[config_mod.PetsConfig, Path, dict]] = []  # (config, run dir, run.json)
     try:
         args = parser.parse_args(argv_list)
-        if not 0 <= args.seed <= MAX_SEED:
-            raise UsageError(f"--seed must be in 0..{MAX_SEED} (got {args.seed})")
-        cfg = config_mod.load_config(args.env, args.ca, args.o, seed=args.seed)
+        seeds = parse_seeds(args)
+        configs = [config_mod.load_config(args.env, args.ca, args.o, seed=s) for s in seeds]
         device = resolve_device(args.device)
         if bad := [k for k, _ in args.tag if not TAG_KEY.fullmatch(k)]:
             raise UsageError(f"--tag key {bad[0]!r}: letters, digits, _ . - only")
@@ -260,102 +309,145 @@ def _main(argv_list: list[str], held: contextlib.ExitStack) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        if args.run_dir is not None and check_existing_run(Path(args.run_dir), cfg) == "complete":
-            print(f"{args.run_dir} is already complete (done.json present); nothing to do")
-            return 0
-        run_dir, created = prepare_run_dir(args)
-        held.enter_context(hold_run_dir(run_dir))  # before anything is written: one writer
-        if args.run_dir is not None:  # again under the lock: it may have changed while we waited
-            found = check_existing_run(run_dir, cfg)
-            if found == "complete":
-                print(f"{run_dir} is already complete (done.json present); nothing to do")
+        dirs = seed_run_dirs(args, seeds)
+        if dirs is not None:  # every seed checked before any is touched
+            found = [check_existing_run(d, cfg) for d, cfg in zip(dirs, configs, strict=True)]
+            for d, f in zip(dirs, found, strict=True):
+                if f == "complete":
+                    print(f"{d} is already complete (done.json present); nothing to do")
+            todo = [k for k, f in enumerate(found) if f != "complete"]
+            configs, dirs = [configs[k] for k in todo], [dirs[k] for k in todo]
+            if not configs:
                 return 0
-            if found == "extend":
-                have = RunDir(run_dir).done().get("iterations")
-                asked = cfg.exp_cfg.exp_cfg.ntrain_iters
-                print(f"extending {run_dir} from {have} to {asked} trials")
-                (run_dir / DONE_JSON).unlink()  # unfinished again until it is done
-        try:
-            run_info = ensure_run_info(  # before config.yaml: an older run keeps its identity
-                run_dir,
-                env=cfg.env,
-                variant=cfg.variant,
-                seed=cfg.seed,
-                settings_fingerprint=config_mod.fingerprint(cfg),
-                **({"tags": dict(args.tag)} if args.tag else {}),
-                command=naming.command_line("pets_core.mbexp", argv_list),
-                git_commit=naming.git_commit(),
-            )
-            write_text(run_dir / CONFIG_TXT, config_mod.to_text(cfg))
-            write_text(run_dir / CONFIG_YAML, config_mod.to_yaml(cfg))
-        except OSError as err:
-            raise UsageError(f"cannot write to {run_dir}: {err.strerror}") from None
+        else:
+            try:
+                parent = new_run_dir(Path(args.logdir))
+            except OSError as err:
+                raise UsageError(
+                    f"cannot create a run directory in {args.logdir}: {err.strerror}"
+                ) from None
+            created.append(parent)
+            dirs = [parent] if len(seeds) == 1 else [parent / f"seed{s}" for s in seeds]
+        for cfg, run_dir in zip(configs, dirs, strict=True):
+            made = prepare_run_dir(run_dir)
+            if made:
+                created.append(run_dir)
+            held.enter_context(hold_run_dir(run_dir))  # before anything is written: one writer
+            if args.run_dir is not None:  # again under the lock: it may have changed meanwhile
+                found_now = check_existing_run(run_dir, cfg)
+                if found_now == "complete":
+                    print(f"{run_dir} is already complete (done.json present); nothing to do")
+                    continue
+                if found_now == "extend":
+                    have = RunDir(run_dir).done().get("iterations")
+                    asked = cfg.exp_cfg.exp_cfg.ntrain_iters
+                    print(f"extending {run_dir} from {have} to {asked} trials")
+            runs.append((cfg, run_dir, {}))
+        if not runs:
+            return 0
+        for k, (cfg, run_dir, _) in enumerate(runs):
+            if (run_dir / DONE_JSON).exists():  # a finished run being extended: unfinished again
+                (run_dir / DONE_JSON).unlink()
+            try:
+                run_info = ensure_run_info(  # before config.yaml: an older run keeps its identity
+                    run_dir,
+                    env=cfg.env,
+                    variant=cfg.variant,
+                    seed=cfg.seed,
+                    settings_fingerprint=config_mod.fingerprint(cfg),
+                    **({"tags": dict(args.tag)} if args.tag else {}),
+                    command=naming.command_line("pets_core.mbexp", argv_list),
+                    git_commit=naming.git_commit(),
+                )
+                write_text(run_dir / CONFIG_TXT, config_mod.to_text(cfg))
+                write_text(run_dir / CONFIG_YAML, config_mod.to_yaml(cfg))
+            except OSError as err:
+                raise UsageError(f"cannot write to {run_dir}: {err.strerror}") from None
+            runs[k] = (cfg, run_dir, run_info)
     except RunDirBusy as err:  # another process's run: leave its directory alone
         print(f"mbexp: error: {err}", file=sys.stderr)
         return 2
     except (UsageError, ConfigError, DeviceError, DamagedFile) as err:
-        if created and run_dir is not None:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        for path in created:
+            shutil.rmtree(path, ignore_errors=True)
         print(f"mbexp: error: {err}", file=sys.stderr)
         return 2
 
-    tracker = tracker_for(
-        cfg,
-        run_dir,
-        run_info,
-        store.resolve_uri(args.mlflow_uri),
-        experiment=args.mlflow_experiment,
-        device=str(device),
-        system_metrics=True,
-    )
-    print(f"run dir: {run_dir} ({cfg.env} {cfg.variant} seed {cfg.seed} on {device})")
-    resume = argv_list if args.run_dir is not None else [*argv_list, "--run-dir", str(run_dir)]
+    trackers = [
+        tracker_for(
+            cfg,
+            run_dir,
+            run_info,
+            store.resolve_uri(args.mlflow_uri),
+            experiment=args.mlflow_experiment,
+            device=str(device),
+            system_metrics=True,
+        )
+        for cfg, run_dir, run_info in runs
+    ]
+    for cfg, run_dir, _ in runs:
+        print(f"run dir: {run_dir} ({cfg.env} {cfg.variant} seed {cfg.seed} on {device})")
+    if args.run_dir is not None:
+        resume = argv_list
+    else:  # the fresh directory (a cohort: its seed<N> folders) becomes --run-dir
+        where = runs[0][1] if len(seeds) == 1 else runs[0][1].parent / f"seed{SEED_FIELD}"
+        resume = [*argv_list, "--run-dir", str(where)]
     resume_cmd = naming.command_line("pets_core.mbexp", resume)
+    where_all = ", ".join(str(run_dir) for _, run_dir, _ in runs)
+
+    def finish_unfinished(status: str) -> None:
+        for tracker in trackers:
+            tracker.finish([], status=status)
+
     with interrupts_as_exceptions():
         try:
-            from pets_core.run.loop import run_experiment  # torch, mujoco: seconds
+            from pets_core.run.loop import run_cohort  # torch, mujoco: seconds
+            from pets_core.run.seed_run import SeedRun
 
-            tracker.start()
-            run_experiment(
-                cfg,
-                run_dir,
-                device=device,
-                tracker=tracker,
+            for tracker in trackers:
+                tracker.start()
+            seed_runs = [
+                SeedRun.open(cfg, run_dir, device=device, tracker=tracker)
+                for (cfg, run_dir, _), tracker in zip(runs, trackers, strict=True)
+            ]
+            run_cohort(
+                seed_runs,
                 progress=not args.no_progress,
                 progress_every_s=args.progress_every,
                 status=status,
             )
         except Interrupted as stop:
-            tracker.finish([], status="KILLED")
+            finish_unfinished("KILLED")
             print(
-                f"mbexp: interrupted by {stop.signal_name}; {run_dir} keeps every complete "
+                f"mbexp: interrupted by {stop.signal_name}; {where_all} keeps every complete "
                 f"iteration. Resume with: {resume_cmd}",
                 file=sys.stderr,
             )
             return 128 + stop.signum
         except ReplayError as err:  # a slim checkpoint (python -m pets_core.snapshot)
-            tracker.finish([], status="FAILED")
-            print(f"mbexp: {run_dir}: cannot resume its slim checkpoint: {err}", file=sys.stderr)
+            finish_unfinished("FAILED")
+            print(f"mbexp: {where_all}: cannot resume its slim checkpoint: {err}", file=sys.stderr)
             return 1
         except (Diverged, DamagedFile) as err:
-            tracker.finish([], status="FAILED")
+            finish_unfinished("FAILED")
             print(f"mbexp: error: {err}", file=sys.stderr)
             return 1
         except OSError as err:
-            tracker.finish([], status="FAILED")
+            finish_unfinished("FAILED")
             if err.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
             print(  # every write is atomic: the failed one left its file as it was
-                f"mbexp: error: {err.strerror} writing {err.filename or run_dir}; every file "
+                f"mbexp: error: {err.strerror} writing {err.filename or where_all}; every file "
                 "written before it (checkpoint.pt included) is intact. Free space, then "
                 f"resume with: {resume_cmd}",
                 file=sys.stderr,
             )
             return 1
         except BaseException:
-            tracker.finish([], status="FAILED")
+            finish_unfinished("FAILED")
             raise
-    print("\n".join(closing_summary(cfg, run_dir, tracker)), flush=True)
+    for (cfg, run_dir, _), tracker in zip(runs, trackers, strict=True):
+        print("\n".join(closing_summary(cfg, run_dir, tracker)), flush=True)
     return 0
 
 

@@ -153,34 +153,41 @@ class Progress:
     def end_iteration(
         self,
         *,
+        label: str | None = None,
         ret: float,
         best: float,
         train_loss: float,
         s_per_action: float,
         train_s: float,
     ) -> str:
-        """Close the iteration's bar and print its summary line (kept in the scrollback)."""
+        """Close the iteration's bar and print its summary line (kept in the scrollback).
+
+        ``label``: the seed's name when the bar covers a cohort (it starts the line, and the
+        status line names it instead of the bar's label); called once per seed then."""
         self.last_iter_s = self.clock() - self.t0
         self.last_train_s = train_s
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        line = (
+        line = f"{label}  " if label else ""
+        line += (
             f"iter {self.i:>{len(str(self.n))}}/{self.n}  return {_num(ret)}  best {_num(best)}  "
             f"{self.loss_name} {_num(train_loss, 9, 4)}  {s_per_action:.3f} s/action  "
             f"{hms(self.last_iter_s)}  run ETA {hms((self.n - self.i) * self.last_iter_s)}"
         )
         print(line, file=self.out, flush=True)
         if self.status is not None:
-            print(self.status_line(ret, best, s_per_action), file=self.status, flush=True)
+            print(self.status_line(ret, best, s_per_action, label), file=self.status, flush=True)
         return line
 
-    def status_line(self, ret: float, best: float, s_per_action: float) -> str:
+    def status_line(
+        self, ret: float, best: float, s_per_action: float, label: str | None = None
+    ) -> str:
         """One finished iteration, naming its run (the workflow's terminal), e.g.
         ``cartpole PE-TSinf-CEM seed 2  iter 3/10  return 61.4  best 61.4  0.41 s/action  ETA 4:02``
         (ETA: the remaining iterations x this one's wall time)."""
         return (
-            f"{self.label}  iter {self.i}/{self.n}  return {_num(ret, 0, 1)}  "
+            f"{label or self.label}  iter {self.i}/{self.n}  return {_num(ret, 0, 1)}  "
             f"best {_num(best, 0, 1)}  {s_per_action:.2f} s/action  "
             f"ETA {hms((self.n - self.i) * self.last_iter_s)}"
         )

@@ -405,7 +405,7 @@ def test_a_copied_store_writes_artifacts_beside_itself(tmp_path):
 def test_done_json_device_names_the_torch_device():
     import torch
 
-    from pets_core.run.loop import _device_name
+    from pets_core.run.recorder import device_name as _device_name
 
     assert _device_name(torch.device("cpu")) == "cpu"
     assert _device_name(torch.device("cuda:1")) == "cuda:1"  # no GPU needed for an explicit index

@@ -99,14 +99,21 @@ def readable(run_dir) -> int:
     return n
 
 
-def sigkill_after_logs(run_dir: Path, argv: list[str], *extra: str, timeout_s: float = 300) -> None:
+def sigkill_after_logs(
+    run_dir: Path,
+    argv: list[str],
+    *extra: str,
+    timeout_s: float = 300,
+    watch: Path | None = None,
+) -> None:
     """Start ``python -m pets_core.mbexp ARGV --run-dir RUN_DIR EXTRA`` and SIGKILL it as soon as
-    iteration 2 has written logs.mat (before its checkpoint): a kill mid-iteration."""
+    iteration 2 has written logs.mat in ``watch`` (default RUN_DIR; a cohort's RUN_DIR is a
+    template) before its checkpoint: a kill mid-iteration."""
     cmd = [sys.executable, "-m", "pets_core.mbexp", *argv, "--run-dir", str(run_dir), *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + timeout_s
-        while readable(run_dir) < 2:
+        while readable(watch or run_dir) < 2:
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
