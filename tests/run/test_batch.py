@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.runs import needs_cohort_runner
 
 from pets_core.cli.batch import _parse
 from pets_core.cli.batch import main as batch_main
@@ -208,7 +207,6 @@ def _returns(run_dir):
     return [line.split(",")[2] for line in (run_dir / "metrics.csv").read_text().splitlines()]
 
 
-@needs_cohort_runner
 def test_a_group_job_runs_its_seeds_in_one_runner_and_each_is_its_single_run(tmp_path):
     """seeds_per_job 2: cartpole PE-TSinf-CEM seeds 1 and 2 in one runner (one log), D-E-Random
     seed 2 alone. The oracle: PE-TSinf-CEM seed 2 run alone by hand with the same arguments."""

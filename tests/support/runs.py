@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import scipy.io
 
 from pets_core import config as config_mod
@@ -27,13 +26,6 @@ from pets_core.results.metrics import read_metrics_csv, write_metrics_csv
 
 TASK_HOR = 8
 """Steps per episode of a tiny run."""
-
-RUNNER_OPTIONS = {o for action in mbexp.build_parser()._actions for o in action.option_strings}
-needs_cohort_runner = pytest.mark.skipif(
-    "--seeds" not in RUNNER_OPTIONS,
-    reason="needs python -m pets_core.mbexp --seeds (issue 30's cohort runner, not merged yet)",
-)
-"""Marks a test that runs seeds in lockstep (a workflow seeds_per_job > 1)."""
 
 
 def tiny_args(env: str, variant: str = "PE-TSinf-CEM", iters: int = 1) -> list[str]:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.runs import needs_cohort_runner
 from support.workflow import REPO, copy_workflow
 
 TRAIN_KEYS = ("gpu=0", "mem_mb=1000", "runtime=10")  # config/test.yaml's train:
@@ -147,7 +146,6 @@ def _requeue_one_job_mid_way(workdir: Path, process: subprocess.Popen, env: dict
 
 
 @pytest.mark.slow
-@needs_cohort_runner
 def test_test_matrix_through_a_real_slurm_cluster(slurm_cluster: dict, tmp_path: Path) -> None:
     """config/test.yaml (2 seeds, 3 trials), both seeds of a variant in one job (seeds_per_job 2),
     through sbatch: every job in sacct with its resources (threads and memory of 2 runs, 1 GPU),

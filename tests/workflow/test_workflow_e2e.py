@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from support.runs import _tiny_run, make_run, needs_cohort_runner
+from support.runs import _tiny_run, make_run
 from support.workflow import REPO, copy_workflow, job_counts, snakemake
 
 from pets_core.config import fingerprint, from_yaml
@@ -309,7 +309,6 @@ def test_fidelity_figure_and_table_regenerate_from_the_committed_reference_runs(
     assert readme.split(start, 1)[1].split(end, 1)[0].strip() == fidelity.strip()
 
 
-@needs_cohort_runner
 def test_killed_group_job_resumes_and_a_partial_group_reruns_its_unfinished_seed(
     tmp_path: Path,
 ) -> None:
