@@ -38,8 +38,8 @@ from pathlib import Path
 from pets_core.bench.cli import Parser, UsageError, int_at_least, int_list, run
 from pets_core.config import ConfigError
 from pets_core.config.bounded_yaml import load_yaml_file
-from pets_core.results.rundir import DONE_JSON, METRICS_CSV, REFERENCE_FILES, run_path
-from pets_core.run.matrix import Job, job_label, jobs, run_dir_arg, runner_args, train_jobs
+from pets_core.results.rundir import DONE_JSON, METRICS_CSV, REFERENCE_FILES, job_label, run_path
+from pets_core.run.matrix import Job, jobs, run_dir_arg, runner_args, train_jobs
 
 PROG = "python -m pets_core.batch"
 

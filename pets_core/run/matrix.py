@@ -2,8 +2,8 @@
 names) -> its (env, variant, seed) runs, the training jobs that run them (``seeds_per_job`` seeds
 of one (env, variant) in lockstep per job) and each job's runner arguments.
 
-Defined once for both places that start runs: the Snakefile's ``train`` rule
-(workflow/rules/common.smk) and ``python -m pets_core.batch`` (a GPU box without Snakemake).
+Defined once for both places that start runs: the Snakefile's training rules
+(workflow/rules/train.smk) and ``python -m pets_core.batch`` (a GPU box without Snakemake).
 """
 
 from __future__ import annotations
@@ -65,15 +65,6 @@ def train_jobs(
         for (env, variant), seeds in sorted(by_pair.items())
         for group in seed_groups(seeds, n)
     ]
-
-
-def job_label(seeds: Sequence[int] | str) -> str:
-    """A job's name within its (env, variant), for its log and benchmark files: one seed is its
-    run's folder name, seed3; a group lists its seeds, seeds1-2-3. A string is a Snakemake
-    wildcard pattern ("{seed}") and stands for one seed."""
-    if isinstance(seeds, str) or len(seeds) == 1:
-        return f"seed{seeds if isinstance(seeds, str) else seeds[0]}"
-    return "seeds" + "-".join(map(str, seeds))
 
 
 def run_dir_arg(runs_root: str, env: str, variant: str, seeds: Sequence[int]) -> str:

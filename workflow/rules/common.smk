@@ -13,10 +13,9 @@ from pets_core.config import ConfigError, load_config
 from pets_core.config.bounded_yaml import check_size, load_yaml_file
 from pets_core.envs import ENV_NAMES
 from pets_core.config.variants import VariantError, parse_variant
-from pets_core.results.rundir import DONE_JSON, LOGS_MAT, RUN_PATH, run_path
+from pets_core.results.rundir import DONE_JSON, LOGS_MAT, RUN_PATH, job_label, run_path
 from pets_core.run.matrix import (
     ca_pairs,
-    job_label,
     jobs,
     override_pairs,
     run_dir_arg,

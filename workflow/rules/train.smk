@@ -1,4 +1,3 @@
-_check_matrix()
 # One job = one runner invocation; `snakemake -p` prints a command anyone can paste to reproduce
 # it. By default a job is one (env, variant, seed): rule train. With config seeds_per_job: N a job
 # runs a group of up to N seeds of one (env, variant) in lockstep (pets_core.mbexp --seeds; groups:
@@ -54,10 +53,10 @@ for _name, _seeds, _variants in TRAIN_RULES:
             runtime=train_runtime,  # minutes
         params:
             seeds=lambda wildcards, seeds=_seeds: " ".join(
-                seed_args(seeds or [int(wildcards.seed)])
+                seed_args(seeds or [wildcards.seed])
             ),
             run_dir=lambda wildcards, seeds=_seeds: run_dir_arg(
-                RUNS_ROOT, wildcards.env, wildcards.variant, seeds or [int(wildcards.seed)]
+                RUNS_ROOT, wildcards.env, wildcards.variant, seeds or [wildcards.seed]
             ),
             variant=variant_args,
             overrides=override_args,
