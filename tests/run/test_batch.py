@@ -183,28 +183,28 @@ def test_runs_in_parallel_stops_at_the_deadline_and_resumes(tmp_path):
     assert len(report["packed"]) == 3
 
 
-def test_a_batch_run_is_the_run_the_runner_makes_from_the_same_arguments(tmp_path):
-    """The oracle: the runner started by hand with the matrix's documented arguments."""
-    proc, _ = _batch(tmp_path, "--seeds", "1", "--parallel", "1")
-    assert proc.returncode == 0, proc.stderr
-    by_hand = tmp_path / "by-hand"
+def _by_hand(run_dir: Path, seed: int) -> Path:
+    """The oracle: cartpole PE-TSinf-CEM started by hand with the matrix's documented arguments."""
     args = ["-env", "cartpole", "-ca", "model-type", "PE", "-ca", "prop-type", "TSinf",
             "-ca", "opt-type", "CEM", *[x for p, v in TINY.items() for x in ("-o", p, str(v))],
-            "--seed", "1", "--run-dir", str(by_hand), "--device", "cpu", "--threads", "1",
+            "--seed", str(seed), "--run-dir", str(run_dir), "--device", "cpu", "--threads", "1",
             "--mlflow-uri", "none", "--no-progress"]  # fmt: skip
     subprocess.run([sys.executable, "-m", "pets_core.mbexp", *args], cwd=REPO, check=True,
                    capture_output=True, timeout=300)  # fmt: skip
-    batch_dir = tmp_path / "work" / "cartpole" / "PE-TSinf-CEM" / "seed1"
-
-    def returns(run_dir):
-        return [line.split(",")[2] for line in (run_dir / "metrics.csv").read_text().splitlines()]
-
-    assert returns(batch_dir) == returns(by_hand) and len(returns(by_hand)) == 3
-    assert (batch_dir / "config.yaml").read_text() == (by_hand / "config.yaml").read_text()
+    return run_dir
 
 
 def _returns(run_dir):
     return [line.split(",")[2] for line in (run_dir / "metrics.csv").read_text().splitlines()]
+
+
+def test_a_batch_run_is_the_run_the_runner_makes_from_the_same_arguments(tmp_path):
+    proc, _ = _batch(tmp_path, "--seeds", "1", "--parallel", "1")
+    assert proc.returncode == 0, proc.stderr
+    by_hand = _by_hand(tmp_path / "by-hand", 1)
+    batch_dir = tmp_path / "work" / "cartpole" / "PE-TSinf-CEM" / "seed1"
+    assert _returns(batch_dir) == _returns(by_hand) and len(_returns(by_hand)) == 3
+    assert (batch_dir / "config.yaml").read_text() == (by_hand / "config.yaml").read_text()
 
 
 def test_a_group_job_runs_its_seeds_in_one_runner_and_each_is_its_single_run(tmp_path):
@@ -226,13 +226,7 @@ def test_a_group_job_runs_its_seeds_in_one_runner_and_each_is_its_single_run(tmp
         assert sorted(tar.getnames()) == sorted(set(logs.values()))
     with tarfile.open(tmp_path / "out" / "runs.tar.gz") as tar:
         assert len(tar.getnames()) == 3 * 4
-    by_hand = tmp_path / "by-hand"
-    args = ["-env", "cartpole", "-ca", "model-type", "PE", "-ca", "prop-type", "TSinf",
-            "-ca", "opt-type", "CEM", *[x for p, v in TINY.items() for x in ("-o", p, str(v))],
-            "--seed", "2", "--run-dir", str(by_hand), "--device", "cpu", "--threads", "1",
-            "--mlflow-uri", "none", "--no-progress"]  # fmt: skip
-    subprocess.run([sys.executable, "-m", "pets_core.mbexp", *args], cwd=REPO, check=True,
-                   capture_output=True, timeout=300)  # fmt: skip
+    by_hand = _by_hand(tmp_path / "by-hand", 2)
     grouped = tmp_path / "work" / "cartpole" / "PE-TSinf-CEM" / "seed2"
     assert _returns(grouped) == _returns(by_hand) and len(_returns(by_hand)) == 3
     assert _returns(grouped) != _returns(grouped.parent / "seed1")  # the seeds' own runs
