@@ -1,5 +1,5 @@
-"""`python -m pets_core.bench COMMAND [options]`: run a benchmark (COMMANDS: train, plan, gpu,
-bf16-agreement, true-dynamics, replay)."""
+"""`python -m pets_core.bench COMMAND [options]`: run a benchmark (COMMANDS: train, train-cohort,
+plan, gpu, bf16-agreement, true-dynamics, replay)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 COMMANDS = {
     "train": "pets_core.bench.train",
+    "train-cohort": "pets_core.bench.cohort_train",
     "plan": "pets_core.bench.plan",
     "gpu": "pets_core.bench.gpu",
     "bf16-agreement": "pets_core.bench.agreement",

@@ -1,6 +1,7 @@
 """Dynamics models: the D / P / DE / PE ensemble, its training and its files (§model)."""
 
 from pets_core.config.variants import MODEL_TYPES, ModelType
+from pets_core.models.cohort import train_cohort
 from pets_core.models.ensemble import EnsembleModel, make_model
 from pets_core.models.io import export_original, load_model, load_original, save_model
 from pets_core.models.mlp import MLPWeights
@@ -20,4 +21,5 @@ __all__ = [
     "load_original",
     "make_model",
     "save_model",
+    "train_cohort",
 ]

@@ -48,25 +48,8 @@ class FlatAdam:
     def step(self) -> None:
         """One in-place update of the params from the grads (no host sync)."""
         self.step_count += 1
-        t = self.step_count
-        self._step_tensor.fill_(t)
-        eps = EPSILON / math.sqrt(1.0 - BETA2**t)  # TF's epsilon-hat, see the module docstring
-        for decay, params, grads, exp_avg, exp_avg_sq, steps in self._groups:
-            torch._fused_adam_(
-                params,
-                grads,
-                exp_avg,
-                exp_avg_sq,
-                [],
-                steps,
-                lr=self.learning_rate,
-                beta1=BETA1,
-                beta2=BETA2,
-                weight_decay=decay,  # grad += decay * param (L2 in the loss, not AdamW)
-                eps=eps,
-                amsgrad=False,
-                maximize=False,
-            )
+        self._step_tensor.fill_(self.step_count)
+        _fused_step(self._groups, self.step_count, self.learning_rate)
 
     def state_dict(self) -> dict[str, Tensor | int | float]:
         return {
@@ -86,6 +69,58 @@ class FlatAdam:
         self.exp_avg.copy_(state["exp_avg"])
         self.exp_avg_sq.copy_(state["exp_avg_sq"])
         self.learning_rate = float(state["learning_rate"])
+
+
+class JointAdam:
+    """One step of several ``FlatAdam`` (a cohort's seeds) with one fused call per weight decay.
+
+    The fused kernel updates each tensor of its lists on its own, so every seed's parameters and
+    moments come out exactly as from its own ``step()``. All must share the learning rate, the
+    step count and the decay groups (the same model shape).
+    """
+
+    def __init__(self, adams: list[FlatAdam]) -> None:
+        first = adams[0]
+        if any(
+            a.learning_rate != first.learning_rate
+            or a.step_count != first.step_count
+            or [g[0] for g in a._groups] != [g[0] for g in first._groups]
+            for a in adams
+        ):
+            raise ValueError("JointAdam needs equal learning rates, step counts and decays")
+        self.adams = adams
+        self._groups = [  # per decay: every seed's slices, list by list
+            (group[0][0], *([t for g in group for t in g[k]] for k in range(1, 6)))
+            for group in zip(*(a._groups for a in adams), strict=True)
+        ]
+
+    def step(self) -> None:
+        for adam in self.adams:
+            adam.step_count += 1
+            adam._step_tensor.fill_(adam.step_count)
+        first = self.adams[0]
+        _fused_step(self._groups, first.step_count, first.learning_rate)
+
+
+def _fused_step(groups: list[tuple], t: int, learning_rate: float) -> None:
+    """Step ``t`` over ``groups`` of ``(decay, params, grads, exp_avg, exp_avg_sq, steps)``."""
+    eps = EPSILON / math.sqrt(1.0 - BETA2**t)  # TF's epsilon-hat, see the module docstring
+    for decay, params, grads, exp_avg, exp_avg_sq, steps in groups:
+        torch._fused_adam_(
+            params,
+            grads,
+            exp_avg,
+            exp_avg_sq,
+            [],
+            steps,
+            lr=learning_rate,
+            beta1=BETA1,
+            beta2=BETA2,
+            weight_decay=decay,  # grad += decay * param (L2 in the loss, not AdamW)
+            eps=eps,
+            amsgrad=False,
+            maximize=False,
+        )
 
 
 def tf_adam_reference(

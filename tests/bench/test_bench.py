@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pets_core.bench import gpu, plan, train
+from pets_core.bench import cohort_train, gpu, plan, train
 from pets_core.bench.__main__ import main as bench_main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
         (["train", "--threads", "0"], "--threads", ">= 1"),
         (["train", "--repeats", "0"], "--repeats", ">= 1"),
         (["train", "--env", "ant"], "--env", "cartpole"),
+        (["train-cohort", "--seeds", "0,2"], "--seeds", "integers >= 1"),
+        (["train-cohort", "--hidden", "8,8"], "--hidden", "3 hidden layers"),
         (["plan", "--env", "cartpole", "--threads", "0"], "--threads", ">= 1"),
         (["plan", "--env", "cartpole", "--particles", "3"], "--particles", "multiple of"),
         (["plan", "--env", "cartpole", "--elites", "401"], "--elites", "<= the population"),
@@ -116,6 +118,24 @@ def test_train_runs_the_sizes_given(capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n"] == [40, 70]
     assert len(summary["graph_s_per_epoch"]) == 2 and len(summary["graph_speedup"]) == 2
+
+
+def test_train_cohort_times_each_cohort_size_and_checks_equality(capsys):
+    argv = ["--env", "halfcheetah", "--hidden", "8,8,8,8", "--n", "40", "--epochs", "1",
+            "--seeds", "1,3", "--repeats", "1"]  # fmt: skip
+    assert cohort_train.main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert [r["seeds"] for r in summary["results"]] == [1, 3]
+    assert summary["steps_per_call"] == 2 and summary["threads"] == 1
+    for row in summary["results"]:
+        assert row["exact"] is True  # the cohort's weights and moments equal the single calls'
+        assert row["batched_max_abs_diff"] < 1e-4
+        for mode in ("sequential", "cohort", "cohort_batched"):
+            assert row[f"{mode}_s_per_call"] > 0
+            assert row[f"{mode}_s_per_seed"] == pytest.approx(
+                row[f"{mode}_s_per_call"] / row["seeds"], abs=1e-4
+            )
 
 
 def _wheel(folder: Path, name: str = "pets_gpu_probe", version: str = "0.1") -> Path:
