@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from pets_core.analysis.aggregate import final_best_so_far, parse_run_dir
+from pets_core.analysis.aggregate import final_best_so_far
+from pets_core.results.rundir import job_seeds
 
 BOOTSTRAP_SEED = 0
 N_RESAMPLES = 2000
@@ -207,18 +208,26 @@ def compute_cost(
     """Per env x variant compute per run: wall, CPU and GPU hours, and the device(s).
 
     Wall seconds: done.json's ``wall_s`` (``runs``, :func:`aggregate.run_records`), else the
-    Snakemake benchmark's ``s``. CPU seconds: the benchmark's ``cpu_time`` (a benchmark file is
-    ``.../{env}/{variant}/seed{seed}.tsv``). GPU hours = wall hours x ``gpu_per_run`` for runs whose
+    Snakemake benchmark's ``s``. CPU seconds: the benchmark's ``cpu_time``. A benchmark file is a
+    training job's, ``.../{env}/{variant}/{job_label}.tsv``: one run's (seed3), or a group's run
+    in lockstep (seeds1-2-3), whose seconds its runs share equally. With ``runs`` (the kept runs),
+    only those count. GPU hours = wall hours x ``gpu_per_run`` for runs whose
     done.json names a CUDA device, 0 for ``cpu`` runs, unknown (NaN) when the device is not
     recorded; NaN as well when no run used a GPU, so CPU-only tables show no GPU hours.
     """
     per_run: dict[tuple[str, str, int], dict] = {}
     for path in benchmark_files:
         path = Path(path)
-        key = parse_run_dir(path.with_suffix(""))
+        seeds = job_seeds(path.stem)
         bench = pd.read_csv(path, sep="\t")
-        cpu = pd.to_numeric(bench["cpu_time"], errors="coerce").fillna(0.0).iloc[-1]
-        per_run[key] = {"wall_s": float(bench["s"].iloc[-1]), "cpu_s": float(cpu), "device": None}
+        cpu = pd.to_numeric(bench["cpu_time"], errors="coerce").fillna(0.0).iloc[-1] / len(seeds)
+        wall = float(bench["s"].iloc[-1]) / len(seeds)
+        for seed in seeds:
+            key = (path.parent.parent.name, path.parent.name, seed)
+            per_run[key] = {"wall_s": wall, "cpu_s": float(cpu), "device": None}
+    if runs is not None:
+        kept = {(r.env, r.variant, int(r.seed)) for r in runs.itertuples(index=False)}
+        per_run = {key: value for key, value in per_run.items() if key in kept}
     for row in (runs if runs is not None else pd.DataFrame()).itertuples(index=False):
         entry = per_run.setdefault((row.env, row.variant, int(row.seed)), {"cpu_s": np.nan})
         if pd.notna(row.wall_s):

@@ -6,15 +6,19 @@ within a deadline, packed for the trip back.
         [--seeds N,...] [--device cuda] [--parallel 4] [--threads T] [--deadline-s 540]
         [--work DIR]
 
-Each job is a run of ``pets_core.mbexp`` with exactly the arguments the Snakefile's ``train`` rule
-gives it (pets_core.run.matrix), tracking off (ingest the runs later with ``python -m
-pets_core.ingest``). Jobs run in the matrix's order, ``--parallel`` at a time; a job whose run
-directory under ``--work`` already has done.json is skipped, an unfinished one resumes from its
-checkpoint. At ``--deadline-s`` the runs still going get SIGTERM (each keeps its completed trials
-in --work) and are reported as unfinished. Writes ``DIR/batch.json`` (per job: status, wall
-seconds, trials done, planning s / action, returns), ``DIR/runs.tar.gz``: the finished runs'
-reference files (logs.mat, metrics.csv, config.yaml, done.json) as ``{env}/{variant}/seed{N}/``,
-ready to unpack into results/reference/<name>/, and ``DIR/logs.tar.gz``: every job's log.
+Each job is a ``pets_core.mbexp`` process with exactly the arguments the Snakefile's training
+rules give it (pets_core.run.matrix): one run, or with the config's ``seeds_per_job: N`` up to N
+seeds of one (env, variant) in lockstep (``--seeds``), tracking off (ingest the runs later with
+``python -m pets_core.ingest``). Jobs run in the matrix's order, ``--parallel`` at a time; a job
+whose run directories under ``--work`` all have done.json is skipped, an unfinished one resumes
+from its checkpoints (the runner skips a group's finished seeds). At ``--deadline-s`` the jobs
+still going get SIGTERM (each run keeps its completed trials in --work) and their runs are
+reported as unfinished. Writes ``DIR/batch.json`` (per run: its job's status, wall seconds and
+log, the run's trials done, planning s / action, returns), ``DIR/runs.tar.gz``: the finished
+runs' reference files (logs.mat, metrics.csv, config.yaml, done.json) as
+``{env}/{variant}/seed{N}/``, ready to unpack into results/reference/<name>/, and
+``DIR/logs.tar.gz``: every job's log (``{env}-{variant}-seed{N}.log``, a group's
+``{env}-{variant}-seeds1-2-3.log``).
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ from pathlib import Path
 from pets_core.bench.cli import Parser, UsageError, int_at_least, int_list, run
 from pets_core.config import ConfigError
 from pets_core.config.bounded_yaml import load_yaml_file
-from pets_core.results.rundir import DONE_JSON, METRICS_CSV, REFERENCE_FILES, run_path
-from pets_core.run.matrix import jobs, runner_args
+from pets_core.results.rundir import DONE_JSON, METRICS_CSV, REFERENCE_FILES, job_label, run_path
+from pets_core.run.matrix import Job, jobs, run_dir_arg, runner_args, train_jobs
 
 PROG = "python -m pets_core.batch"
 
@@ -49,7 +53,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--seeds", type=int_list(0), help="seeds to run (default: the config's)")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu", "auto"])
     p.add_argument("--parallel", type=pos, default=4, help="runs at once (default 4)")
-    p.add_argument("--threads", type=pos, help="torch threads per run (default: cores / parallel)")
+    p.add_argument("--threads", type=pos, help="torch threads per job (default: cores / parallel)")
     p.add_argument("--deadline-s", type=pos, default=540, help="stop runs after this (s)")
     p.add_argument("--work", type=Path, default=Path("batch-work"), help="run directories")
     args = p.parse_args(argv)
@@ -66,11 +70,13 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
             f"argument --envs: {bad[0]} is not in {args.configfile}; valid: {', '.join(valid)}"
         )
     picked = [(e, v, s) for e, v, s in matrix if args.envs is None or e in args.envs]
-    if args.seeds is None:
-        args.jobs = picked
-    else:  # the given seeds of every (env, variant) picked: more seeds than the config's, say
+    if args.seeds is not None:  # the given seeds of every (env, variant) picked: more seeds, say
         pairs = sorted({(e, v) for e, v, _ in picked})
-        args.jobs = [(e, v, s) for e, v in pairs for s in sorted(set(args.seeds))]
+        picked = [(e, v, s) for e, v in pairs for s in sorted(set(args.seeds))]
+    try:
+        args.jobs = train_jobs(config, picked)
+    except ConfigError as err:
+        raise UsageError(f"argument --configfile: {args.configfile}: {err}") from None
     args.config = config
     return args
 
@@ -90,9 +96,15 @@ def _progress(run_dir: Path) -> dict:
     }
 
 
-def _place(args: argparse.Namespace, env: str, variant: str, seed: int) -> tuple[str, Path]:
-    """A job's name (logs, batch.json) and its run directory under --work."""
-    return f"{env}-{variant}-seed{seed}", args.work / run_path(env, variant, seed)
+def _name(env: str, variant: str, seeds: Sequence[int]) -> str:
+    """A job's name (its log) or, of one seed, a run's (batch.json): cartpole-PE-TSinf-CEM-seed3."""
+    return f"{env}-{variant}-{job_label(seeds)}"
+
+
+def _runs(args: argparse.Namespace, job: Job) -> dict[str, Path]:
+    """A job's runs: name -> run directory under --work."""
+    env, variant, seeds = job
+    return {_name(env, variant, [s]): args.work / run_path(env, variant, s) for s in seeds}
 
 
 def _run(args: argparse.Namespace) -> dict:
@@ -106,16 +118,20 @@ def _run(args: argparse.Namespace) -> dict:
     while pending or live:
         while pending and len(live) < args.parallel and time.monotonic() < deadline:
             job = pending.pop(0)
-            name, run_dir = _place(args, *job)
-            if (run_dir / DONE_JSON).exists():
-                report[name] = {"status": "done before", **_progress(run_dir)}
+            runs = _runs(args, job)
+            if all((run_dir / DONE_JSON).exists() for run_dir in runs.values()):
+                for name, run_dir in runs.items():
+                    report[name] = {"status": "done before", **_progress(run_dir)}
                 continue
+            env, variant, seeds = job
+            run_dir = run_dir_arg(str(args.work), env, variant, seeds)
             cmd = [sys.executable, "-m", "pets_core.mbexp", *runner_args(args.config, *job),
-                   "--run-dir", str(run_dir), "--device", args.device, "--threads", str(threads),
+                   "--run-dir", run_dir, "--device", args.device, "--threads", str(threads),
                    "--mlflow-uri", "none", "--no-progress"]  # fmt: skip
-            with open(logs / f"{name}.log", "a") as log:
+            log_name = f"{_name(*job)}.log"
+            with open(logs / log_name, "a") as log:
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-            live[job] = (proc, time.monotonic(), name, run_dir)
+            live[job] = (proc, time.monotonic(), runs, log_name)
         if time.monotonic() >= deadline:
             for proc, *_ in live.values():
                 if proc.poll() is None:
@@ -126,25 +142,28 @@ def _run(args: argparse.Namespace) -> dict:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-        for job, (proc, start, name, run_dir) in list(live.items()):
+        for job, (proc, start, runs, log_name) in list(live.items()):
             if proc.poll() is None:
                 continue
             del live[job]
-            done = proc.returncode == 0 and (run_dir / DONE_JSON).exists()
             stopped = proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM)
-            status = "done" if done else ("unfinished" if stopped else "failed")
-            report[name] = {
-                "status": status,
-                "returncode": proc.returncode,
-                "wall_s": round(time.monotonic() - start, 1),
-                "threads": threads,
-                **_progress(run_dir),
-            }
-            print(f"{name}: {status} ({report[name]['trials']} trials, "
-                  f"{report[name]['wall_s']} s)", flush=True)  # fmt: skip
+            for name, run_dir in runs.items():
+                done = proc.returncode == 0 and (run_dir / DONE_JSON).exists()
+                status = "done" if done else ("unfinished" if stopped else "failed")
+                report[name] = {
+                    "status": status,
+                    "returncode": proc.returncode,
+                    "wall_s": round(time.monotonic() - start, 1),  # the job's: its seeds together
+                    "threads": threads,
+                    "log": log_name,
+                    **_progress(run_dir),
+                }
+                print(f"{name}: {status} ({report[name]['trials']} trials, "
+                      f"{report[name]['wall_s']} s)", flush=True)  # fmt: skip
         if time.monotonic() >= deadline and pending:
             for job in pending:
-                report[_place(args, *job)[0]] = {"status": "not started"}
+                for name in _runs(args, job):
+                    report[name] = {"status": "not started"}
             pending = []
         time.sleep(0.2)
     return report
@@ -156,15 +175,15 @@ def _pack(args: argparse.Namespace) -> list[str]:
     packed = []
     runs_tmp, logs_tmp = args.out / ".runs.tar.gz.tmp", args.out / ".logs.tar.gz.tmp"
     with tarfile.open(runs_tmp, "w:gz") as runs, tarfile.open(logs_tmp, "w:gz") as logs:
-        for env, variant, seed in args.jobs:
-            name, run_dir = _place(args, env, variant, seed)
-            if (run_dir / DONE_JSON).exists():
-                for file in REFERENCE_FILES:
-                    runs.add(run_dir / file, arcname=f"{run_path(env, variant, seed)}/{file}")
-                packed.append(name)
-            log = args.work / "logs" / f"{name}.log"
+        for job in args.jobs:
+            for name, run_dir in _runs(args, job).items():
+                if (run_dir / DONE_JSON).exists():
+                    for file in REFERENCE_FILES:
+                        runs.add(run_dir / file, arcname=f"{run_dir.relative_to(args.work)}/{file}")
+                    packed.append(name)
+            log = args.work / "logs" / f"{_name(*job)}.log"
             if log.exists():
-                logs.add(log, arcname=f"{name}.log")
+                logs.add(log, arcname=log.name)
     os.replace(runs_tmp, args.out / "runs.tar.gz")
     os.replace(logs_tmp, args.out / "logs.tar.gz")
     return packed

@@ -3,8 +3,8 @@
 Layers, later wins: ``config/pets/default.yaml`` < ``config/envs/<env>.yaml`` < ``-ca`` choices
 < ``-o DOTTED.PATH VALUE`` overrides, applied in command-line order as ``scripts/mbexp.py`` does
 (the -ca / -o grammar: ``overrides``). The layers are the repository's top-level ``config/``
-directory (``CONFIG_DIR``), next to this package's parent; the YAML layers keep one section per
-optimiser (cem, random, icem, mppi: ``OPT_CFGS``).
+directory (``CONFIG_DIR``), next to this package's parent; the YAML layers keep a table per
+optimiser under ``ctrl_cfg.opt_cfg.cfg`` (CEM, Random, iCEM, MPPI: ``OPT_CFGS``).
 """
 
 from __future__ import annotations

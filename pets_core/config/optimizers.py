@@ -1,7 +1,10 @@
 """The optimiser sections of the tree: one frozen dataclass per opt-type, each checking its leaves.
 
-The YAML layers keep one section per optimiser under ``ctrl_cfg.opt_cfg`` (``OPT_CFGS``); ``-ca
-opt-type`` copies the chosen one into ``ctrl_cfg.opt_cfg.cfg`` (see ``overrides.apply_variant``).
+The YAML layers give each optimiser's leaves under ``ctrl_cfg.opt_cfg.cfg``, one table per -ca
+opt-type (``cfg: {CEM: {popsize: 400, ...}, Random: ...}``); ``-ca opt-type`` keeps the chosen
+one as ``ctrl_cfg.opt_cfg.cfg`` (``overrides.apply_variant``), the section ``-o
+ctrl_cfg.opt_cfg.cfg.popsize`` addresses: one spelling in the layers, on the command line and in
+a run's config.yaml.
 ``check()`` runs inside the whole tree's validation (``tree.validate``), after the generic
 ``popsize > 0``; its messages name the leaf by its ``-o`` path.
 """
@@ -109,13 +112,8 @@ class MPPICfg:
         )
 
 
-OPT_CFGS: dict[str, tuple[str, type]] = {
-    "CEM": ("cem", CEMCfg),
-    "Random": ("random", RandomCfg),
-    "iCEM": ("icem", ICEMCfg),
-    "MPPI": ("mppi", MPPICfg),
-}
-"""opt-type -> (its section under ctrl_cfg.opt_cfg in the YAML layers, its dataclass)."""
+OPT_CFGS: dict[str, type] = {"CEM": CEMCfg, "Random": RandomCfg, "iCEM": ICEMCfg, "MPPI": MPPICfg}
+"""opt-type -> the dataclass of its ctrl_cfg.opt_cfg.cfg (its table's key in the YAML layers)."""
 
 
 def _check_elites(num_elites: int, popsize: int) -> None:

@@ -2,12 +2,13 @@
 
 ``-ca KEY VALUE`` picks the variant (model-type, prop-type, opt-type); ``apply_variant`` then does
 what the original does with it: sets the modes, forces leaves (num_nets 1 for D / P, npart 1 under
-E, ign_var for DE + TS*) and copies the chosen optimiser's section into ``ctrl_cfg.opt_cfg.cfg``
-(so ``-o ctrl_cfg.opt_cfg.cfg.popsize 100`` addresses it). ``-o DOTTED.PATH VALUE`` then sets one
-leaf: every prefix of the path must exist, the leaf is converted by its declared type (int, float,
-str, bool, tuples as ``8,8`` or ``[8, 8]``; booleans "False" / "false" / "" -> False, anything else
--> True, the original's make_bool) and read-only leaves are refused (``read_only_reason``). Each
-bad input is one ConfigError line naming the culprit and the valid choices.
+E, ign_var for DE + TS*) and keeps the chosen optimiser's table of the layers'
+``ctrl_cfg.opt_cfg.cfg`` as that section (``-o ctrl_cfg.opt_cfg.cfg.popsize 100`` addresses it).
+``-o DOTTED.PATH VALUE`` then sets one leaf: every prefix of the path must exist, the leaf is
+converted by its declared type (int, float, str, bool, tuples as ``8,8`` or ``[8, 8]``; booleans
+"False" / "false" / "" -> False, anything else -> True, the original's make_bool) and read-only
+leaves are refused (``read_only_reason``). Each bad input is one ConfigError line naming the
+culprit and the valid choices.
 """
 
 from __future__ import annotations
@@ -72,10 +73,40 @@ def apply_variant(tree: dict[str, Any], variant: Variant) -> dict[str, Any]:
         prop["npart"] = 1
     if variant.model == "DE" and variant.prop.startswith("TS"):
         prop["ign_var"] = True
-    section = OPT_CFGS[variant.opt][0]
-    opt_tree = {"mode": variant.opt, "plan_hor": opt["plan_hor"], "cfg": dict(opt[section])}
-    ctrl["opt_cfg"] = opt_tree
+    tables = _optimizer_tables(opt)
+    ctrl["opt_cfg"] = {"mode": variant.opt, "plan_hor": opt["plan_hor"], "cfg": tables[variant.opt]}
     return tree
+
+
+OPT_SPELLING = (
+    f"a YAML layer gives an optimiser's leaves as ctrl_cfg.opt_cfg.cfg.OPT.LEAF, OPT one of "
+    f"{', '.join(OPT_CFGS)} (-ca opt-type); -o sets the chosen one's as ctrl_cfg.opt_cfg.cfg.LEAF"
+)
+
+
+def _optimizer_hint(here: str, key: str, rest: Sequence[str]) -> str:
+    """An optimiser's leaf under its name (ctrl_cfg.opt_cfg.cem.popsize, the old layers' spelling,
+    or ctrl_cfg.opt_cfg.cfg.CEM.popsize, the layers' table) -> the -o path that sets it."""
+    names = {name.lower() for name in OPT_CFGS}
+    if key.lower() in names and here in ("ctrl_cfg.opt_cfg", "ctrl_cfg.opt_cfg.cfg") and rest:
+        return (
+            f" (did you mean {'.'.join(['ctrl_cfg.opt_cfg.cfg', *rest])!r}? -ca opt-type "
+            "picks the optimiser)"
+        )
+    return ""
+
+
+def _optimizer_tables(opt: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The merged layers' ctrl_cfg.opt_cfg.cfg: opt-type -> its leaves. Another key beside it
+    (the old per-optimiser sections ctrl_cfg.opt_cfg.cem, ...) is one line naming the spelling."""
+    for key in opt:
+        if key not in ("plan_hor", "cfg"):
+            raise ConfigError(f"YAML layer key ctrl_cfg.opt_cfg.{key}: {OPT_SPELLING}")
+    tables = opt.get("cfg") or {}
+    for key in tables:
+        if key not in OPT_CFGS:
+            raise ConfigError(f"YAML layer key ctrl_cfg.opt_cfg.cfg.{key}: {OPT_SPELLING}")
+    return {name: dict(tables.get(name) or {}) for name in OPT_CFGS}
 
 
 def read_only_reason(path: str, variant: Variant) -> str | None:
@@ -94,7 +125,7 @@ def read_only_reason(path: str, variant: Variant) -> str | None:
         return f"model-type {variant.model} has a single network"
     if path.startswith("ctrl_cfg.opt_cfg.cfg."):
         leaf = path.removeprefix("ctrl_cfg.opt_cfg.cfg.")
-        owners = [o for o, (_, c) in OPT_CFGS.items() if leaf in field_names(c)]
+        owners = [o for o, c in OPT_CFGS.items() if leaf in field_names(c)]
         if owners and variant.opt not in owners:
             return f"opt-type {variant.opt} has no {leaf} (it belongs to {', '.join(owners)})"
     return None
@@ -111,6 +142,7 @@ def apply_override(tree: dict[str, Any], variant: Variant, path: str, raw: str) 
         if not isinstance(node, dict) or key not in fields:
             raise ConfigError(
                 f"unknown -o path {path!r}: {key!r} is not in {here}; valid: {', '.join(fields)}"
+                + _optimizer_hint(here, key, keys[depth + 1 :])
             )
         ftype = fields[key]
         if depth < len(keys) - 1:

@@ -59,5 +59,5 @@ def dataclass_of(ftype: Any, parent: Mapping[str, Any]) -> type:
             raise ConfigError(
                 f"unknown ctrl_cfg.opt_cfg.mode {mode!r}; valid: {', '.join(OPT_CFGS)}"
             )
-        return OPT_CFGS[mode][1]
+        return OPT_CFGS[mode]
     return ftype

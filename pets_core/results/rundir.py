@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,24 @@ RUN_PATH_RE = re.compile(r"(?P<env>[^/]+)/(?P<variant>[^/]+)/seed(?P<seed>\d+)/?
 def run_path(env: str, variant: str, seed: int) -> str:
     """("cartpole", "PE-TSinf-CEM", 3) -> "cartpole/PE-TSinf-CEM/seed3"."""
     return RUN_PATH.format(env=env, variant=variant, seed=seed)
+
+
+def job_label(seeds: Sequence[int] | str) -> str:
+    """A training job's name within its (env, variant), for its log and benchmark files
+    (``{env}/{variant}/<label>.log``): one seed is its run's folder name, seed3; a group of seeds
+    run in lockstep (workflow seeds_per_job) lists them, seeds1-2-3. A string is a Snakemake
+    wildcard pattern ("{seed}") and stands for one seed."""
+    if isinstance(seeds, str) or len(seeds) == 1:
+        return f"seed{seeds if isinstance(seeds, str) else seeds[0]}"
+    return "seeds" + "-".join(map(str, seeds))
+
+
+def job_seeds(label: str) -> tuple[int, ...]:
+    """:func:`job_label`'s inverse: "seed3" -> (3,), "seeds1-2-3" -> (1, 2, 3)."""
+    match = re.fullmatch(r"seed(\d+)|seeds(\d+(?:-\d+)+)", label)
+    if match is None:
+        raise ValueError(f"{label!r} is not a training job's name (seed3, seeds1-2-3)")
+    return tuple(int(s) for s in (match[1] or match[2]).split("-"))
 
 
 RUN_JSON = "run.json"

@@ -38,6 +38,7 @@ from pets_core.analysis.stats import (
 from pets_core.analysis.tables import duration, to_html, to_latex, to_markdown
 from pets_core.config import fingerprint, from_yaml
 from pets_core.results.metrics import best_so_far, env_steps, episodes_per_iteration
+from pets_core.results.rundir import job_label, job_seeds
 
 
 def test_load_run_best_so_far_and_env_steps(tmp_path: Path) -> None:
@@ -256,6 +257,32 @@ def test_iqm_only_where_it_trims(tmp_path: Path) -> None:
     summary = summarize_final(_tidy(tmp_path)).set_index("variant")
     assert math.isnan(summary.loc["D-E-CEM", "iqm"])  # 1 seed: nothing to trim
     assert summary.loc["PE-TSinf-CEM", "iqm"] == pytest.approx(4.0)  # 5 seeds: trims 1 each end
+
+
+def test_a_group_jobs_benchmark_is_shared_by_its_seeds(tmp_path: Path) -> None:
+    """seeds_per_job: one benchmark for seeds 1-3 run in lockstep (seeds1-2-3.tsv), one for seed
+    4 alone; each run's cost is its job's over its seeds; a run left out (seed 3) counts not."""
+    bench_dir = tmp_path / "cartpole" / "PE-TSinf-CEM"
+    bench_dir.mkdir(parents=True)
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for label, wall, cpu in (("seeds1-2-3", 5400.0, 10800.0), ("seed4", 3600.0, 3600.0)):
+        assert job_label(job_seeds(label)) == label
+        (bench_dir / f"{label}.tsv").write_text(header + f"{wall}\t1\t1\t1\t1\t1\t0\t0\t1\t{cpu}\n")
+    runs = pd.DataFrame(
+        {
+            "env": "cartpole",
+            "variant": "PE-TSinf-CEM",
+            "seed": [1, 2, 4],
+            "device": "cpu",
+            "wall_s": np.nan,
+        }
+    )
+    cost = compute_cost(sorted(bench_dir.glob("*.tsv")), runs).set_index("variant")
+    # seeds 1, 2: 1800 s wall and 3600 s CPU each (a third of their job's); seed 4: 3600, 3600
+    assert cost.loc["PE-TSinf-CEM", "wall_h_per_run"] == pytest.approx((0.5 + 0.5 + 1) / 3)
+    assert cost.loc["PE-TSinf-CEM", "cpu_h_per_run"] == pytest.approx((1 + 1 + 1) / 3)
+    with pytest.raises(ValueError, match="'seeds1' is not a training job's name"):
+        job_seeds("seeds1")
 
 
 def test_compute_cost_and_tables(tmp_path: Path) -> None:

@@ -1,9 +1,11 @@
 """The original's -ca / -o config semantics (§cli) on the frozen config tree."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 import pets_core
 import pets_core.config
@@ -95,7 +97,18 @@ def test_overrides_apply_in_command_line_order():
     [
         ([], [("exp_cfg.nope.task_hor", "3")], "'nope' is not in exp_cfg; valid: sim_cfg, exp_cfg"),
         ([], [("exp_cfg.sim_cfg.task_hr", "3")], "valid: task_hor, stochastic, noise_std"),
-        ([], [("ctrl_cfg.opt_cfg.cem.popsize", "3")], "'cem' is not in ctrl_cfg.opt_cfg"),
+        (
+            [],
+            [("ctrl_cfg.opt_cfg.cem.popsize", "3")],
+            "'cem' is not in ctrl_cfg.opt_cfg; valid: mode, plan_hor, cfg (did you mean "
+            "'ctrl_cfg.opt_cfg.cfg.popsize'? -ca opt-type picks the optimiser)",
+        ),
+        (
+            [("opt-type", "Random")],
+            [("ctrl_cfg.opt_cfg.cfg.Random.popsize", "3")],
+            "'Random' is not in ctrl_cfg.opt_cfg.cfg; valid: popsize (did you mean "
+            "'ctrl_cfg.opt_cfg.cfg.popsize'? -ca opt-type picks the optimiser)",
+        ),
         ([], [("ctrl_cfg.per.x", "3")], "ctrl_cfg.per is a leaf"),
         ([], [("ctrl_cfg.prop_cfg", "3")], "is a section, not a leaf"),
         ([], [("exp_cfg.sim_cfg.task_hor", "1.5")], "exp_cfg.sim_cfg.task_hor expects int"),
@@ -146,7 +159,7 @@ def test_overrides_apply_in_command_line_order():
     ],
 )
 def test_bad_input_is_refused_with_one_clear_message(ca, o, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
         load_config("cartpole", ca, o)
     assert "\n" not in str(err.value)
 
@@ -184,6 +197,50 @@ def test_missing_layers_directory_is_one_line_naming_it(tmp_path):
         f"no YAML layers in {tmp_path / 'envs'}: pets_core reads the repository's config/ "
         "directory, so run it from a source checkout installed with pip install -e ."
     )
+
+
+OPT_SPELLING = (
+    "a YAML layer gives an optimiser's leaves as ctrl_cfg.opt_cfg.cfg.OPT.LEAF, OPT one of CEM, "
+    "Random, iCEM, MPPI (-ca opt-type); -o sets the chosen one's as ctrl_cfg.opt_cfg.cfg.LEAF"
+)
+
+
+def test_popsize_is_spelled_as_o_spells_it_in_every_layer():
+    """Issue 30: the layers said ctrl_cfg.opt_cfg.cem.popsize, -o ctrl_cfg.opt_cfg.cfg.popsize.
+    Every layer file gives the optimisers' leaves under ctrl_cfg.opt_cfg.cfg, one table per
+    -ca opt-type, and the chosen table is the run's ctrl_cfg.opt_cfg.cfg."""
+    repo = Path(__file__).resolve().parents[2]
+    for layer in [repo / "config/pets/default.yaml", *sorted((repo / "config/envs").glob("*"))]:
+        opt = yaml.safe_load(layer.read_text())["ctrl_cfg"]["opt_cfg"]
+        assert set(opt) == {"plan_hor", "cfg"}, layer
+        assert set(opt["cfg"]) == {"CEM", "Random", "iCEM", "MPPI"}, layer
+    tables = yaml.safe_load((repo / "config/envs/halfcheetah.yaml").read_text())["ctrl_cfg"]
+    for opt, table in tables["opt_cfg"]["cfg"].items():
+        cfg = load_config("halfcheetah", [("opt-type", opt)])
+        assert flatten(cfg)["ctrl_cfg.opt_cfg.cfg.popsize"] == table["popsize"] > 0
+    assert (
+        load_config("halfcheetah", [("opt-type", "iCEM")]).ctrl_cfg.opt_cfg.cfg.noise_beta == 0.25
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "layer", "key"),
+    [  # the old per-optimiser sections; a table named otherwise than -ca opt-type does (CEM)
+        ("    plan_hor: 25\n", "    cem: {popsize: 3}\n", "ctrl_cfg.opt_cfg.cem"),
+        ("      CEM: ", "      cem: {popsize: 3}\n", "ctrl_cfg.opt_cfg.cfg.cem"),
+    ],
+)
+def test_a_layer_in_another_spelling_is_one_line_naming_the_right_one(before, layer, key, tmp_path):
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "pets").mkdir()
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "pets/default.yaml").write_text((repo / "config/pets/default.yaml").read_text())
+    env = (repo / "config/envs/cartpole.yaml").read_text()
+    assert before in env
+    (tmp_path / "envs/cartpole.yaml").write_text(env.replace(before, layer + before))
+    with pytest.raises(ConfigError) as err:
+        load_config("cartpole", config_dir=tmp_path)
+    assert str(err.value) == f"YAML layer key {key}: {OPT_SPELLING}"
 
 
 def test_public_api_and_the_variants_module():

@@ -1,6 +1,7 @@
 """The SLURM profile: its resources in a dry run, and a real one-node SLURM cluster (.ci/slurm-up:
 munge, mariadb, slurmdbd, slurmctld, slurmd on loopback) running the test matrix through sbatch,
-with one job preempted (requeued) mid-run that must resume from its checkpoint.
+two seeds per job (seeds_per_job 2), with one job preempted (requeued) mid-run that must resume
+from its checkpoints.
 
 The real run needs root and Debian's packages (slurm-up installs them with apt when missing); it
 skips only where it cannot run (not root, no apt). CI runs as root, so there it always runs."""
@@ -20,7 +21,7 @@ import pytest
 import yaml
 from support.workflow import REPO, copy_workflow
 
-TRAIN_KEYS = ("gpu=1", "cpus_per_gpu=4", "mem_mb=1000", "runtime=10")
+TRAIN_KEYS = ("gpu=0", "mem_mb=1000", "runtime=10")  # config/test.yaml's train:
 SACCT_FIELDS = (
     "JobIdRaw,JobName,State,AllocCPUS,ReqMem,Timelimit,AllocTRES,Partition,Account,Comment"
 )
@@ -63,8 +64,10 @@ def test_profile_keeps_logs_and_resumes_preempted_jobs() -> None:
     assert profile["executor"] == "slurm" and profile["slurm-requeue"] is True
     assert profile["retries"] >= 1 and profile["slurm-keep-successful-logs"] is True
     assert profile["slurm-logdir"].startswith("results/logs/")
-    # the train rule declares only done.json: a retried/requeued job keeps its checkpoint
+    # the train rules declare only done.json: a retried/requeued job keeps its checkpoint
     assert "checkpoint" not in (REPO / "workflow/rules/train.smk").read_text().split("output:")[1]
+    # a job's size comes from config train (times its seeds), not from per-rule profile values
+    assert "set-resources" not in profile and "set-threads" not in profile
 
 
 # --- a real cluster --------------------------------------------------------------------------
@@ -123,32 +126,36 @@ def _start_now(job: str, env: dict) -> None:
     raise AssertionError(f"requeued job {job} never became pending again")
 
 
-def _requeue_one_run_mid_way(workdir: Path, process: subprocess.Popen, env: dict) -> str:
-    """Preempt (requeue) the first training job seen with a checkpoint but no done.json, as a
-    preempting partition would; SLURM's own 120 s requeue delay is cut short. Returns its run."""
+def _requeue_one_job_mid_way(workdir: Path, process: subprocess.Popen, env: dict) -> str:
+    """Preempt (requeue) the first training job seen with a run that has a checkpoint but no
+    done.json, as a preempting partition would; SLURM's own 120 s requeue delay is cut short.
+    Returns its variant (a job = the variant's seeds 1 and 2)."""
     runs = workdir / "results/slurm-test/runs/cartpole"
     while process.poll() is None:
         for run in sorted(runs.glob("*/seed*")):
             if (run / "checkpoint.pt").exists() and not (run / "done.json").exists():
-                wildcards = f"cartpole_{run.parent.name}_{run.name.removeprefix('seed')}"
+                wildcards = f"cartpole_{run.parent.name}"
                 queue = _slurm(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k"], env)
                 job = [j for j, c in (x.split("|") for x in queue.split()) if c.endswith(wildcards)]
                 if job:
                     _slurm(["scontrol", "requeue", job[0]], env)
                     _start_now(job[0], env)
-                    return f"{run.parent.name}/{run.name}"
+                    return run.parent.name
         time.sleep(0.1)
     raise AssertionError("the workflow ended before any run could be preempted")
 
 
 @pytest.mark.slow
 def test_test_matrix_through_a_real_slurm_cluster(slurm_cluster: dict, tmp_path: Path) -> None:
-    """config/test.yaml (2 seeds, 3 trials) through sbatch: every job in sacct with the profile's
-    resources, per-job SLURM logs, a preempted job resumed from its checkpoint, all outputs."""
+    """config/test.yaml (2 seeds, 3 trials), both seeds of a variant in one job (seeds_per_job 2),
+    through sbatch: every job in sacct with its resources (threads and memory of 2 runs, 1 GPU),
+    per-job SLURM logs, a preempted job resumed from its checkpoints, all outputs."""
     env = {**slurm_cluster, "PETS_SLURM_PARTITION": "gpu", "PETS_SLURM_ACCOUNT": "pets"}
     workdir = copy_workflow(tmp_path / "wf")
     config = yaml.safe_load((REPO / "config/test.yaml").read_text())
     config["experiments"]["test"]["seeds"] = [1, 2]
+    config["seeds_per_job"] = 2
+    config["train"].update(threads=2, gpu=1)  # per run: 2 CPUs, 1000 MB (test.yaml); 1 GPU a job
     config["overrides"]["all"]["exp_cfg.exp_cfg.ntrain_iters"] = 3  # a wider preemption window
     (workdir / "config/slurm-test.yaml").write_text(yaml.safe_dump(config))
     start = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -160,7 +167,7 @@ def test_test_matrix_through_a_real_slurm_cluster(slurm_cluster: dict, tmp_path:
         env={**os.environ, **env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
     )  # fmt: skip
     try:
-        preempted = _requeue_one_run_mid_way(workdir, process, env)
+        preempted = _requeue_one_job_mid_way(workdir, process, env)
         output, _ = process.communicate(timeout=900)
     finally:
         if process.poll() is None:
@@ -174,32 +181,34 @@ def test_test_matrix_through_a_real_slurm_cluster(slurm_cluster: dict, tmp_path:
             ["sacct", "-X", "-D", "-n", "-P", "-S", start, "-E", "now", "-o", SACCT_FIELDS], env
         ).splitlines()
     ]
-    runs = {f"{v}/seed{s}" for v in ("PE-TSinf-CEM", "D-E-CEM") for s in (1, 2)}
-    by_run: dict[str, list[dict]] = {}
+    variants = {"PE-TSinf-CEM", "D-E-CEM"}
+    by_job: dict[str, list[dict]] = {}  # variant -> its job's sacct rows (seeds 1 and 2)
     for row in rows:
-        variant, seed = row["Comment"].removeprefix("rule_train_wildcards_cartpole_").rsplit("_", 1)
-        by_run.setdefault(f"{variant}/seed{seed}", []).append(row)
-    assert set(by_run) == runs, rows
+        by_job.setdefault(
+            row["Comment"].removeprefix("rule_train_seeds1_2_wildcards_cartpole_"), []
+        ).append(row)
+    assert set(by_job) == variants, rows
     assert len({row["JobName"] for row in rows}) == 1  # one workflow run (its uuid)
-    for run, jobs in by_run.items():
+    for variant, jobs in by_job.items():
         states = [job["State"] for job in jobs]
-        assert states == (["REQUEUED", "COMPLETED"] if run == preempted else ["COMPLETED"]), run
-        for job in jobs:  # what the profile + config/test.yaml ask for, as SLURM granted it
-            assert (job["AllocCPUS"], job["ReqMem"], job["Timelimit"]) == ("4", "1000M", "00:10:00")
+        expected = ["REQUEUED", "COMPLETED"] if variant == preempted else ["COMPLETED"]
+        assert states == expected, variant
+        for job in jobs:  # config train x 2 seeds, as SLURM granted it
+            assert (job["AllocCPUS"], job["ReqMem"], job["Timelimit"]) == ("4", "2000M", "00:10:00")
             assert "gres/gpu=1" in job["AllocTRES"].split(",")
             assert (job["Partition"], job["Account"]) == ("gpu", "pets")
 
     results = workdir / "results"
-    for run in runs:
-        run_dir = results / "slurm-test/runs/cartpole" / run
-        assert json.loads((run_dir / "done.json").read_text())["iterations"] == 3
-        metrics = (run_dir / "metrics.csv").read_text().splitlines()
-        assert len(metrics) == 1 + 3, metrics  # header + each iteration once, requeued or not
-        wildcards = run.replace("/seed", "_")
-        job_ids = {j["JobIdRaw"] for j in by_run[run]}
-        logs = list((results / f"logs/slurm/rule_train/cartpole_{wildcards}").glob("*.log"))
+    for variant in variants:
+        for seed in (1, 2):
+            run_dir = results / f"slurm-test/runs/cartpole/{variant}/seed{seed}"
+            assert json.loads((run_dir / "done.json").read_text())["iterations"] == 3
+            metrics = (run_dir / "metrics.csv").read_text().splitlines()
+            assert len(metrics) == 1 + 3, metrics  # header + each iteration once, requeued or not
+        job_ids = {j["JobIdRaw"] for j in by_job[variant]}
+        logs = list((results / f"logs/slurm/rule_train_seeds1_2/cartpole_{variant}").glob("*.log"))
         assert {p.stem for p in logs} == job_ids  # one SLURM log per job, kept after success
-    train_log = (results / f"slurm-test/logs/train/cartpole/{preempted}.log").read_text()
+    train_log = (results / f"slurm-test/logs/train/cartpole/{preempted}/seeds1-2.log").read_text()
     assert "resuming" in train_log and "after iteration" in train_log, train_log[-2000:]
     assert (results / "slurm-test/tables/final_returns.md").is_file()
     assert (results / "slurm-test/mlflow.ingested").is_file()

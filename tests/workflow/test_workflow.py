@@ -56,6 +56,35 @@ def test_dry_run_commands_are_runner_invocations() -> None:
     assert "-o ctrl_cfg.prop_cfg.npart 5" in pets
 
 
+def test_dry_run_with_seeds_per_job_runs_each_seed_group_in_one_job(tmp_path: Path) -> None:
+    """config/test.yaml's 4 seeds in groups of 3: seeds 1-3 in one runner, seed 4 alone (the
+    smaller last group); each job declares every run's done.json, sizes threads and memory by its
+    seeds, and logs to one file."""
+    result = snakemake("-n", "-p", "--nolock", "--cores", "8", "--configfile", "config/test.yaml",
+                       "--config", "seeds_per_job=3")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert (counts["train_seeds1_2_3"], counts["train_seed4"]) == (2, 2) and "train" not in counts
+    jobs = {}  # log file -> the job's dry-run block
+    for block in result.stdout.split("\nrule ")[1:]:
+        if block.startswith("train_"):
+            jobs[re.search(r"^    log: (\S+)$", block, re.MULTILINE)[1]] = block
+    logs = "results/test/logs/train/cartpole"
+    assert sorted(jobs) == [f"{logs}/{v}/{label}.log" for v in ("D-E-CEM", "PE-TSinf-CEM")
+                            for label in ("seed4", "seeds1-2-3")]  # fmt: skip
+    group = jobs[f"{logs}/D-E-CEM/seeds1-2-3.log"]
+    runs = "results/test/runs/cartpole/D-E-CEM"
+    assert (
+        f"    output: {', '.join(f'{runs}/seed{s}/done.json (update)' for s in (1, 2, 3))}\n"
+        in group
+    )
+    assert "    threads: 3\n" in group and "mem_mb=3000," in group and "runtime=10," in group
+    assert f"--seeds 1,2,3 --run-dir '{runs}/seed{{seed}}' --device cpu --threads 3 " in group
+    assert f">> {logs}/D-E-CEM/seeds1-2-3.log 2>&1" in group
+    alone = jobs[f"{logs}/D-E-CEM/seed4.log"]
+    assert "mem_mb=1000," in alone and f"--seed 4 --run-dir {runs}/seed4 --device" in alone
+
+
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 SCHEMA_ERRORS = {
     "unknown variant": (
@@ -71,6 +100,8 @@ SCHEMA_ERRORS = {
         "'one' is not of type 'integer'",
     ),
     "threads wrong type": ({"train": {"threads": "two"}}, "'two' is not of type 'integer'"),
+    "seeds_per_job not positive": ({"seeds_per_job": 0}, "0 is less than the minimum of 1"),
+    "seeds_per_job wrong type": ({"seeds_per_job": "two"}, "'two' is not of type 'integer'"),
 }
 
 
@@ -115,6 +146,18 @@ WORKFLOW_ERRORS = {  # env names: the schema's enums come from pets_core.envs.EN
     "unknown override path": (
         {"overrides": {"cartpole": {"ctrl_cfg.opt_cfg.cfg.popsiz": 3}}},
         "overrides.cartpole: unknown -o path 'ctrl_cfg.opt_cfg.cfg.popsiz'",
+    ),
+    "seeds_per_job not positive": (
+        {"seeds_per_job": -2},
+        "config key seeds_per_job: -2 is less than the minimum of 1",
+    ),
+    "seeds_per_job a fraction": (
+        {"seeds_per_job": 1.5},
+        "config key seeds_per_job: 1.5 is not of type 'integer'",
+    ),
+    "seeds_per_job a float JSON Schema counts as an integer": (
+        {"seeds_per_job": 2.0},
+        "config key seeds_per_job: 2.0 is not an integer >= 1",
     ),
     "pre-registered group without seeds": (
         {"preregistered": {"jump": {"envs": ["cartpole"]}}},
@@ -241,8 +284,8 @@ MISSPELT = {
     "top level": (
         {"devise": "cpu"},
         "config: unknown key 'devise' (did you mean 'device'?); valid keys: name, envs, "
-        "experiments, overrides, device, mlflow, train, preregistered, existing_runs, "
-        "include_partial, figures\n",
+        "experiments, overrides, seeds_per_job, device, mlflow, train, preregistered, "
+        "existing_runs, include_partial, figures\n",
     ),
     "nested": (
         {"train": {"thread": 2}},
@@ -252,7 +295,8 @@ MISSPELT = {
     "two unknown": (
         {"envz": ["cartpole"], "seedz": [1]},
         "config: unknown keys 'envz', 'seedz'; valid keys: name, envs, experiments, overrides, "
-        "device, mlflow, train, preregistered, existing_runs, include_partial, figures\n",
+        "seeds_per_job, device, mlflow, train, preregistered, existing_runs, include_partial, "
+        "figures\n",
     ),
 }
 

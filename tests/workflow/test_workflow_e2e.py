@@ -309,43 +309,64 @@ def test_fidelity_figure_and_table_regenerate_from_the_committed_reference_runs(
     assert readme.split(start, 1)[1].split(end, 1)[0].strip() == fidelity.strip()
 
 
-def test_killed_training_job_resumes_from_its_checkpoint(tmp_path: Path) -> None:
-    """SIGKILL Snakemake and its job mid-run; the next workflow run resumes the run dir."""
+def test_killed_group_job_resumes_and_a_partial_group_reruns_its_unfinished_seed(
+    tmp_path: Path,
+) -> None:
+    """seeds_per_job 2: D-E-CEM seeds 1 and 2 in one job. SIGKILL Snakemake and its job mid-run;
+    the next workflow run resumes both seeds from their checkpoints. Then seed 2's run is
+    deleted: the group job runs again, leaves seed 1 as it was (done.json kept, nothing
+    recomputed) and remakes seed 2, the same run as before (same machine, same seed)."""
     workdir = copy_workflow(tmp_path / "work")
-    config = workdir / "config/one.yaml"
-    config.write_text(
-        (REPO / "config/test.yaml")
-        .read_text()
-        .replace("variants: [PE-TSinf-CEM, D-E-CEM]", "variants: [D-E-CEM]")
-        .replace("seeds: [1, 2, 3, 4]", "seeds: [1]")
-        .replace("ntrain_iters: 2", "ntrain_iters: 6")
-    )
+    config = yaml.safe_load((REPO / "config/test.yaml").read_text())
+    config.update(name="one", seeds_per_job=2)
+    config["experiments"] = {"one": {"variants": ["D-E-CEM"], "seeds": [1, 2]}}
+    config["overrides"]["all"]["exp_cfg.exp_cfg.ntrain_iters"] = 6
+    (workdir / "config/one.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    run_dir = workdir / "results/one/runs/cartpole/D-E-CEM/seed1"
+    runs = workdir / "results/one/runs/cartpole/D-E-CEM"
     process = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--configfile", str(config), "--cores", "1"],
+        [sys.executable, "-m", "snakemake", "--configfile", "config/one.yaml", "--cores", "2"],
         cwd=workdir,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    while not (run_dir / "checkpoint.pt").exists():
+    deadline = time.monotonic() + 180
+    while not (runs / "seed2/checkpoint.pt").exists():
         assert process.poll() is None and time.monotonic() < deadline, "no checkpoint written"
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)  # Snakemake and the training job, no cleanup
     process.wait()
-    assert not (run_dir / "done.json").exists()
+    assert not any((runs / f"seed{s}/done.json").exists() for s in (1, 2))
     # a killed Snakemake leaves its lock: the documented recovery is --unlock, then run again
-    assert snakemake("--configfile", str(config), "--unlock", cwd=workdir).returncode == 0
-    target = str(run_dir.relative_to(workdir) / "done.json")  # just the job, not the figures
-    result = snakemake("--configfile", str(config), "--cores", "1", target, cwd=workdir)
+    assert snakemake("--configfile", "config/one.yaml", "--unlock", cwd=workdir).returncode == 0
+    targets = [f"results/one/runs/cartpole/D-E-CEM/seed{s}/done.json" for s in (1, 2)]
+    result = snakemake("--configfile", "config/one.yaml", "--cores", "2", *targets, cwd=workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert (run_dir / "done.json").is_file()
-    log = (workdir / "results/one/logs/train/cartpole/D-E-CEM/seed1.log").read_text()
-    assert "resum" in log.lower(), log[-2000:]
-    assert len(pd.read_csv(run_dir / "metrics.csv")) == 6
+    assert "rule train_seeds1_2:" in result.stdout + result.stderr  # one job for both seeds
+    log = workdir / "results/one/logs/train/cartpole/D-E-CEM/seeds1-2.log"
+    assert "resum" in log.read_text().lower(), log.read_text()[-2000:]
+    returns = {s: list(pd.read_csv(runs / f"seed{s}/metrics.csv")["return"]) for s in (1, 2)}
+    assert len(returns[1]) == len(returns[2]) == 6 and returns[1] != returns[2]
+
+    def files(run_dir: Path) -> dict[str, tuple[bytes, int]]:
+        """name -> (bytes, mtime) of a run's files; done.json's mtime left out: Snakemake touches
+        every declared output of a job when it ends."""
+        return {
+            p.name: (p.read_bytes(), 0 if p.name == "done.json" else p.stat().st_mtime_ns)
+            for p in run_dir.iterdir()
+            if p.is_file()
+        }
+
+    seed1 = files(runs / "seed1")
+    shutil.rmtree(runs / "seed2")
+    result = snakemake("--configfile", "config/one.yaml", "--cores", "2", *targets, cwd=workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "rule train_seeds1_2:" in result.stdout + result.stderr
+    assert files(runs / "seed1") == seed1 and "done.json" in seed1  # kept, nothing recomputed
+    assert "seed1 is already complete (done.json present); nothing to do" in log.read_text()
+    assert list(pd.read_csv(runs / "seed2/metrics.csv")["return"]) == returns[2]
 
 
 @pytest.mark.slow

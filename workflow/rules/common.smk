@@ -13,8 +13,15 @@ from pets_core.config import ConfigError, load_config
 from pets_core.config.bounded_yaml import check_size, load_yaml_file
 from pets_core.envs import ENV_NAMES
 from pets_core.config.variants import VariantError, parse_variant
-from pets_core.results.rundir import DONE_JSON, LOGS_MAT, RUN_PATH, run_path
-from pets_core.run.matrix import ca_pairs, jobs, override_pairs
+from pets_core.results.rundir import DONE_JSON, LOGS_MAT, RUN_PATH, job_label, run_path
+from pets_core.run.matrix import (
+    ca_pairs,
+    jobs,
+    override_pairs,
+    run_dir_arg,
+    seed_args,
+    train_jobs,
+)
 
 
 def _validate_config():
@@ -110,11 +117,15 @@ def _check_matrix():
                     ) from None
 
 
-# One job = one (env, variant, seed); the union over experiment groups (shared runs train once).
+# One run = one (env, variant, seed); the union over experiment groups (shared runs train once).
 JOBS = jobs(config)
 VARIANTS = sorted({variant for _, variant, _ in JOBS})
 RUNS_ROOT = f"{EXPERIMENT_DIR}/runs"  # where this experiment's training runs live
 RUN_DIR = f"{RUNS_ROOT}/{RUN_PATH}"  # Snakemake wildcards {env}, {variant}, {seed}
+try:
+    TRAIN_JOBS = train_jobs(config)  # (env, variant, seeds): seeds_per_job seeds per job
+except ConfigError as err:
+    raise ValueError(str(err)) from None
 
 
 wildcard_constraints:
@@ -154,6 +165,9 @@ def override_args(wildcards):
 
 
 def train_runtime(wildcards):
+    """Minutes per job, as configured per env, whatever the job's number of seeds: the seeds of a
+    job run in lockstep, so a job lasts about as long as its slowest seed where the device runs
+    the batch in parallel (a GPU); on CPUs the planning time grows with the seeds (docs)."""
     return config["train"]["runtime"].get(wildcards.env, config["train"]["runtime"]["default"])
 
 
