@@ -32,16 +32,19 @@ PROG = "python -m pets_core.bench workflow"
 REPO = Path(__file__).resolve().parents[2]
 """The checkout this package runs from (the workflow's files live beside it)."""
 WORKFLOW_FILES = ("Snakefile", "workflow", "config", "environment.yml")
+"""What a copy of the workflow needs (results/ stays empty)."""
 
 
-def _copy_workflow(dest: Path) -> None:
-    dest.mkdir(parents=True)
+def copy_workflow(dest: Path) -> Path:
+    """A fresh working directory holding the repository's workflow and configs."""
+    dest.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, dest / name)
         else:
             shutil.copy2(source, dest / name)
+    return dest
 
 
 def _returns(folder: Path) -> dict[str, list[float]]:
@@ -85,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first, returns0 = None, None
         for n in args.seeds_per_job:
             folder = work / f"seeds_per_job{n}"
-            _copy_workflow(folder)
+            copy_workflow(folder)
             cmd = [
                 sys.executable,
                 "-m",

@@ -1,4 +1,4 @@
-"""One seed of a cohort: every object that makes it a run of its own (issue "seeds in lockstep").
+"""One seed of a cohort: every object that makes it a run of its own.
 
 A cohort runs S seeds of one (env, variant, settings) in one process, in lockstep
 (:mod:`pets_core.run.loop`). Each seed keeps exactly what a single run has: its env, its data, its

@@ -307,3 +307,18 @@ def test_gpu_check_end_to_end_on_cpu_at_tiny_sizes(tmp_path):
     assert len(log) == 1 + 1 + 14 + 1  # header, install, stages, summary
     assert sorted(p.name for p in out.iterdir()) == ["gpu.json", "gpu.log"]
     assert list(temp.iterdir()) == []  # the work folder (run dirs, store, stage logs) is gone
+
+
+def test_workflow_bench_refuses_a_missing_configfile_in_one_line(tmp_path, capsys):
+    from pets_core.bench import workflow
+
+    assert workflow.main(["--configfile", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"python -m pets_core.bench workflow: error: --configfile {tmp_path / 'nope.yaml'}: "
+        "no such file"
+    )
+    assert workflow.main(["--seeds-per-job", "0"]) == 2
+    assert "argument --seeds-per-job: must be comma-separated integers >= 1" in (
+        capsys.readouterr().err
+    )

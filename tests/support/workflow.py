@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from pets_core.bench.workflow import copy_workflow  # noqa: F401 (the tests' copy, one definition)
+
 REPO = Path(__file__).resolve().parents[2]
 """The repository root (tests/support/workflow.py -> ..)."""
-WORKFLOW_FILES = ["Snakefile", "workflow", "config", "environment.yml"]
 
 
 def snakemake(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -25,18 +25,6 @@ def snakemake(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.Co
         text=True,
         timeout=timeout,
     )
-
-
-def copy_workflow(dest: Path) -> Path:
-    """A fresh working directory holding the workflow and configs (results/ stays empty)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name)
-        else:
-            shutil.copy2(source, dest / name)
-    return dest
 
 
 def job_counts(output: str) -> dict[str, int]:
