@@ -61,7 +61,8 @@ def test_readme_command(command: str, tmp_path: Path) -> None:
         dry_run_snakemake(argv[1:], tmp_path)
     elif argv[:3] == ["python", "-m", "pets_core.mbexp"]:
         args = mbexp.build_parser().parse_args(argv[3:])  # exits 2 on a bad argument
-        config_mod.load_config(args.env, args.ca, args.o, seed=args.seed)
+        for seed in mbexp.parse_seeds(args):  # --seed N or --seeds N,N,...
+            config_mod.load_config(args.env, args.ca, args.o, seed=seed)
     elif argv[:3] == ["python", "-m", "pets_core.render"]:
         render.build_parser().parse_args(argv[3:])
     elif argv[0].endswith("mlflow") and argv[1] == "ui":
