@@ -48,11 +48,12 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def _returns(folder: Path) -> dict[str, list[float]]:
-    """Every run's returns (logs.mat) under ``folder``, by its path."""
+    """Every run's returns (logs.mat) under ``folder`` (results/), by its path; MLflow's
+    artifact copies left out."""
     import scipy.io
 
     out = {}
-    for mat in sorted(folder.rglob("logs.mat")):
+    for mat in sorted(folder.glob("*/runs/*/*/*/logs.mat")):  # results/<name>/runs/<env>/...
         out[str(mat.parent.relative_to(folder))] = scipy.io.loadmat(mat)["returns"].ravel().tolist()
     return out
 
