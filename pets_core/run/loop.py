@@ -23,6 +23,7 @@ import numpy as np
 
 from pets_core.models.cohort import train_cohort
 from pets_core.planning.cohort import CohortMPC
+from pets_core.run.data import Episode
 from pets_core.run.device import seed_everything
 from pets_core.run.failures import Diverged
 from pets_core.run.progress import PLAIN_EVERY_S, Progress
@@ -213,8 +214,6 @@ def run_episodes(envs, planner, sim, noise_rngs, states, *, record: bool, seeds,
     noise-free one. ``planner.act(observations)`` plans all seeds' actions in one call.
 
     ``on_step(seconds the planner took per seed)`` after every step (progress display)."""
-    from pets_core.run.data import Episode
-
     S = len(envs)
     obs = []
     for env, state, seed in zip(envs, states, seeds, strict=True):
